@@ -1,0 +1,37 @@
+//! The command line: `presence-bridge [--config PATH] <command>`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for a configuration error (EX_CONFIG).
+pub const EXIT_CONFIG: i32 = 78;
+/// Exit code for a runtime failure (database, network, ...).
+pub const EXIT_FAILURE: i32 = 1;
+
+/// Keeps Microsoft Teams presence and contact-center agent status in step.
+#[derive(Debug, Parser)]
+#[command(name = "presence-bridge", version, about)]
+pub struct Cli {
+    /// Path of the TOML configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "PRESENCE_BRIDGE_CONFIG",
+        default_value = "/etc/presence-bridge/presence-bridge.toml"
+    )]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Run,
+    /// Validate the configuration and print the effective values (secrets redacted).
+    CheckConfig,
+    /// Apply database migrations and exit.
+    Migrate,
+}

@@ -1,0 +1,50 @@
+//! Microsoft Graph: auth, the typed client, directory, presence read/write, subscriptions and
+//! change notifications. Talks only to Graph and the store; knows nothing of mapping rules.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::model::TeamsPresence;
+
+pub mod config;
+pub mod error;
+
+pub use error::GraphError;
+
+/// The presence calls the engine needs. The Graph client implements it; engine tests may use
+/// the simulated tenant through the real client, or a fake.
+#[async_trait]
+pub trait PresenceApi: Send + Sync + 'static {
+    /// `getPresencesByUserId`, split into batches of at most 650 ids. Users Graph does not
+    /// return are absent from the result.
+    async fn get_presences(
+        &self,
+        user_ids: &[String],
+    ) -> Result<Vec<(String, TeamsPresence)>, GraphError>;
+
+    /// `setPresence` with the app's client id as session id. `expiration` must be within
+    /// 5 minutes to 4 hours; pairs outside the five allowed ones are rejected before sending.
+    async fn set_presence(
+        &self,
+        user_id: &str,
+        availability: &str,
+        activity: &str,
+        expiration: Duration,
+    ) -> Result<(), GraphError>;
+
+    /// `clearPresence` for the app's session; a 404 (no session) counts as success.
+    async fn clear_presence(&self, user_id: &str) -> Result<(), GraphError>;
+
+    /// `setUserPreferredPresence`; `None` uses Graph's default expiry.
+    async fn set_user_preferred_presence(
+        &self,
+        user_id: &str,
+        availability: &str,
+        activity: &str,
+        expiration: Option<Duration>,
+    ) -> Result<(), GraphError>;
+
+    /// `clearUserPreferredPresence`.
+    async fn clear_user_preferred_presence(&self, user_id: &str) -> Result<(), GraphError>;
+}

@@ -1,0 +1,76 @@
+//! `GET /health/live`, `GET /health/ready`, `GET /metrics`.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::Utc;
+use serde_json::json;
+
+use super::AppState;
+use crate::health::{ComponentHealth, HealthState};
+
+/// How long readiness waits for the database before calling it down.
+const DB_PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+}
+
+async fn live() -> impl IntoResponse {
+    Json(json!({ "status": "live" }))
+}
+
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let db = match tokio::time::timeout(DB_PING_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => (
+            HealthState::Up,
+            format!("{} reachable", state.store.backend()),
+        ),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: database check failed");
+            (
+                HealthState::Down,
+                format!("{} unreachable", state.store.backend()),
+            )
+        }
+        Err(_) => (
+            HealthState::Down,
+            format!("{} did not answer in time", state.store.backend()),
+        ),
+    };
+    let mut checks = vec![ComponentHealth {
+        name: "database".into(),
+        state: db.0,
+        critical: true,
+        detail: db.1,
+        updated_at: Utc::now(),
+    }];
+    checks.extend(state.health.snapshot());
+    let ready = !checks
+        .iter()
+        .any(|c| c.critical && c.state == HealthState::Down);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "checks": checks,
+    });
+    (status, Json(body))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}

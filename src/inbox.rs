@@ -1,0 +1,43 @@
+//! The durable inbox: every observation is stored here before it is acknowledged, and the
+//! engine takes it from here. Wraps [`Store::inbox_push`] and wakes the consumer.
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::store::{NewInboxItem, Store, StoreResult};
+
+/// Shared handle: producers push, the engine waits on [`Inbox::notified`].
+#[derive(Clone)]
+pub struct Inbox {
+    store: Arc<dyn Store>,
+    wake: Arc<Notify>,
+}
+
+impl Inbox {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Stores the items durably (all or none) and wakes the consumer.
+    pub async fn push(&self, items: Vec<NewInboxItem>) -> StoreResult<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.store.inbox_push(&items).await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Resolves after the next push (or at once if one happened since the last wait).
+    pub async fn notified(&self) {
+        self.wake.notified().await
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}

@@ -1,0 +1,121 @@
+//! Types shared by every part: who a person is, what a status is on each side, and the
+//! observation every input is turned into.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The bridge's key for a person: the Microsoft Graph user object id (a GUID string).
+pub type UserId = String;
+
+/// One side of the bridge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Teams,
+    ContactCenter,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Teams => "teams",
+            Side::ContactCenter => "contact_center",
+        }
+    }
+}
+
+/// A Teams presence as Graph reports it. Availability and activity are open sets (Graph
+/// documents them as plain strings), compared case-insensitively.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TeamsPresence {
+    pub availability: String,
+    pub activity: String,
+    /// Graph's lexicographically sortable version stamp, when the source carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<String>,
+}
+
+impl TeamsPresence {
+    pub fn new(availability: impl Into<String>, activity: impl Into<String>) -> Self {
+        Self {
+            availability: availability.into(),
+            activity: activity.into(),
+            sequence: None,
+        }
+    }
+
+    /// Same availability and activity, ignoring case and the sequence number.
+    pub fn same_state(&self, other: &TeamsPresence) -> bool {
+        self.availability.eq_ignore_ascii_case(&other.availability)
+            && self.activity.eq_ignore_ascii_case(&other.activity)
+    }
+}
+
+impl PartialEq for TeamsPresence {
+    fn eq(&self, other: &Self) -> bool {
+        self.same_state(other)
+    }
+}
+
+impl Eq for TeamsPresence {}
+
+/// A contact-center agent status: the connector's id and its display name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CcStatus {
+    pub id: String,
+    pub name: String,
+}
+
+/// A status on either side.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "side", rename_all = "snake_case")]
+pub enum Status {
+    Teams(TeamsPresence),
+    ContactCenter(CcStatus),
+}
+
+impl Status {
+    pub fn side(&self) -> Side {
+        match self {
+            Status::Teams(_) => Side::Teams,
+            Status::ContactCenter(_) => Side::ContactCenter,
+        }
+    }
+}
+
+/// Where an observation came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A Graph change notification (rich or basic-then-read).
+    GraphWebhook,
+    /// A Graph presence poll.
+    GraphPoll,
+    /// A contact-center push event (webhook, WebSocket, stream).
+    ConnectorPush,
+    /// A contact-center poll.
+    ConnectorPoll,
+    /// A reconciliation read.
+    Reconcile,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::GraphWebhook => "graph_webhook",
+            Source::GraphPoll => "graph_poll",
+            Source::ConnectorPush => "connector_push",
+            Source::ConnectorPoll => "connector_poll",
+            Source::Reconcile => "reconcile",
+        }
+    }
+}
+
+/// Every input becomes one of these.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    pub user: UserId,
+    pub status: Status,
+    pub observed_at: DateTime<Utc>,
+    pub source: Source,
+}

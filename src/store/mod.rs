@@ -1,0 +1,245 @@
+//! Durable state behind one trait, [`Store`], with a SQLite implementation (the default, one
+//! file, WAL) and a Postgres one (for several replicas). Owns the schema (`migrations/`) and
+//! nothing else: no business rules live here. Callers branch on [`StoreError`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::Side;
+
+pub mod postgres;
+pub mod sqlite;
+
+/// What callers branch on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A Teams user the bridge knows, with the contact-center agent matched to it (if any).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// Graph user object id; the bridge's key.
+    pub teams_id: String,
+    pub upn: String,
+    pub mail: Option<String>,
+    pub display_name: Option<String>,
+    pub business_phones: Vec<String>,
+    pub mobile_phone: Option<String>,
+    /// Connector name and agent id of the matched agent.
+    pub cc_connector: Option<String>,
+    pub cc_agent_id: Option<String>,
+    /// False once the user lost the licence or was deleted; kept for the audit trail.
+    pub active: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A contact-center agent as its connector lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    pub connector: String,
+    pub agent_id: String,
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The latest status seen on one side for one user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedStatus {
+    pub user_id: String,
+    pub side: Side,
+    /// A serialized [`crate::model::Status`].
+    pub status: serde_json::Value,
+    pub observed_at: DateTime<Utc>,
+    pub source: String,
+}
+
+/// The last write the bridge made to one side for one user (echo memory).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WriteRecord {
+    pub user_id: String,
+    pub side: Side,
+    /// A serialized [`crate::model::Status`] (or `{"clear": true}` style marker).
+    pub status: serde_json::Value,
+    pub written_at: DateTime<Utc>,
+    /// Graph sequenceNumber observed right after the write, when known.
+    pub sequence: Option<String>,
+}
+
+/// A Graph change-notification subscription the bridge owns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionRecord {
+    /// Graph's subscription id.
+    pub id: String,
+    /// `presence` or `users`.
+    pub kind: String,
+    /// Shard number for presence subscriptions.
+    pub shard: Option<i64>,
+    /// Sync account that owns it (presence subscriptions are delegated).
+    pub account_id: Option<String>,
+    pub resource: String,
+    /// The random secret Graph echoes in each notification. Compared in constant time.
+    pub client_state: String,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub last_renewed_at: Option<DateTime<Utc>>,
+    pub last_reauthorized_at: Option<DateTime<Utc>>,
+    /// `active`, `failing`, ...; free text set by the subscription manager.
+    pub state: String,
+    pub last_error: Option<String>,
+}
+
+/// A delegated "sync account" whose refresh token lets the bridge hold presence subscriptions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncAccountRecord {
+    pub id: String,
+    pub upn: String,
+    /// Graph user object id of the account.
+    pub user_object_id: Option<String>,
+    /// The refresh token, encrypted by the caller (AES-GCM); the store never sees plaintext.
+    pub encrypted_refresh_token: Vec<u8>,
+    /// `healthy`, `revoked`, `expired`, ...
+    pub state: String,
+    pub last_refresh_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One decision the engine took, with its reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Assigned by the store; ignored on insert.
+    pub id: i64,
+    pub user_id: String,
+    pub at: DateTime<Utc>,
+    /// What came in (side, status, source), as JSON.
+    pub input: serde_json::Value,
+    /// Which rule matched, e.g. `teams_to_cc[0]`.
+    pub rule: Option<String>,
+    /// `write_cc`, `write_teams`, `ignore`, `suspend`, ...
+    pub action: String,
+    /// Why, in plain words.
+    pub reason: String,
+}
+
+/// An item to put in the durable inbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewInboxItem {
+    /// `observation`, `teams_refresh`, ...
+    pub kind: String,
+    /// The user it concerns, when known; used to keep per-user order.
+    pub user_id: Option<String>,
+    pub payload: serde_json::Value,
+    pub received_at: DateTime<Utc>,
+}
+
+/// An item taken from the inbox under a lease.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboxItem {
+    pub id: i64,
+    pub kind: String,
+    pub user_id: Option<String>,
+    pub payload: serde_json::Value,
+    pub received_at: DateTime<Utc>,
+    pub attempts: i32,
+}
+
+/// Durable state. Implementations: [`sqlite::SqliteStore`], [`postgres::PgStore`].
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Cheap liveness check for readiness.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // users and agents
+    /// Insert or update users by `teams_id`, in one transaction.
+    async fn upsert_users(&self, users: &[UserRecord]) -> StoreResult<()>;
+    async fn get_user(&self, teams_id: &str) -> StoreResult<UserRecord>;
+    /// All users, active or not, ordered by `teams_id`.
+    async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
+    /// Marks users inactive (lost licence, deleted); returns how many changed.
+    async fn deactivate_users(&self, teams_ids: &[String]) -> StoreResult<u64>;
+    /// Finds the user matched to an agent.
+    async fn user_by_agent(&self, connector: &str, agent_id: &str) -> StoreResult<UserRecord>;
+    /// Replaces the agent list of one connector, in one transaction.
+    async fn replace_agents(&self, connector: &str, agents: &[AgentRecord]) -> StoreResult<()>;
+    async fn list_agents(&self, connector: Option<&str>) -> StoreResult<Vec<AgentRecord>>;
+
+    // statuses, writes, engine state
+    async fn put_observed(&self, observed: &[ObservedStatus]) -> StoreResult<()>;
+    async fn list_observed(&self) -> StoreResult<Vec<ObservedStatus>>;
+    async fn put_writes(&self, writes: &[WriteRecord]) -> StoreResult<()>;
+    async fn list_writes(&self) -> StoreResult<Vec<WriteRecord>>;
+    /// Saves the engine's per-user state blobs (upsert by user).
+    async fn save_user_states(&self, states: &[(String, serde_json::Value)]) -> StoreResult<()>;
+    async fn load_user_states(&self) -> StoreResult<Vec<(String, serde_json::Value)>>;
+
+    // Graph subscriptions and accounts
+    /// Insert or update by id.
+    async fn upsert_subscription(&self, sub: &SubscriptionRecord) -> StoreResult<()>;
+    async fn list_subscriptions(&self) -> StoreResult<Vec<SubscriptionRecord>>;
+    async fn get_subscription(&self, id: &str) -> StoreResult<SubscriptionRecord>;
+    /// NotFound when absent.
+    async fn delete_subscription(&self, id: &str) -> StoreResult<()>;
+    /// Insert; Conflict when an account with the same id or upn exists.
+    async fn insert_account(&self, account: &SyncAccountRecord) -> StoreResult<()>;
+    /// Update by id; NotFound when absent.
+    async fn update_account(&self, account: &SyncAccountRecord) -> StoreResult<()>;
+    async fn list_accounts(&self) -> StoreResult<Vec<SyncAccountRecord>>;
+    async fn get_account(&self, id: &str) -> StoreResult<SyncAccountRecord>;
+    /// NotFound when absent.
+    async fn delete_account(&self, id: &str) -> StoreResult<()>;
+
+    // small key/value state: delta links, cursors, snapshots
+    async fn get_kv(&self, key: &str) -> StoreResult<Option<String>>;
+    async fn put_kv(&self, key: &str, value: &str) -> StoreResult<()>;
+    async fn delete_kv(&self, key: &str) -> StoreResult<()>;
+
+    // audit
+    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()>;
+    /// Newest first.
+    async fn list_audit(&self, user_id: &str, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+    /// Deletes entries older than `before`; returns how many.
+    async fn prune_audit(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    // durable inbox
+    /// Appends items in one transaction; either all are stored or none.
+    async fn inbox_push(&self, items: &[NewInboxItem]) -> StoreResult<()>;
+    /// Leases up to `limit` items nobody holds (or whose lease ran out), oldest first, for
+    /// `lease_secs`. Safe with several replicas.
+    async fn inbox_claim(&self, limit: u32, lease_secs: u32) -> StoreResult<Vec<InboxItem>>;
+    /// Removes processed items.
+    async fn inbox_ack(&self, ids: &[i64]) -> StoreResult<()>;
+    /// Gives items back (lease cleared, attempts + 1) after a failure.
+    async fn inbox_release(&self, ids: &[i64]) -> StoreResult<()>;
+    /// Items waiting (leased or not).
+    async fn inbox_len(&self) -> StoreResult<u64>;
+}
+
+/// Opens the store named by the URL (`sqlite://…` or `postgres://…`) and applies migrations.
+pub async fn open(cfg: &crate::config::StoreConfig) -> StoreResult<Arc<dyn Store>> {
+    use secrecy::ExposeSecret;
+    let url = cfg.url.expose_secret();
+    if url.starts_with("sqlite:") {
+        let _s = sqlite::SqliteStore::open(cfg).await?;
+    } else {
+        let _s = postgres::PgStore::open(cfg).await?;
+    }
+    let _: Option<Arc<dyn Store>> = None;
+    Err(StoreError::Unavailable("not implemented".into()))
+}

@@ -1,0 +1,83 @@
+//! `spawn_app()` and friends: the real application on port 0 with a fresh SQLite file.
+
+#![allow(dead_code)]
+
+use presence_bridge::app::Application;
+use presence_bridge::config::Config;
+use presence_bridge::http::AppState;
+use tokio_util::sync::CancellationToken;
+
+/// A running application and what tests need to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    pub stop: CancellationToken,
+    pub join: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Keeps the database directory alive for the test's duration.
+    pub dir: tempfile::TempDir,
+}
+
+/// A config that listens on 127.0.0.1:0 and stores into a fresh SQLite file in `dir`.
+pub fn test_config(dir: &tempfile::TempDir) -> Config {
+    let toml = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+shutdown_grace_secs = 5
+
+[store]
+url = "sqlite://{}/test.db"
+"#,
+        dir.path().display()
+    );
+    let mut cfg = Config::from_toml_str_with_env(&toml, Vec::<(String, String)>::new())
+        .expect("test config parses");
+    cfg.resolve_and_validate().expect("test config is valid");
+    cfg
+}
+
+/// Starts the application with the default test config.
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = test_config(&dir);
+    spawn_app_with(cfg, dir).await
+}
+
+/// Starts the application with a given config.
+pub async fn spawn_app_with(cfg: Config, dir: tempfile::TempDir) -> TestApp {
+    let app = Application::build(cfg).await.expect("application builds");
+    let port = app.port();
+    let state = app.state().clone();
+    let stop = app.cancel_token();
+    let join = tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        state,
+        client: reqwest::Client::new(),
+        stop,
+        join,
+        dir,
+    }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{}", self.address, path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Stops the application and waits for the drain.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        self.join
+            .await
+            .expect("app task")
+            .expect("app stopped cleanly");
+    }
+}
