@@ -282,10 +282,11 @@ impl Config {
     }
 
     fn validate_core(&mut self, errs: &mut ConfigErrors) {
-        if let Some(u) = &self.server.public_url {
-            if u.scheme() != "https" && u.scheme() != "http" {
-                errs.push("server.public_url", "must be an http(s) URL");
-            }
+        if let Some(u) = &self.server.public_url
+            && u.scheme() != "https"
+            && u.scheme() != "http"
+        {
+            errs.push("server.public_url", "must be an http(s) URL");
         }
         if self.server.body_limit_bytes < 1024 {
             errs.push("server.body_limit_bytes", "must be at least 1024");
