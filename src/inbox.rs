@@ -41,3 +41,35 @@ impl Inbox {
         &self.store
     }
 }
+
+/// Inbox item kind: a serialized [`crate::model::Observation`].
+pub const KIND_OBSERVATION: &str = "observation";
+/// Inbox item kind: a basic Graph notification for these users; the consumer reads their
+/// presence (coalesced `getPresencesByUserId`) and treats the result as observations.
+/// Payload: [`TeamsRefresh`].
+pub const KIND_TEAMS_REFRESH: &str = "teams_refresh";
+
+/// Payload of a [`KIND_TEAMS_REFRESH`] item.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TeamsRefresh {
+    pub user_ids: Vec<String>,
+}
+
+impl Inbox {
+    /// Stores observations (all or none) as [`KIND_OBSERVATION`] items.
+    pub async fn push_observations(
+        &self,
+        observations: &[crate::model::Observation],
+    ) -> StoreResult<()> {
+        let items = observations
+            .iter()
+            .map(|o| NewInboxItem {
+                kind: KIND_OBSERVATION.to_owned(),
+                user_id: Some(o.user.clone()),
+                payload: serde_json::to_value(o).expect("observations serialize"),
+                received_at: chrono::Utc::now(),
+            })
+            .collect();
+        self.push(items).await
+    }
+}
