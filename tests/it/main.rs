@@ -2,3 +2,4 @@
 //! the simulators, real SQLite files and (when configured) the local Postgres server.
 
 mod helpers;
+mod store;
