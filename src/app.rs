@@ -68,7 +68,14 @@ impl Application {
             metrics: Metrics::new(),
         };
         let cancel = CancellationToken::new();
-        let jobs = Vec::new();
+        let jobs: Vec<Job> = vec![(
+            "audit_prune",
+            Box::pin(store::prune::audit_prune_job(
+                state.store.clone(),
+                state.config.store.audit_retention_days,
+                cancel.clone(),
+            )),
+        )];
         Ok(Application {
             listener,
             addr,
