@@ -7,9 +7,15 @@ use async_trait::async_trait;
 
 use crate::model::TeamsPresence;
 
+pub mod accounts;
+pub mod auth;
+pub mod client;
 pub mod config;
 pub mod error;
+pub mod limiter;
+pub mod presence;
 
+pub use client::GraphClient;
 pub use error::GraphError;
 
 /// The presence calls the engine needs. The Graph client implements it; engine tests may use
