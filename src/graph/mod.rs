@@ -9,8 +9,10 @@ use crate::model::TeamsPresence;
 
 pub mod accounts;
 pub mod auth;
+pub mod batch;
 pub mod client;
 pub mod config;
+pub mod directory;
 pub mod error;
 pub mod limiter;
 pub mod presence;

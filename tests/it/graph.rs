@@ -527,3 +527,5 @@ mod shapes {
         );
     }
 }
+
+mod directory;

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+pub mod batch;
 pub mod control;
 pub mod identity;
 pub mod presence;
@@ -207,6 +208,7 @@ pub fn router(state: SimGraph) -> Router {
         .merge(identity::routes())
         .merge(presence::routes())
         .merge(users::routes())
+        .merge(batch::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             control::faults_and_budgets,
