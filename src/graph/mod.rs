@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use crate::model::TeamsPresence;
 
 pub mod accounts;
+pub mod accounts_cli;
 pub mod auth;
 pub mod batch;
 pub mod client;

@@ -528,4 +528,5 @@ mod shapes {
     }
 }
 
+mod accounts;
 mod directory;
