@@ -17,6 +17,10 @@ pub mod directory;
 pub mod error;
 pub mod limiter;
 pub mod presence;
+pub mod wiring;
+
+#[cfg(test)]
+mod tests;
 
 pub use client::GraphClient;
 pub use error::GraphError;

@@ -529,4 +529,5 @@ mod shapes {
 }
 
 mod accounts;
+mod app;
 mod directory;
