@@ -531,3 +531,94 @@ mod shapes {
 mod accounts;
 mod app;
 mod directory;
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_times_out_is_retried() {
+    let sim = sim_with_users(1).await;
+    let mut cfg = client_config(&sim);
+    cfg.request_timeout_secs = 2;
+    let client = GraphClient::new(&cfg, None).unwrap();
+    client.get_presence(&user_id(0)).await.unwrap();
+    sim.state.inject_fault(FaultRule {
+        path_contains: "/presence".into(),
+        remaining: 1,
+        kind: FaultKind::Delay { ms: 60_000 },
+    });
+    client
+        .get_presence(&user_id(0))
+        .await
+        .expect("the retry answers");
+    assert_eq!(sim.state.request_count("/presence"), 3);
+}
+
+#[tokio::test]
+async fn the_control_api_drives_users_status_and_the_clock() {
+    let (sim, client) = setup(0).await;
+    let http = reqwest::Client::new();
+    let c = &sim.control_url;
+    let u = user_id(42);
+    let user = serde_json::json!({"id": u, "userPrincipalName": "ctl@contoso.example",
+        "assignedPlans": [{"servicePlanId": presence_bridge::graph::config::TEAMS1_PLAN_ID,
+        "capabilityStatus": "Enabled"}]});
+    let r = http
+        .post(format!("{c}/users"))
+        .json(&user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = http
+        .post(format!("{c}/users/{u}/status"))
+        .json(&serde_json::json!({"availability": "Away", "activity": "Away"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(client.get_presence(&u).await.unwrap().availability, "Away");
+    client
+        .set_presence(&u, "Available", "Available", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(client.get_presence(&u).await.unwrap().activity, "Available");
+    let r = http
+        .post(format!("{c}/clock/advance"))
+        .json(&serde_json::json!({"secs": 360}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        client.get_presence(&u).await.unwrap().activity,
+        "AvailableInactive",
+        "faded after 5 min"
+    );
+    let writes: Vec<Value> = http
+        .get(format!("{c}/writes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(writes.len(), 1);
+    assert_eq!(writes[0]["call"], "setPresence");
+    let r = http
+        .post(format!("{c}/users/{u}/licence"))
+        .json(&serde_json::json!({"service_plan_id": presence_bridge::graph::config::TEAMS1_PLAN_ID, "enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let users = client
+        .list_teams_users(&client.config().teams_service_plan_ids)
+        .await
+        .unwrap();
+    assert!(users.is_empty());
+    let r = http.delete(format!("{c}/users/{u}")).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(matches!(
+        client.get_presence(&u).await,
+        Err(GraphError::NotFound)
+    ));
+    sim.shutdown().await;
+}

@@ -4,7 +4,18 @@
 //! API. State lives in one [`SimGraph`] (cheap to clone) so tests can drive it directly.
 //!
 //! Growing it: a new area adds a file with `pub(super) fn routes() -> Router<SimGraph>`, its
-//! state as a field of [`Tenant`], and one `.merge(...)` line in [`router`].
+//! state as a field of [`Tenant`], and one `.merge(...)` line in [`router`]. Presence changes
+//! are published on [`SimGraph::subscribe_presence`] for a notification sender to use.
+//!
+//! Not modelled: access tokens are opaque (not JWTs) and permissions, roles and consent are
+//! not checked; HTTP Basic client authentication; device-code `slow_down`; refresh-token
+//! lifetimes (only a revoke/expire switch); calendar- and mailbox-driven states (InAMeeting,
+//! OutOfOffice), workLocation, PresenceUnknown for never-signed-in users; the Teams client's
+//! minutes of display latency; status-message expiry; resource-unit throttling, the global
+//! limit and the `x-ms-throttle-*` headers (budgets count requests only); `$filter` beyond
+//! the licence/accountEnabled form the client sends; `Prefer: return=minimal` and the
+//! soft-delete (`changed`) reason in delta; `dependsOn` and 424 in `$batch`. Time-driven
+//! presence changes (fade, expiry) are computed when presence is read or the clock advances.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
