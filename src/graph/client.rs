@@ -15,6 +15,7 @@ use super::auth::AppAuth;
 use super::config::GraphConfig;
 use super::limiter::{ApiFamily, Limiters};
 use crate::health::HealthRegistry;
+use crate::telemetry::Metrics;
 
 /// A Graph client. Cheap to clone; clones share the token cache and the limiters.
 #[derive(Clone)]
@@ -27,6 +28,7 @@ struct Inner {
     http: reqwest::Client,
     auth: AppAuth,
     limiters: Limiters,
+    metrics: Option<Metrics>,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -122,6 +124,16 @@ pub fn parse_retry_after(v: Option<&str>) -> Option<Duration> {
 impl GraphClient {
     /// Builds a client from the `[graph]` section; `health` receives the `graph` component.
     pub fn new(cfg: &GraphConfig, health: Option<HealthRegistry>) -> Result<Self, GraphError> {
+        Self::with_metrics(cfg, health, None)
+    }
+
+    /// Like [`GraphClient::new`], also counting requests (`graph_requests_total` by family and
+    /// status, `graph_retries_total`) and their latency (`graph_request_duration_seconds`).
+    pub fn with_metrics(
+        cfg: &GraphConfig,
+        health: Option<HealthRegistry>,
+        metrics: Option<Metrics>,
+    ) -> Result<Self, GraphError> {
         let cfg = Arc::new(cfg.clone());
         let http = reqwest::Client::builder()
             .timeout(cfg.request_timeout())
@@ -135,6 +147,7 @@ impl GraphClient {
                 cfg,
                 http,
                 auth,
+                metrics,
             }),
         })
     }
@@ -186,7 +199,10 @@ impl GraphClient {
             if let Some(b) = &req.body {
                 rb = rb.json(b);
             }
-            let failure = match rb.send().await {
+            let started = tokio::time::Instant::now();
+            let sent = rb.send().await;
+            self.record(req.family, &sent, started);
+            let failure = match sent {
                 Ok(resp) => {
                     let status = resp.status();
                     let retry_after = parse_retry_after(
@@ -213,9 +229,37 @@ impl GraphClient {
                 None => return Err(failure),
             };
             attempt += 1;
+            if let Some(m) = &self.inner.metrics {
+                m.counter(
+                    "graph_retries_total",
+                    &[("family", req.family.as_str().into())],
+                )
+                .increment(1);
+            }
             tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %failure, "retrying graph call");
             tokio::time::sleep(wait).await;
         }
+    }
+
+    fn record(
+        &self,
+        family: ApiFamily,
+        sent: &Result<reqwest::Response, reqwest::Error>,
+        started: tokio::time::Instant,
+    ) {
+        let Some(m) = &self.inner.metrics else { return };
+        let status = match sent {
+            Ok(r) => r.status().as_u16().to_string(),
+            Err(_) => "transport".into(),
+        };
+        let family = family.as_str().to_owned();
+        m.counter(
+            "graph_requests_total",
+            &[("family", family.clone()), ("status", status)],
+        )
+        .increment(1);
+        m.histogram("graph_request_duration_seconds", &[("family", family)])
+            .record(started.elapsed().as_secs_f64());
     }
 
     /// How long to wait before retry number `attempt + 1`, or `None` to give up.

@@ -16,6 +16,18 @@ pub enum ApiFamily {
     Other,
 }
 
+impl ApiFamily {
+    /// Label value for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiFamily::PresenceRead => "presence_read",
+            ApiFamily::PresenceWrite => "presence_write",
+            ApiFamily::Directory => "directory",
+            ApiFamily::Other => "other",
+        }
+    }
+}
+
 /// `capacity` requests per `window`, refilled continuously.
 #[derive(Debug)]
 pub struct RateLimiter {

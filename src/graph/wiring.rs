@@ -19,7 +19,8 @@ pub fn build(
     if !cfg.enabled() {
         return Ok(None);
     }
-    let client = GraphClient::new(cfg, Some(state.health.clone()))?;
+    let client =
+        GraphClient::with_metrics(cfg, Some(state.health.clone()), Some(state.metrics.clone()))?;
     state.health.set(
         super::auth::HEALTH_COMPONENT,
         true,

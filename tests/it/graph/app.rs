@@ -49,6 +49,11 @@ async fn the_daemon_syncs_the_directory_and_reports_graph_ready() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("graph_requests_total{family=\"directory\",status=\"200\"}"),
+        "{metrics}"
+    );
     app.shutdown().await;
 }
 
