@@ -178,14 +178,17 @@ impl AppAuth {
                 self.report(HealthState::Up, "app token acquired".into());
                 Ok(token)
             }
-            Err(e) => {
-                self.report(HealthState::Down, format!("token request failed: {e}"));
-                // An early refresh that fails is not fatal while the old token still lives.
-                match cache.as_ref() {
-                    Some(c) if now < c.expires_at => Ok(c.token.clone()),
-                    _ => Err(e),
+            // An early refresh that fails is not fatal while the old token still lives.
+            Err(e) => match cache.as_ref() {
+                Some(c) if now < c.expires_at => {
+                    self.report(HealthState::Degraded, format!("token refresh failing: {e}"));
+                    Ok(c.token.clone())
                 }
-            }
+                _ => {
+                    self.report(HealthState::Down, format!("token request failed: {e}"));
+                    Err(e)
+                }
+            },
         }
     }
 

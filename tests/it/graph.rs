@@ -622,3 +622,39 @@ async fn the_control_api_drives_users_status_and_the_clock() {
     ));
     sim.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_early_refresh_keeps_using_the_live_token() {
+    let opts = SimGraphOptions {
+        token_lifetime_secs: 1200,
+        ..SimGraphOptions::default()
+    };
+    let sim = spawn(opts).await;
+    sim.state
+        .upsert_user(SimUser::licensed(&user_id(0), "a@contoso.example"));
+    let health = presence_bridge::health::HealthRegistry::new();
+    let client = GraphClient::new(&client_config(&sim), Some(health.clone())).unwrap();
+    client.get_presence(&user_id(0)).await.unwrap();
+    let state = |h: &presence_bridge::health::HealthRegistry| h.get("graph").unwrap().state;
+    assert_eq!(state(&health), presence_bridge::health::HealthState::Up);
+    sim.state.inject_fault(FaultRule {
+        path_contains: "/oauth2/".into(),
+        remaining: 100,
+        kind: FaultKind::Status {
+            status: 500,
+            retry_after_secs: None,
+        },
+    });
+    tokio::time::advance(Duration::from_secs(950)).await;
+    client
+        .get_presence(&user_id(0))
+        .await
+        .expect("old token still valid");
+    assert_eq!(
+        state(&health),
+        presence_bridge::health::HealthState::Degraded
+    );
+    tokio::time::advance(Duration::from_secs(300)).await;
+    assert!(client.get_presence(&user_id(0)).await.is_err());
+    assert_eq!(state(&health), presence_bridge::health::HealthState::Down);
+}
