@@ -2,5 +2,6 @@
 //! the simulators, real SQLite files and (when configured) the local Postgres server.
 
 mod foundation;
+mod graph;
 mod helpers;
 mod store;
