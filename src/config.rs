@@ -237,7 +237,12 @@ impl Config {
                 _ => e.to_string(),
             },
         })?;
-        let mut cfg = Self::from_toml_str_with_env(&text, env)?;
+        let mut cfg = Self::from_toml_str_with_env(&text, env).map_err(|e| match e {
+            ConfigError::Parse(msg) => {
+                ConfigError::Parse(format!("config file {}: {msg}", path.display()))
+            }
+            other => other,
+        })?;
         cfg.resolve_and_validate()?;
         Ok(cfg)
     }
@@ -371,8 +376,8 @@ pub fn resolve_secret(
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("[redacted]"));
-            u.to_string()
+            let _ = u.set_password(Some("REDACTED"));
+            u.to_string().replacen(":REDACTED@", ":[redacted]@", 1)
         }
         _ => url.to_owned(),
     }
@@ -403,3 +408,7 @@ fn describe_config_error(e: &config::ConfigError) -> String {
     // for key `server`"); keep them on one line.
     e.to_string().replace('\n', " ")
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;
