@@ -22,6 +22,8 @@ use scratch::ScratchSchema;
 const RUN_FOR: Duration = Duration::from_secs(3);
 const BATCH_SIZES: [usize; 4] = [1, 10, 100, 1000];
 const CLAIM_BATCH: u32 = 500;
+/// Concurrent pushers (webhook requests arriving together), each pushing batches of 10.
+const PUSHERS: usize = 8;
 
 fn config(url: String) -> StoreConfig {
     StoreConfig {
@@ -60,6 +62,28 @@ async fn bench(name: &str, s: Arc<dyn Store>) {
         let rate = rows as f64 / start.elapsed().as_secs_f64();
         println!("{name:8} inbox_push  batch {batch:5}: {rate:>10.0} rows/s");
     }
+    let start = Instant::now();
+    let pushers: Vec<_> = (0..PUSHERS)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let batch = items(10);
+                let mut rows = 0usize;
+                while start.elapsed() < RUN_FOR {
+                    s.inbox_push(&batch).await.expect("push");
+                    rows += batch.len();
+                }
+                rows
+            })
+        })
+        .collect();
+    let mut rows = 0;
+    for p in pushers {
+        rows += p.await.expect("pusher");
+    }
+    let rate = rows as f64 / start.elapsed().as_secs_f64();
+    println!("{name:8} inbox_push  {PUSHERS} tasks x batch 10: {rate:>10.0} rows/s");
+
     let start = Instant::now();
     let mut done = 0usize;
     while start.elapsed() < RUN_FOR {

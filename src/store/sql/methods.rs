@@ -31,8 +31,7 @@ macro_rules! impl_store {
 
             async fn upsert_users(&self, users: &[UserRecord]) -> StoreResult<()> {
                 let users = last_by_key(users, |u| u.teams_id.as_str());
-                insert_all(
-                    &self.pool,
+                run_atomic(&self.pool, values_statements(
                     "INSERT INTO users (teams_id, upn, mail, display_name, business_phones, \
                      mobile_phone, cc_connector, cc_agent_id, active, updated_at) ",
                     10,
@@ -55,8 +54,8 @@ macro_rules! impl_store {
                             .push_bind(u.active)
                             .push_bind(ms(u.updated_at));
                     },
-                )
-                .await
+                ))
+                .await.map(drop)
             }
 
             async fn get_user(&self, teams_id: &str) -> StoreResult<UserRecord> {
@@ -69,7 +68,7 @@ macro_rules! impl_store {
 
             async fn deactivate_users(&self, teams_ids: &[String]) -> StoreResult<u64> {
                 let head = "UPDATE users SET active = FALSE WHERE active AND teams_id IN";
-                exec_in(&self.pool, head, teams_ids).await
+                run_atomic(&self.pool, in_statements(head, teams_ids)).await
             }
 
             async fn user_by_agent(&self, connector: &str, agent_id: &str) -> StoreResult<UserRecord> {
@@ -89,8 +88,7 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
-                insert_rows(
-                    &mut tx,
+                run_in(&mut tx, values_statements(
                     "INSERT INTO agents (connector, agent_id, email, username, display_name, \
                      updated_at) ",
                     6,
@@ -104,7 +102,7 @@ macro_rules! impl_store {
                             .push_bind(&a.display_name)
                             .push_bind(ms(a.updated_at));
                     },
-                )
+                ))
                 .await?;
                 tx.commit().await.map_err(db_err)
             }
@@ -163,8 +161,7 @@ macro_rules! impl_store {
 
             async fn save_user_states(&self, states: &[(String, serde_json::Value)]) -> StoreResult<()> {
                 let states = last_by_key(states, |s| s.0.as_str());
-                insert_all(
-                    &self.pool,
+                run_atomic(&self.pool, values_statements(
                     "INSERT INTO user_state (user_id, state) ",
                     2,
                     " ON CONFLICT (user_id) DO UPDATE SET state = excluded.state",
@@ -172,8 +169,8 @@ macro_rules! impl_store {
                     |mut b, (user, state)| {
                         b.push_bind(user).push_bind(Json(state));
                     },
-                )
-                .await
+                ))
+                .await.map(drop)
             }
 
             async fn load_user_states(&self) -> StoreResult<Vec<(String, serde_json::Value)>> {
@@ -276,8 +273,7 @@ macro_rules! impl_store {
             }
 
             async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()> {
-                insert_all(
-                    &self.pool,
+                run_atomic(&self.pool, values_statements(
                     "INSERT INTO audit_log (user_id, at, input, rule, action, reason) ",
                     6,
                     "",
@@ -290,8 +286,8 @@ macro_rules! impl_store {
                             .push_bind(&e.action)
                             .push_bind(&e.reason);
                     },
-                )
-                .await
+                ))
+                .await.map(drop)
             }
 
             async fn list_audit(&self, user_id: &str, limit: u32) -> StoreResult<Vec<AuditEntry>> {
@@ -317,8 +313,7 @@ macro_rules! impl_store {
             }
 
             async fn inbox_push(&self, items: &[NewInboxItem]) -> StoreResult<()> {
-                insert_all(
-                    &self.pool,
+                run_atomic(&self.pool, values_statements(
                     "INSERT INTO inbox (kind, user_id, payload, received_at) ",
                     4,
                     "",
@@ -329,8 +324,8 @@ macro_rules! impl_store {
                             .push_bind(Json(&i.payload))
                             .push_bind(ms(i.received_at));
                     },
-                )
-                .await
+                ))
+                .await.map(drop)
             }
 
             async fn inbox_claim(&self, limit: u32, lease_secs: u32) -> StoreResult<Vec<InboxItem>> {
@@ -354,12 +349,12 @@ macro_rules! impl_store {
             }
 
             async fn inbox_ack(&self, ids: &[i64]) -> StoreResult<()> {
-                exec_in(&self.pool, "DELETE FROM inbox WHERE id IN", ids).await.map(drop)
+                run_atomic(&self.pool, in_statements("DELETE FROM inbox WHERE id IN", ids)).await.map(drop)
             }
 
             async fn inbox_release(&self, ids: &[i64]) -> StoreResult<()> {
                 let head = "UPDATE inbox SET lease_until = NULL, attempts = attempts + 1 WHERE id IN";
-                exec_in(&self.pool, head, ids).await.map(drop)
+                run_atomic(&self.pool, in_statements(head, ids)).await.map(drop)
             }
 
             async fn inbox_len(&self) -> StoreResult<u64> {

@@ -115,16 +115,12 @@ macro_rules! impl_support {
             if rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
         }
 
-        /// Runs `head (v1, v2, …)` for the values, in chunks, in one transaction; returns the
-        /// rows affected.
-        async fn exec_in<'a, T>(pool: &sqlx::Pool<$db>, head: &str, values: &'a [T]) -> StoreResult<u64>
+        /// `head (v1, v2, …)` for the values, as many statements as the bind limit needs.
+        fn in_statements<'a, T>(head: &str, values: &'a [T]) -> Vec<sqlx::QueryBuilder<'a, $db>>
         where
-            T: Sync,
             &'a T: sqlx::Encode<'a, $db> + sqlx::Type<$db> + Send,
         {
-            let mut tx = pool.begin().await.map_err(db_err)?;
-            let mut affected = 0;
-            for chunk in values.chunks(rows_per_chunk(1)) {
+            let statement = |chunk: &'a [T]| {
                 let mut qb = sqlx::QueryBuilder::<'a, $db>::new(head);
                 qb.push(" (");
                 let mut list = qb.separated(", ");
@@ -132,43 +128,54 @@ macro_rules! impl_support {
                     list.push_bind(v);
                 }
                 qb.push(")");
-                affected += qb.build().execute(&mut *tx).await.map_err(db_err)?.rows_affected();
-            }
-            tx.commit().await.map_err(db_err)?;
-            Ok(affected)
+                qb
+            };
+            values.chunks(rows_per_chunk(1)).map(statement).collect()
         }
 
-        /// `head VALUES (…), (…) tail` for the rows, `cols` binds each, in chunks, inside `tx`.
-        async fn insert_rows<'a, T: 'a>(
-            tx: &mut Tx<'_>,
+        /// `head VALUES (…), (…) tail` for the rows, `cols` binds each, as many statements as
+        /// the bind limit needs.
+        fn values_statements<'a, T: 'a>(
             head: &str,
             cols: usize,
             tail: &str,
             rows: impl IntoIterator<Item = T>,
             bind: impl Fn(Binder<'_, 'a>, T),
-        ) -> StoreResult<()> {
+        ) -> Vec<sqlx::QueryBuilder<'a, $db>> {
             let mut rows = rows.into_iter().peekable();
+            let mut statements = Vec::new();
             while rows.peek().is_some() {
                 let mut qb = sqlx::QueryBuilder::<'a, $db>::new(head);
                 qb.push_values(rows.by_ref().take(rows_per_chunk(cols)), &bind);
                 qb.push(tail);
-                qb.build().execute(&mut **tx).await.map_err(db_err)?;
+                statements.push(qb);
             }
-            Ok(())
+            statements
         }
 
-        /// [`insert_rows`] in a transaction of its own: all rows are stored or none.
-        async fn insert_all<'a, T: 'a>(
-            pool: &sqlx::Pool<$db>,
-            head: &str,
-            cols: usize,
-            tail: &str,
-            rows: impl IntoIterator<Item = T>,
-            bind: impl Fn(Binder<'_, 'a>, T),
-        ) -> StoreResult<()> {
+        /// Runs the statements inside `tx`; returns the rows affected.
+        async fn run_in(tx: &mut Tx<'_>, statements: Vec<sqlx::QueryBuilder<'_, $db>>) -> StoreResult<u64> {
+            let mut affected = 0;
+            for mut qb in statements {
+                affected += qb.build().execute(&mut **tx).await.map_err(db_err)?.rows_affected();
+            }
+            Ok(affected)
+        }
+
+        /// Runs the statements so that all or none take effect: one statement on its own (it
+        /// is atomic, and skipping BEGIN/COMMIT saves two round trips on the hot inbox path),
+        /// several in a transaction.
+        async fn run_atomic(pool: &sqlx::Pool<$db>, mut statements: Vec<sqlx::QueryBuilder<'_, $db>>) -> StoreResult<u64> {
+            if statements.len() <= 1 {
+                return match statements.pop() {
+                    Some(mut qb) => Ok(qb.build().execute(pool).await.map_err(db_err)?.rows_affected()),
+                    None => Ok(0),
+                };
+            }
             let mut tx = pool.begin().await.map_err(db_err)?;
-            insert_rows(&mut tx, head, cols, tail, rows, bind).await?;
-            tx.commit().await.map_err(db_err)
+            let affected = run_in(&mut tx, statements).await?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(affected)
         }
 
         impl $store {
@@ -185,10 +192,10 @@ macro_rules! impl_support {
                     t.at, t.extra
                 );
                 let rows = last_by_key(rows, |r| (r.0, r.1));
-                insert_all(&self.pool, &head, 5, &tail, rows, |mut b, r| {
+                let statements = values_statements(&head, 5, &tail, rows, |mut b, r| {
                     b.push_bind(r.0).push_bind(r.1.as_str()).push_bind(Json(r.2)).push_bind(ms(r.3)).push_bind(r.4);
-                })
-                .await
+                });
+                run_atomic(&self.pool, statements).await.map(drop)
             }
 
             /// All rows of `observed_status` or `bridge_writes`, by user and side.

@@ -61,3 +61,10 @@ async fn in_memory_sqlite_works() {
     assert_eq!(s.get_kv("k").await.unwrap().as_deref(), Some("v"));
     assert_eq!(s.backend(), "sqlite");
 }
+
+#[tokio::test]
+async fn invalid_sqlite_url_is_unavailable() {
+    let msg = open_err("sqlite://data/x.db?mode=sideways").await;
+    assert!(msg.contains("not a valid SQLite URL"), "{msg}");
+    assert!(msg.contains("sqlite://path/to/file.db"), "{msg}");
+}
