@@ -1,0 +1,3 @@
+//! Amazon Connect (`kind = "amazon_connect"`).
+
+pub mod config;

@@ -1,0 +1,3 @@
+//! Genesys Cloud (`kind = "genesys"`).
+
+pub mod config;
