@@ -54,6 +54,27 @@ async fn run(cli: Cli) -> i32 {
                 EXIT_FAILURE
             }
         },
+        Command::Connectors(presence_bridge::cli::ConnectorsCommand::Render {
+            name,
+            agent,
+            status,
+        }) => match presence_bridge::connectors::render_set_status(
+            &config.connectors,
+            &name,
+            &agent,
+            &status,
+        )
+        .await
+        {
+            Ok(text) => {
+                print!("{text}");
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                EXIT_FAILURE
+            }
+        },
         Command::Run => {
             if let Err(e) = presence_bridge::telemetry::init_tracing(&config.log) {
                 eprintln!("error: log.filter: {e}");

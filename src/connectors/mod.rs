@@ -23,7 +23,7 @@ pub mod rest;
 pub mod retry;
 pub mod runtime;
 
-pub use runtime::{ConnectorHandle, ConnectorRegistry, build_connectors};
+pub use runtime::{ConnectorHandle, ConnectorRegistry, build_connectors, render_set_status};
 
 /// What connector calls fail with; callers branch on it.
 #[derive(Debug, Clone, thiserror::Error)]

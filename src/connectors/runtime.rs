@@ -63,6 +63,44 @@ pub async fn build_connectors(
     Ok(out)
 }
 
+/// `presence-bridge connectors render <name> <agent> <status>`: the exact `set_status`
+/// request of an HTTP connector, secrets redacted. `status` is a catalog id or name.
+pub async fn render_set_status(
+    configs: &[ConnectorConfig],
+    name: &str,
+    agent: &str,
+    status: &str,
+) -> Result<String, String> {
+    let c = configs
+        .iter()
+        .find(|c| c.name() == name)
+        .ok_or_else(|| format!("no connector named {name:?}"))?;
+    let ConnectorConfig::Http(h) = c else {
+        return Err(format!(
+            "connector {name:?} is of kind {}; only http connectors use request templates",
+            c.kind()
+        ));
+    };
+    let conn = super::http::HttpConnector::new((**h).clone(), reqwest::Client::new(), None)
+        .map_err(|e| e.to_string())?;
+    let resolved = h
+        .statuses
+        .iter()
+        .find(|s| s.id == status || s.name == status)
+        .map(|s| crate::model::CcStatus {
+            id: s.id.clone(),
+            name: s.name.clone(),
+        })
+        .unwrap_or_else(|| crate::model::CcStatus {
+            id: status.to_owned(),
+            name: status.to_owned(),
+        });
+    conn.render_set_status(agent, &resolved)
+        .await
+        .map(|r| r.to_string())
+        .map_err(|e| e.to_string())
+}
+
 /// A running connector and its ingest path.
 #[derive(Clone)]
 pub struct ConnectorHandle {

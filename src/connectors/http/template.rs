@@ -15,6 +15,24 @@ pub struct RenderedRequest {
     pub body: Option<String>,
 }
 
+impl std::fmt::Display for RenderedRequest {
+    /// The request as an HTTP/1.1-style listing: request line, headers, blank line, body.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{} {}", self.method, self.url)?;
+        if let Some(ct) = &self.content_type {
+            writeln!(f, "Content-Type: {ct}")?;
+        }
+        for (k, v) in &self.headers {
+            writeln!(f, "{k}: {v}")?;
+        }
+        if let Some(b) = &self.body {
+            writeln!(f)?;
+            writeln!(f, "{b}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Which part of a template failed, named like its config key (`url`, `headers.X-Id`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateError {
