@@ -299,15 +299,24 @@ async fn poll_loop_emits_changes_each_interval() {
 async fn render_shows_the_request_with_secrets_redacted() {
     let sim = contact_center::spawn(SimOptions::default()).await.unwrap();
     let cfg = config_from(&sim.connector_toml("sim"));
-    let text = crate::connectors::render_set_status(&cfg.connectors, "sim", "agent 7", "Busy (Teams)")
-        .await
-        .unwrap();
+    let text =
+        crate::connectors::render_set_status(&cfg.connectors, "sim", "agent 7", "Busy (Teams)")
+            .await
+            .unwrap();
     // the static catalog is empty here (fetched catalog), so the status is used as given
-    assert!(text.starts_with(&format!("PUT {}api/agents/agent%207/status\n", sim.base_url)), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "PUT {}api/agents/agent%207/status\n",
+            sim.base_url
+        )),
+        "{text}"
+    );
     assert!(text.contains("Authorization: Bearer [redacted]"), "{text}");
     assert!(!text.contains(contact_center::SIM_CLIENT_SECRET), "{text}");
     assert!(text.contains(r#""status_id": "Busy (Teams)""#), "{text}");
     assert_eq!(sim.token_requests(), 0, "rendering sends nothing");
-    let e = crate::connectors::render_set_status(&cfg.connectors, "nope", "a", "b").await.unwrap_err();
+    let e = crate::connectors::render_set_status(&cfg.connectors, "nope", "a", "b")
+        .await
+        .unwrap_err();
     assert!(e.contains("no connector named"));
 }
