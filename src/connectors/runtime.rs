@@ -53,6 +53,10 @@ pub async fn build_connectors(
                 http.clone(),
                 store.clone(),
             )?),
+            ConnectorConfig::Genesys(g) => Arc::new(super::genesys::GenesysConnector::new(
+                g.clone(),
+                http.clone(),
+            )?),
             other => {
                 return Err(ConnectorError::Rejected {
                     reason: format!("connector kind {} is not available yet", other.kind()),

@@ -2,3 +2,4 @@
 //! simulated Microsoft Graph tenant and a simulated contact center, each a real HTTP server on
 //! loopback with a control API.
 pub mod contact_center;
+pub mod genesys;

@@ -90,16 +90,16 @@ impl GenesysConfig {
                 "must be between 1 and 1000",
             );
         }
-        if self.heartbeat_timeout_secs < 10 {
+        if self.heartbeat_timeout_secs == 0 {
             errs.push(
                 format!("{path}.heartbeat_timeout_secs"),
-                "must be at least 10",
+                "must be at least 1",
             );
         }
-        if !(60..=24 * 3600).contains(&self.channel_max_age_secs) {
+        if !(1..=24 * 3600).contains(&self.channel_max_age_secs) {
             errs.push(
                 format!("{path}.channel_max_age_secs"),
-                "must be between 60 and 86400",
+                "must be between 1 and 86400",
             );
         }
     }
