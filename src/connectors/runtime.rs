@@ -57,10 +57,8 @@ pub async fn build_connectors(
                 g.clone(),
                 http.clone(),
             )?),
-            other => {
-                return Err(ConnectorError::Rejected {
-                    reason: format!("connector kind {} is not available yet", other.kind()),
-                });
+            ConnectorConfig::AmazonConnect(a) => {
+                Arc::new(super::amazon_connect::AmazonConnectConnector::new(a.clone()).await)
             }
         });
     }

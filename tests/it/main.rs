@@ -2,6 +2,7 @@
 //! the simulators, real SQLite files and (when configured) the local Postgres server.
 
 mod connectors;
+mod connectors_amazon;
 mod connectors_genesys;
 mod foundation;
 mod helpers;
