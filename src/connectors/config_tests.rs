@@ -104,3 +104,44 @@ secret = "k"
         "{e:?}"
     );
 }
+
+#[test]
+fn genesys_and_amazon_connect_settings_are_checked() {
+    let e = errors(
+        "[[connectors]]\nname = \"g\"\nkind = \"genesys\"\nclient_id = \"c\"\ntopics_per_channel = 5000\n",
+    );
+    let paths: Vec<&str> = e.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "connectors[0].client_secret",
+            "connectors[0].topics_per_channel"
+        ],
+        "{e:?}"
+    );
+    let e = errors(
+        "[[connectors]]\nname = \"a\"\nkind = \"amazon_connect\"\nregion = \"eu-west-2\"\ninstance_id = \"i\"\naccess_key_id = \"AKID\"\n",
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].0, "connectors[0].access_key_id");
+    let ok = errors(
+        "[[connectors]]\nname = \"a\"\nkind = \"amazon_connect\"\nregion = \"eu-west-2\"\ninstance_id = \"i\"\n",
+    );
+    assert_eq!(
+        ok,
+        vec![],
+        "the AWS credential chain needs no keys in the file"
+    );
+}
+
+#[test]
+fn secrets_are_redacted_when_printed() {
+    let mut cfg = Config::from_toml_str_with_env(
+        "[[connectors]]\nname = \"g\"\nkind = \"genesys\"\nclient_id = \"c\"\nclient_secret = \"hunter2\"\n",
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap();
+    cfg.resolve_and_validate().unwrap();
+    assert!(!cfg.to_redacted_toml().contains("hunter2"));
+    assert!(!format!("{cfg:?}").contains("hunter2"));
+}

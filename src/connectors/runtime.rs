@@ -157,7 +157,11 @@ impl ConnectorRegistry {
     ) -> Vec<Job> {
         self.iter()
             .map(|h| {
-                let fut = run_connector(h.clone(), store.clone(), health.clone(), cancel.clone());
+                let span = tracing::info_span!("connector", name = h.connector.name());
+                let fut = tracing::Instrument::instrument(
+                    run_connector(h.clone(), store.clone(), health.clone(), cancel.clone()),
+                    span,
+                );
                 (
                     "connector",
                     Box::pin(fut) as std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,

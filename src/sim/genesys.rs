@@ -173,7 +173,7 @@ impl FakeGenesys {
         self.lock().channels.len()
     }
 
-    /// Topics per channel, in creation order.
+    /// Topics per channel (in no particular order).
     pub fn subscriptions(&self) -> Vec<usize> {
         self.lock().channels.values().map(Vec::len).collect()
     }

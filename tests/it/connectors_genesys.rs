@@ -26,6 +26,8 @@ client_id = "{}"
 client_secret = "{}"
 page_size = 2
 {extra}
+[connectors.limits]
+requests_per_sec = 1000.0
 "#,
         fake.api_url,
         fake.login_url,
