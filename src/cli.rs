@@ -34,6 +34,11 @@ pub enum Command {
     CheckConfig,
     /// Apply database migrations and exit.
     Migrate,
+    /// Manage the delegated sync accounts that hold presence subscriptions.
+    Accounts {
+        #[command(subcommand)]
+        command: crate::graph::accounts_cli::AccountsCommand,
+    },
     /// Contact-center connector tools.
     #[command(subcommand)]
     Connectors(ConnectorsCommand),

@@ -7,9 +7,22 @@ use async_trait::async_trait;
 
 use crate::model::TeamsPresence;
 
+pub mod accounts;
+pub mod accounts_cli;
+pub mod auth;
+pub mod batch;
+pub mod client;
 pub mod config;
+pub mod directory;
 pub mod error;
+pub mod limiter;
+pub mod presence;
+pub mod wiring;
 
+#[cfg(test)]
+mod tests;
+
+pub use client::GraphClient;
 pub use error::GraphError;
 
 /// The presence calls the engine needs. The Graph client implements it; engine tests may use

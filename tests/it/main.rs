@@ -5,5 +5,6 @@ mod connectors;
 mod connectors_amazon;
 mod connectors_genesys;
 mod foundation;
+mod graph;
 mod helpers;
 mod store;
