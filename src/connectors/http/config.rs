@@ -185,7 +185,8 @@ pub struct Capture {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InboundConfig {
-    /// How a request proves it comes from the platform.
+    /// How a request proves it comes from the platform. Bodies are JSON, or form-urlencoded
+    /// (by content type), whose fields become a flat object for the pointers.
     pub verify: VerifyConfig,
     /// JSON pointer to an array of events when one request carries several; absent = the
     /// body is one event.

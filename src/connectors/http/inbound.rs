@@ -105,15 +105,33 @@ pub fn verify(
     }
 }
 
-/// Extracts events from a verified body. `resolve` maps the extracted status to the catalog.
+/// The body as JSON; a form-urlencoded body (by its content type) becomes an object of its
+/// fields, so pointers like `/WorkerSid` work on Twilio-style callbacks.
+fn document(headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, InboundError> {
+    let is_form = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if is_form {
+        let fields: serde_json::Map<String, serde_json::Value> = url::form_urlencoded::parse(body)
+            .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+            .collect();
+        return Ok(serde_json::Value::Object(fields));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| InboundError::Malformed(format!("body is not JSON: {e}")))
+}
+
+/// Extracts events from a verified body (JSON, or form-urlencoded by content type).
+/// `resolve` maps the extracted status to the catalog.
 pub fn extract(
     cfg: &InboundConfig,
+    headers: &HeaderMap,
     body: &[u8],
     now: DateTime<Utc>,
     resolve: impl Fn(&str) -> CcStatus,
 ) -> Result<Vec<AgentEvent>, InboundError> {
-    let doc: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| InboundError::Malformed(format!("body is not JSON: {e}")))?;
+    let doc = document(headers, body)?;
     let items: Vec<&serde_json::Value> = match &cfg.events_pointer {
         Some(p) => doc
             .pointer(p)

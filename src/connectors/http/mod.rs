@@ -461,6 +461,6 @@ impl InboundWebhook for HttpConnector {
             .as_ref()
             .ok_or_else(|| InboundError::Malformed("no inbound webhook".into()))?;
         inbound::verify(&cfg.verify, headers, body, now)?;
-        inbound::extract(cfg, body, now, |v| self.resolve(v, cfg.status_is))
+        inbound::extract(cfg, headers, body, now, |v| self.resolve(v, cfg.status_is))
     }
 }

@@ -320,3 +320,48 @@ async fn render_shows_the_request_with_secrets_redacted() {
         .unwrap_err();
     assert!(e.contains("no connector named"));
 }
+
+#[test]
+fn form_encoded_events_with_a_shared_secret() {
+    let cfg = config_from(
+        r#"
+[[connectors]]
+name = "tw"
+kind = "http"
+statuses = [{ id = "WA1", name = "Available", kind = "routable" }, { id = "WA2", name = "Offline", kind = "offline" }]
+[connectors.inbound]
+agent_id_pointer = "/WorkerSid"
+status_pointer = "/WorkerActivitySid"
+event_id_pointer = "/Sid"
+timestamp_pointer = "/Timestamp"
+verify = { type = "shared_secret", header = "X-Hook-Token", secret = "tok" }
+"#,
+    );
+    let ConnectorConfig::Http(h) = cfg.connectors[0].clone() else {
+        panic!("http kind")
+    };
+    let c = HttpConnector::new(*h, reqwest::Client::new(), None).unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-hook-token", "tok".parse().unwrap());
+    headers.insert(
+        "content-type",
+        "application/x-www-form-urlencoded".parse().unwrap(),
+    );
+    let body = b"EventType=worker.activity.update&WorkerSid=WK1&WorkerActivitySid=WA2&Sid=EV1&Timestamp=1767225600";
+    let events = c
+        .webhook()
+        .unwrap()
+        .parse(&headers, body, Utc::now())
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].agent_id, "WK1");
+    assert_eq!(
+        events[0].status,
+        CcStatus {
+            id: "WA2".into(),
+            name: "Offline".into()
+        }
+    );
+    assert_eq!(events[0].event_id.as_deref(), Some("EV1"));
+    assert_eq!(events[0].at.timestamp(), 1_767_225_600);
+}
