@@ -1,6 +1,13 @@
 //! Contact-center connectors behind one trait, [`ContactCenter`]. Each connector talks to one
 //! platform and to nothing else: it lists agents and the status catalog, reads and sets agent
 //! statuses, and turns the platform's events into [`AgentEvent`]s.
+//!
+//! Owns: `[[connectors]]` config ([`config`]), the shared resilience layer ([`retry`]: rate
+//! limit, backoff, `Retry-After`, health), OAuth2 client credentials ([`oauth`]), the REST
+//! client ([`rest`]), the three connectors ([`http`], [`genesys`], [`amazon_connect`]), the
+//! ingest path from events to the durable inbox ([`ingest`]) and the per-connector jobs
+//! ([`runtime`]). It does not decide anything: mapping, echo and loop rules are the engine's;
+//! it only writes observations to the inbox and agent lists to the store.
 
 use std::time::Duration;
 

@@ -36,6 +36,8 @@ pub struct GenesysConnector {
     api: url::Url,
     rest: RestClient,
     catalog: RwLock<HashMap<String, CatalogStatus>>,
+    /// Agent ids of the last full listing; the event source subscribes these.
+    agent_ids: RwLock<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +112,7 @@ impl GenesysConnector {
                 resilience: Resilience::new(&cfg.limits),
             },
             catalog: RwLock::new(HashMap::new()),
+            agent_ids: RwLock::new(Vec::new()),
             cfg,
         })
     }
@@ -197,6 +200,8 @@ impl ContactCenter for GenesysConnector {
                 display_name: u.name,
             }));
             if n == 0 || p.page_count.is_none_or(|c| page >= c) {
+                *self.agent_ids.write().expect("agents lock") =
+                    out.iter().map(|a| a.id.clone()).collect();
                 return Ok(out);
             }
             page += 1;
