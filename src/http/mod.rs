@@ -21,6 +21,7 @@ use crate::inbox::Inbox;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
+pub mod connectors;
 pub mod error;
 pub mod health;
 
@@ -34,6 +35,7 @@ pub struct AppState {
     pub health: HealthRegistry,
     pub metrics: Metrics,
     pub inbox: Inbox,
+    pub connectors: crate::connectors::ConnectorRegistry,
 }
 
 /// Header carrying the request id on every response.
@@ -46,6 +48,7 @@ pub fn router(state: AppState) -> Router {
     let request_id = header::HeaderName::from_static(REQUEST_ID_HEADER);
     Router::new()
         .merge(health::routes())
+        .merge(connectors::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
