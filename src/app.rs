@@ -60,12 +60,17 @@ impl Application {
         let addr = listener
             .local_addr()
             .map_err(|e| AppError::Other(e.to_string()))?;
+        let inbox = Inbox::new(store.clone());
+        let metrics = Metrics::new();
+        let notifications = crate::graph::notify_wiring::receiver(&config, &inbox, &metrics)
+            .map_err(AppError::Config)?;
         let state = AppState {
             config: Arc::new(config),
-            inbox: Inbox::new(store.clone()),
+            inbox,
+            notifications,
             store,
             health: HealthRegistry::new(),
-            metrics: Metrics::new(),
+            metrics,
         };
         let cancel = CancellationToken::new();
         let jobs = Vec::new();

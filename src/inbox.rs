@@ -1,17 +1,40 @@
 //! The durable inbox: every observation is stored here before it is acknowledged, and the
 //! engine takes it from here. Wraps [`Store::inbox_push`] and wakes the consumer.
+//!
+//! Pushes are group-committed: while one transaction is being written, concurrent pushes queue
+//! up and the next transaction carries all of them. Each caller is answered only after the
+//! transaction holding its items committed, so "pushed" still means "durable". One caller's
+//! items are stored all or none; if a shared transaction fails, its callers' items are retried
+//! one caller per transaction so a failure stays with the caller it belongs to.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
-use crate::store::{NewInboxItem, Store, StoreResult};
+use crate::model::Observation;
+use crate::store::{NewInboxItem, Store, StoreError, StoreResult};
+
+/// Most items written in one shared transaction; more wait for the next one. Large enough to
+/// amortise the commit (the fsync), small enough to keep one transaction short.
+const MAX_GROUP_ITEMS: usize = 4_096;
 
 /// Shared handle: producers push, the engine waits on [`Inbox::notified`].
 #[derive(Clone)]
 pub struct Inbox {
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
+    group: Arc<Mutex<Group>>,
+}
+
+struct Waiting {
+    items: Vec<NewInboxItem>,
+    done: oneshot::Sender<StoreResult<()>>,
+}
+
+#[derive(Default)]
+struct Group {
+    queue: Vec<Waiting>,
+    writing: bool,
 }
 
 impl Inbox {
@@ -19,6 +42,7 @@ impl Inbox {
         Self {
             store,
             wake: Arc::new(Notify::new()),
+            group: Arc::new(Mutex::new(Group::default())),
         }
     }
 
@@ -27,9 +51,70 @@ impl Inbox {
         if items.is_empty() {
             return Ok(());
         }
-        self.store.inbox_push(&items).await?;
-        self.wake.notify_one();
-        Ok(())
+        let (done, answer) = oneshot::channel();
+        let start_writer = {
+            let mut g = self.group.lock().expect("inbox lock");
+            g.queue.push(Waiting { items, done });
+            !std::mem::replace(&mut g.writing, true)
+        };
+        if start_writer {
+            // A task of its own, so a caller that goes away cannot strand the others.
+            tokio::spawn(self.clone().write_groups());
+        }
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("inbox writer stopped".into()))?
+    }
+
+    async fn write_groups(self) {
+        loop {
+            let group = {
+                let mut g = self.group.lock().expect("inbox lock");
+                if g.queue.is_empty() {
+                    g.writing = false;
+                    return;
+                }
+                let mut n = 0;
+                let take = g
+                    .queue
+                    .iter()
+                    .take_while(|w| {
+                        let fits = n == 0 || n + w.items.len() <= MAX_GROUP_ITEMS;
+                        n += w.items.len();
+                        fits
+                    })
+                    .count();
+                g.queue.drain(..take).collect::<Vec<_>>()
+            };
+            if group.len() == 1 {
+                let w = group.into_iter().next().expect("one");
+                let res = self.store.inbox_push(&w.items).await;
+                self.answer(w.done, res);
+                continue;
+            }
+            let all: Vec<NewInboxItem> = group.iter().flat_map(|w| w.items.clone()).collect();
+            match self.store.inbox_push(&all).await {
+                Ok(()) => {
+                    for w in group {
+                        self.answer(w.done, Ok(()));
+                    }
+                }
+                Err(_) => {
+                    for w in group {
+                        let res = self.store.inbox_push(&w.items).await;
+                        self.answer(w.done, res);
+                    }
+                }
+            }
+        }
+    }
+
+    fn answer(&self, done: oneshot::Sender<StoreResult<()>>, res: StoreResult<()>) {
+        if res.is_ok() {
+            self.wake.notify_one();
+        }
+        // The caller may have gone away; its items are stored either way.
+        let _ = done.send(res);
     }
 
     /// Resolves after the next push (or at once if one happened since the last wait).
@@ -55,21 +140,20 @@ pub struct TeamsRefresh {
     pub user_ids: Vec<String>,
 }
 
+/// The [`KIND_OBSERVATION`] item for an observation.
+pub fn observation_item(o: &Observation) -> NewInboxItem {
+    NewInboxItem {
+        kind: KIND_OBSERVATION.to_owned(),
+        user_id: Some(o.user.clone()),
+        payload: serde_json::to_value(o).expect("observations serialize"),
+        received_at: chrono::Utc::now(),
+    }
+}
+
 impl Inbox {
     /// Stores observations (all or none) as [`KIND_OBSERVATION`] items.
-    pub async fn push_observations(
-        &self,
-        observations: &[crate::model::Observation],
-    ) -> StoreResult<()> {
-        let items = observations
-            .iter()
-            .map(|o| NewInboxItem {
-                kind: KIND_OBSERVATION.to_owned(),
-                user_id: Some(o.user.clone()),
-                payload: serde_json::to_value(o).expect("observations serialize"),
-                received_at: chrono::Utc::now(),
-            })
-            .collect();
-        self.push(items).await
+    pub async fn push_observations(&self, observations: &[Observation]) -> StoreResult<()> {
+        self.push(observations.iter().map(observation_item).collect())
+            .await
     }
 }

@@ -8,7 +8,13 @@ use async_trait::async_trait;
 use crate::model::TeamsPresence;
 
 pub mod config;
+pub mod crypto;
 pub mod error;
+pub mod jwt;
+pub mod notifications;
+pub mod notify_config;
+pub mod notify_wiring;
+pub mod presence_memory;
 
 pub use error::GraphError;
 

@@ -21,6 +21,7 @@ use crate::store::Store;
 use crate::telemetry::Metrics;
 
 pub mod error;
+pub mod graph;
 pub mod health;
 
 pub use error::ApiError;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub health: HealthRegistry,
     pub metrics: Metrics,
     pub inbox: Inbox,
+    /// The Graph change-notification receiver.
+    pub notifications: crate::graph::notifications::NotificationReceiver,
 }
 
 /// Header carrying the request id on every response.
@@ -45,6 +48,7 @@ pub fn router(state: AppState) -> Router {
     let request_id = header::HeaderName::from_static(REQUEST_ID_HEADER);
     Router::new()
         .merge(health::routes())
+        .merge(graph::routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
