@@ -1,0 +1,3 @@
+//! The simulated Microsoft Graph tenant.
+
+pub mod tokens;
