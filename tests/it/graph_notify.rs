@@ -297,7 +297,8 @@ async fn bad_inputs_get_their_documented_answer_and_change_nothing() {
         edit(&mut c);
         rig.issuer.sign(&c)
     };
-    let rich_with_token = |t: String| with_items(vec![rich_item(SUB, STATE, &good())], Some(vec![t]));
+    let rich_with_token =
+        |t: String| with_items(vec![rich_item(SUB, STATE, &good())], Some(vec![t]));
     let now = chrono::Utc::now().timestamp();
 
     let mut tampered = good();
@@ -335,46 +336,162 @@ async fn bad_inputs_get_their_documented_answer_and_change_nothing() {
     .unwrap();
 
     let mut cases = vec![
-        case("wrong clientState", with_items(vec![basic_item(SUB, "nope", USER)], None), 403),
-        case("clientState prefix", with_items(vec![basic_item(SUB, &STATE[..10], USER)], None), 403),
-        case("missing clientState", with_items(vec![json!({"subscriptionId": SUB, "changeType": "updated", "resourceData": {"id": USER}})], None), 403),
-        case("unknown subscription", with_items(vec![basic_item("sub-unknown", STATE, USER)], None), 403),
-        case("other subscription's state", with_items(vec![basic_item(SUB, USERS_STATE, USER)], None), 403),
+        case(
+            "wrong clientState",
+            with_items(vec![basic_item(SUB, "nope", USER)], None),
+            403,
+        ),
+        case(
+            "clientState prefix",
+            with_items(vec![basic_item(SUB, &STATE[..10], USER)], None),
+            403,
+        ),
+        case(
+            "missing clientState",
+            with_items(
+                vec![
+                    json!({"subscriptionId": SUB, "changeType": "updated", "resourceData": {"id": USER}}),
+                ],
+                None,
+            ),
+            403,
+        ),
+        case(
+            "unknown subscription",
+            with_items(vec![basic_item("sub-unknown", STATE, USER)], None),
+            403,
+        ),
+        case(
+            "other subscription's state",
+            with_items(vec![basic_item(SUB, USERS_STATE, USER)], None),
+            403,
+        ),
         case("bad HMAC", rig.rich_batch(&bad_hmac), 400),
         case("tampered data", rig.rich_batch(&tampered), 400),
         case("wrong certificate id", rig.rich_batch(&wrong_cert), 400),
-        case("data key for another certificate", rig.rich_batch(&other_key), 400),
+        case(
+            "data key for another certificate",
+            rig.rich_batch(&other_key),
+            400,
+        ),
         case("data key not base64", rig.rich_batch(&bad_b64), 400),
-        case("decrypts to something else", rig.rich_batch(&not_presence), 400),
+        case(
+            "decrypts to something else",
+            rig.rich_batch(&not_presence),
+            400,
+        ),
         case("decrypts to a junk user id", rig.rich_batch(&bad_user), 400),
-        case("basic with junk user id", with_items(vec![basic_item(SUB, STATE, "<script>")], None), 400),
-        case("JWT wrong aud", rich_with_token(token_with(&|c| c["aud"] = json!("someone-else"))), 401),
-        case("JWT wrong issuer", rich_with_token(token_with(&|c| c["iss"] = json!("https://sts.windows.net/other-tenant/"))), 401),
-        case("JWT expired", rich_with_token(token_with(&|c| { c["exp"] = json!(now - 600); c["nbf"] = json!(now - 4000); })), 401),
-        case("JWT not yet valid", rich_with_token(token_with(&|c| c["nbf"] = json!(now + 3000))), 401),
-        case("JWT wrong publisher (v2 azp)", rich_with_token(token_with(&|c| c["azp"] = json!(CLIENT_ID))), 401),
-        case("JWT wrong publisher (v1 appid)", rich_with_token(token_with(&|c| { c["ver"] = json!("1.0"); c["appid"] = json!(CLIENT_ID); })), 401),
-        case("JWT without exp", rich_with_token(token_with(&|c| { c.as_object_mut().unwrap().remove("exp"); })), 401),
+        case(
+            "basic with junk user id",
+            with_items(vec![basic_item(SUB, STATE, "<script>")], None),
+            400,
+        ),
+        case(
+            "JWT wrong aud",
+            rich_with_token(token_with(&|c| c["aud"] = json!("someone-else"))),
+            401,
+        ),
+        case(
+            "JWT wrong issuer",
+            rich_with_token(token_with(&|c| {
+                c["iss"] = json!("https://sts.windows.net/other-tenant/")
+            })),
+            401,
+        ),
+        case(
+            "JWT expired",
+            rich_with_token(token_with(&|c| {
+                c["exp"] = json!(now - 600);
+                c["nbf"] = json!(now - 4000);
+            })),
+            401,
+        ),
+        case(
+            "JWT not yet valid",
+            rich_with_token(token_with(&|c| c["nbf"] = json!(now + 3000))),
+            401,
+        ),
+        case(
+            "JWT wrong publisher (v2 azp)",
+            rich_with_token(token_with(&|c| c["azp"] = json!(CLIENT_ID))),
+            401,
+        ),
+        case(
+            "JWT wrong publisher (v1 appid)",
+            rich_with_token(token_with(&|c| {
+                c["ver"] = json!("1.0");
+                c["appid"] = json!(CLIENT_ID);
+            })),
+            401,
+        ),
+        case(
+            "JWT without exp",
+            rich_with_token(token_with(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            })),
+            401,
+        ),
         case("JWT bad signature", rich_with_token(forged), 401),
         case("JWT unknown kid", rich_with_token(unknown_kid), 401),
         case("JWT HS256", rich_with_token(hs256), 401),
         case("JWT garbage", rich_with_token("not.a.jwt".into()), 401),
-        case("rich without validationTokens", with_items(vec![rich_item(SUB, STATE, &good())], None), 401),
-        case("rich with empty validationTokens", with_items(vec![rich_item(SUB, STATE, &good())], Some(vec![])), 401),
-        case("one good and one bad token", with_items(vec![rich_item(SUB, STATE, &good())], Some(vec![rig.token(), token_with(&|c| c["aud"] = json!("x"))])), 401),
+        case(
+            "rich without validationTokens",
+            with_items(vec![rich_item(SUB, STATE, &good())], None),
+            401,
+        ),
+        case(
+            "rich with empty validationTokens",
+            with_items(vec![rich_item(SUB, STATE, &good())], Some(vec![])),
+            401,
+        ),
+        case(
+            "one good and one bad token",
+            with_items(
+                vec![rich_item(SUB, STATE, &good())],
+                Some(vec![rig.token(), token_with(&|c| c["aud"] = json!("x"))]),
+            ),
+            401,
+        ),
         case("malformed JSON", b"{\"value\": [".to_vec(), 400),
         case("JSON without value", b"{\"values\": []}".to_vec(), 400),
         case("empty value", b"{\"value\": []}".to_vec(), 400),
         case("value not a list", b"{\"value\": {}}".to_vec(), 400),
-        case("oversize body", with_items(vec![json!({"subscriptionId": SUB, "pad": "x".repeat(70 * 1024)})], None), 413),
+        case(
+            "oversize body",
+            with_items(
+                vec![json!({"subscriptionId": SUB, "pad": "x".repeat(70 * 1024)})],
+                None,
+            ),
+            413,
+        ),
     ];
-    cases.push(Case { content_type: Some("text/plain"), ..case("wrong content type", rig.rich_batch(&good()), 415) });
-    cases.push(Case { content_type: None, ..case("no content type", rig.rich_batch(&good()), 415) });
-    cases.push(Case { query: "?validationToken=%3Cscript%3Ealert(1)%3C%2Fscript%3E", ..case("handshake token with markup", vec![], 400) });
-    cases.push(Case { query: "?validationToken=", ..case("empty handshake token", vec![], 400) });
-    cases.push(Case { query: "?validationToken=a%0Ab", ..case("handshake token with a newline", vec![], 400) });
-    let long: &'static str = Box::leak(format!("?validationToken={}", "a".repeat(2000)).into_boxed_str());
-    cases.push(Case { query: long, ..case("handshake token too long", vec![], 400) });
+    cases.push(Case {
+        content_type: Some("text/plain"),
+        ..case("wrong content type", rig.rich_batch(&good()), 415)
+    });
+    cases.push(Case {
+        content_type: None,
+        ..case("no content type", rig.rich_batch(&good()), 415)
+    });
+    cases.push(Case {
+        query: "?validationToken=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        ..case("handshake token with markup", vec![], 400)
+    });
+    cases.push(Case {
+        query: "?validationToken=",
+        ..case("empty handshake token", vec![], 400)
+    });
+    cases.push(Case {
+        query: "?validationToken=a%0Ab",
+        ..case("handshake token with a newline", vec![], 400)
+    });
+    let long: &'static str =
+        Box::leak(format!("?validationToken={}", "a".repeat(2000)).into_boxed_str());
+    cases.push(Case {
+        query: long,
+        ..case("handshake token too long", vec![], 400)
+    });
     assert!(cases.len() >= 25);
 
     let subs_before = rig.store.list_subscriptions().await.unwrap();

@@ -2,5 +2,5 @@
 //! the simulators, real SQLite files and (when configured) the local Postgres server.
 
 mod foundation;
-mod helpers;
 mod graph_notify;
+mod helpers;
