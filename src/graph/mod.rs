@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use crate::model::TeamsPresence;
 
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
@@ -15,6 +16,9 @@ pub mod notifications;
 pub mod notify_config;
 pub mod notify_wiring;
 pub mod presence_memory;
+pub mod shards;
+pub mod subscription_api;
+pub mod subscriptions;
 
 pub use error::GraphError;
 
