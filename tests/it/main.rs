@@ -4,3 +4,4 @@
 mod foundation;
 mod graph_notify;
 mod helpers;
+mod store;
