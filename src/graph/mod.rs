@@ -15,6 +15,7 @@ pub mod jwt;
 pub mod notifications;
 pub mod notify_config;
 pub mod notify_wiring;
+pub mod poller;
 pub mod presence_memory;
 pub mod shards;
 pub mod subscription_api;

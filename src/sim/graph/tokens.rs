@@ -81,3 +81,26 @@ impl TokenIssuer {
         self.sign(&Self::v2_claims(client_id, tenant_id, authority))
     }
 }
+
+/// Serves `jwks` at `/common/discovery/v2.0/keys` on loopback until `cancel` fires; returns
+/// the base URL, usable as the authority (the simulated tenant serves the same path).
+pub async fn serve_jwks(
+    jwks: Value,
+    cancel: tokio_util::sync::CancellationToken,
+) -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let app = axum::Router::new().route(
+        "/common/discovery/v2.0/keys",
+        axum::routing::get(move || {
+            let jwks = jwks.clone();
+            async move { axum::Json(jwks) }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { cancel.cancelled().await })
+            .await;
+    });
+    Ok(url)
+}
