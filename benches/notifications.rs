@@ -201,7 +201,8 @@ async fn run() {
                         .send()
                         .await
                         .expect("request");
-                    assert_eq!(res.status().as_u16(), 202, "batch refused");
+                    let status = res.status().as_u16();
+                    assert_eq!(status, 202, "batch refused: {}", res.text().await.unwrap_or_default());
                     t.elapsed()
                 }
             })
