@@ -45,6 +45,7 @@ pub struct Application {
     state: AppState,
     cancel: CancellationToken,
     jobs: Vec<Job>,
+    graph: Option<crate::graph::GraphClient>,
 }
 
 impl Application {
@@ -73,13 +74,16 @@ impl Application {
             metrics,
         };
         let cancel = CancellationToken::new();
-        let jobs = Vec::new();
+        let mut jobs = Vec::new();
+        let graph = crate::graph::wiring::build(&state, &cancel, &mut jobs)
+            .map_err(|e| AppError::Config(format!("graph: {e}")))?;
         Ok(Application {
             listener,
             addr,
             state,
             cancel,
             jobs,
+            graph,
         })
     }
 
@@ -93,6 +97,11 @@ impl Application {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// The Graph client, when `[graph]` is configured (it implements `PresenceApi`).
+    pub fn graph(&self) -> Option<&crate::graph::GraphClient> {
+        self.graph.as_ref()
     }
 
     /// A token that stops the application when cancelled (same effect as the shutdown future).
@@ -112,6 +121,7 @@ impl Application {
             state,
             cancel,
             jobs,
+            ..
         } = self;
         let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
         let tracker = TaskTracker::new();

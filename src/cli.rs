@@ -34,4 +34,9 @@ pub enum Command {
     CheckConfig,
     /// Apply database migrations and exit.
     Migrate,
+    /// Manage the delegated sync accounts that hold presence subscriptions.
+    Accounts {
+        #[command(subcommand)]
+        command: crate::graph::accounts_cli::AccountsCommand,
+    },
 }

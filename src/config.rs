@@ -237,7 +237,12 @@ impl Config {
                 _ => e.to_string(),
             },
         })?;
-        let mut cfg = Self::from_toml_str_with_env(&text, env)?;
+        let mut cfg = Self::from_toml_str_with_env(&text, env).map_err(|e| match e {
+            ConfigError::Parse(msg) => {
+                ConfigError::Parse(format!("config file {}: {msg}", path.display()))
+            }
+            other => other,
+        })?;
         cfg.resolve_and_validate()?;
         Ok(cfg)
     }

@@ -54,6 +54,9 @@ async fn run(cli: Cli) -> i32 {
                 EXIT_FAILURE
             }
         },
+        Command::Accounts { command } => {
+            presence_bridge::graph::accounts_cli::run(&config, command).await
+        }
         Command::Run => {
             if let Err(e) = presence_bridge::telemetry::init_tracing(&config.log) {
                 eprintln!("error: log.filter: {e}");

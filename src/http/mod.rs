@@ -53,13 +53,13 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
-        .layer(middleware::from_fn(json_errors))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .layer(middleware::from_fn(json_errors))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
                 let id = req

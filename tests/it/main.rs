@@ -2,6 +2,7 @@
 //! the simulators, real SQLite files and (when configured) the local Postgres server.
 
 mod foundation;
+mod graph;
 mod graph_notify;
 mod helpers;
 mod store;
