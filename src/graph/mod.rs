@@ -27,6 +27,7 @@ pub mod presence;
 pub mod presence_memory;
 pub mod shards;
 pub mod subscription_api;
+pub mod subscription_client;
 pub mod subscriptions;
 pub mod wiring;
 
