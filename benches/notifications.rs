@@ -202,7 +202,12 @@ async fn run() {
                         .await
                         .expect("request");
                     let status = res.status().as_u16();
-                    assert_eq!(status, 202, "batch refused: {}", res.text().await.unwrap_or_default());
+                    assert_eq!(
+                        status,
+                        202,
+                        "batch refused: {}",
+                        res.text().await.unwrap_or_default()
+                    );
                     t.elapsed()
                 }
             })

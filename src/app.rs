@@ -77,6 +77,11 @@ impl Application {
         let mut jobs = Vec::new();
         let graph = crate::graph::wiring::build(&state, &cancel, &mut jobs)
             .map_err(|e| AppError::Config(format!("graph: {e}")))?;
+        if let Some(client) = &graph {
+            crate::graph::notify_wiring::jobs(&state, client, &cancel, &mut jobs)
+                .await
+                .map_err(AppError::Config)?;
+        }
         Ok(Application {
             listener,
             addr,

@@ -224,7 +224,11 @@ impl GraphClient {
                     );
                     match resp.bytes().await {
                         Ok(body) if status.is_success() => return Ok(body),
-                        Ok(_) if status == StatusCode::UNAUTHORIZED && !refreshed && req.bearer.is_none() => {
+                        Ok(_)
+                            if status == StatusCode::UNAUTHORIZED
+                                && !refreshed
+                                && req.bearer.is_none() =>
+                        {
                             refreshed = true;
                             self.inner.auth.invalidate(&token).await;
                             tracing::debug!("graph answered 401; refreshing the token once");

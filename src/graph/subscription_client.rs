@@ -12,7 +12,9 @@ use crate::graph::GraphError;
 use crate::graph::accounts::{AccountError, AccountTokens};
 use crate::graph::client::{GraphClient, GraphRequest};
 use crate::graph::limiter::ApiFamily;
-use crate::graph::subscription_api::{Caller, NewSubscription, RemoteSubscription, SubscriptionApi};
+use crate::graph::subscription_api::{
+    Caller, NewSubscription, RemoteSubscription, SubscriptionApi,
+};
 
 pub struct GraphSubscriptions {
     client: GraphClient,
@@ -62,7 +64,11 @@ impl SubscriptionApi for GraphSubscriptions {
         sub: &NewSubscription,
     ) -> Result<RemoteSubscription, GraphError> {
         let body = serde_json::to_value(sub).map_err(|e| GraphError::Decode(e.to_string()))?;
-        decode(&self.send(caller, Method::POST, "subscriptions".into(), Some(body)).await?)
+        decode(
+            &self
+                .send(caller, Method::POST, "subscriptions".into(), Some(body))
+                .await?,
+        )
     }
 
     async fn renew(
@@ -74,7 +80,12 @@ impl SubscriptionApi for GraphSubscriptions {
         let body = json!({ "expirationDateTime": expires });
         decode(
             &self
-                .send(caller, Method::PATCH, format!("subscriptions/{id}"), Some(body))
+                .send(
+                    caller,
+                    Method::PATCH,
+                    format!("subscriptions/{id}"),
+                    Some(body),
+                )
                 .await?,
         )
     }
@@ -86,7 +97,9 @@ impl SubscriptionApi for GraphSubscriptions {
 
     async fn delete(&self, caller: Caller<'_>, id: &str) -> Result<(), GraphError> {
         let url = format!("subscriptions/{id}");
-        self.send(caller, Method::DELETE, url, None).await.map(|_| ())
+        self.send(caller, Method::DELETE, url, None)
+            .await
+            .map(|_| ())
     }
 
     async fn list(&self, caller: Caller<'_>) -> Result<Vec<RemoteSubscription>, GraphError> {

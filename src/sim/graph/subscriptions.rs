@@ -110,7 +110,11 @@ fn bad(message: &str) -> Response {
 }
 
 fn not_found() -> Response {
-    graph_error(StatusCode::NOT_FOUND, "ResourceNotFound", "The object was not found.")
+    graph_error(
+        StatusCode::NOT_FOUND,
+        "ResourceNotFound",
+        "The object was not found.",
+    )
 }
 
 impl SimGraph {
@@ -173,11 +177,16 @@ impl SimGraph {
 
 /// Handshake: POST `{url}?validationToken=…`; the answer must be 200 text/plain echoing it.
 async fn handshake(url: &str) -> bool {
-    let token = format!("Validation: Testing client application reachability for subscription Request-Id: {}", uuid::Uuid::new_v4());
+    let token = format!(
+        "Validation: Testing client application reachability for subscription Request-Id: {}",
+        uuid::Uuid::new_v4()
+    );
     let Ok(mut target) = url::Url::parse(url) else {
         return false;
     };
-    target.query_pairs_mut().append_pair("validationToken", &token);
+    target
+        .query_pairs_mut()
+        .append_pair("validationToken", &token);
     let res = reqwest::Client::new()
         .post(target)
         .header("content-type", "text/plain; charset=utf-8")
@@ -223,7 +232,11 @@ async fn create(
     let mut expires = body.expiration_date_time;
     if presence {
         if creator.is_none() {
-            return graph_error(StatusCode::FORBIDDEN, "Forbidden", "Presence subscriptions need delegated permissions.");
+            return graph_error(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "Presence subscriptions need delegated permissions.",
+            );
         }
         if user_ids.is_empty() || user_ids.len() > 650 {
             return bad("A presence subscription takes 1 to 650 user ids.");
@@ -254,7 +267,10 @@ async fn create(
             return graph_error(
                 StatusCode::CONFLICT,
                 "ExtensionError",
-                &format!("Subscription Id {} already exists for the requested combination", s.id),
+                &format!(
+                    "Subscription Id {} already exists for the requested combination",
+                    s.id
+                ),
             );
         }
     }
@@ -262,7 +278,9 @@ async fn create(
     urls.extend(body.lifecycle_notification_url.clone());
     for url in &urls {
         if !handshake(url).await {
-            return bad("Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.");
+            return bad(
+                "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.",
+            );
         }
     }
     let sub = SimSubscription {
@@ -337,7 +355,11 @@ async fn renew(
     Json(view(s)).into_response()
 }
 
-async fn remove(State(sim): State<SimGraph>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn remove(
+    State(sim): State<SimGraph>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = sim.authorize(&headers) {
         return *r;
     }
@@ -411,7 +433,12 @@ pub fn start_delivery(sim: SimGraph, cancel: CancellationToken) {
     });
 }
 
-fn notification(sim: &SimGraph, issuer: &TokenIssuer, sub: &SimSubscription, ev: &super::PresenceEvent) -> Value {
+fn notification(
+    sim: &SimGraph,
+    issuer: &TokenIssuer,
+    sub: &SimSubscription,
+    ev: &super::PresenceEvent,
+) -> Value {
     let user = &ev.user_id;
     let mut item = json!({
         "subscriptionId": sub.id, "clientState": sub.client_state, "changeType": "updated",
@@ -422,17 +449,23 @@ fn notification(sim: &SimGraph, issuer: &TokenIssuer, sub: &SimSubscription, ev:
         "organizationId": sim.options.tenant_id,
     });
     let mut body = json!({});
-    if let (true, Some(cert), Some(cert_id)) =
-        (sub.include_resource_data, &sub.certificate, &sub.certificate_id)
-    {
-        let der = base64::engine::general_purpose::STANDARD.decode(cert).unwrap_or_default();
+    if let (true, Some(cert), Some(cert_id)) = (
+        sub.include_resource_data,
+        &sub.certificate,
+        &sub.certificate_id,
+    ) {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(cert)
+            .unwrap_or_default();
         if let Ok(public) = public_key_from_certificate_der(&der) {
             let plain = json!({
                 "@odata.id": format!("users/{user}/presence"), "@odata.type": "#microsoft.graph.presence",
                 "id": user, "availability": ev.availability, "activity": ev.activity,
                 "sequenceNumber": ev.sequence_number,
             });
-            if let Ok(content) = encrypt_for_notification(&public, cert_id, plain.to_string().as_bytes()) {
+            if let Ok(content) =
+                encrypt_for_notification(&public, cert_id, plain.to_string().as_bytes())
+            {
                 item["encryptedContent"] = json!(content);
             }
         }
