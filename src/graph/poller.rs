@@ -96,7 +96,9 @@ impl Poller {
         self.poll_users(&users, cancel).await
     }
 
-    async fn poll_uncovered(&self, cancel: &CancellationToken) -> Result<usize, PollError> {
+    /// Reads the users without a working subscription (all users before the manager's first
+    /// pass).
+    pub async fn poll_uncovered(&self, cancel: &CancellationToken) -> Result<usize, PollError> {
         let users = match &self.coverage {
             Some(c) => {
                 let s = c.snapshot();

@@ -95,6 +95,16 @@ fn is_presence(resource: &str) -> bool {
         .starts_with("communications/presences")
 }
 
+/// Presence expiry: raised to 45 minutes, capped at 60; more than a minute beyond 60 (clock
+/// skew tolerance) is refused.
+fn presence_expiry(asked: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let cap = now + chrono::Duration::minutes(60);
+    if asked > cap + chrono::Duration::minutes(1) {
+        return None;
+    }
+    Some(asked.clamp(now + chrono::Duration::minutes(45), cap))
+}
+
 fn view(s: &SimSubscription) -> Value {
     json!({
         "id": s.id, "resource": s.resource, "changeType": s.change_type,
@@ -244,9 +254,9 @@ async fn create(
         if body.change_type != "updated" {
             return bad("Presence supports changeType 'updated' only.");
         }
-        expires = expires.max(now + chrono::Duration::minutes(45));
-        if expires > now + chrono::Duration::minutes(60) {
-            return bad("expirationDateTime is beyond the 60 minute maximum for presence.");
+        match presence_expiry(expires, now) {
+            Some(e) => expires = e,
+            None => return bad("expirationDateTime is beyond the 60 minute maximum for presence."),
         }
     } else if expires > now + chrono::Duration::minutes(41_760) {
         return bad("expirationDateTime is beyond the maximum.");
@@ -342,9 +352,9 @@ async fn renew(
     let now = sim.now();
     let mut expires = body.expiration_date_time;
     if is_presence(&sub.resource) {
-        expires = expires.max(now + chrono::Duration::minutes(45));
-        if expires > now + chrono::Duration::minutes(60) {
-            return bad("expirationDateTime is beyond the 60 minute maximum for presence.");
+        match presence_expiry(expires, now) {
+            Some(e) => expires = e,
+            None => return bad("expirationDateTime is beyond the 60 minute maximum for presence."),
         }
     }
     let mut t = sim.lock();
