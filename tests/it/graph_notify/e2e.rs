@@ -277,6 +277,48 @@ async fn two_accounts_cover_1300_users_renew_for_hours_recreate_and_adopt_on_res
         d2.state.health.get(HEALTH_COMPONENT).unwrap().state,
         HealthState::Up
     );
+
+    // reauthorizationRequired right after a renewal: no second call within 10 minutes; later,
+    // a PATCH.
+    let mut events = d2.state.notifications.take_lifecycle_events().unwrap();
+    let sub = env.store.list_subscriptions().await.unwrap();
+    let sub = sub.iter().find(|s| s.kind == "presence").unwrap();
+    let path = format!("/v1.0/subscriptions/{}", sub.id);
+    let calls = env.sim.state.request_count(&path);
+    for (wait, extra_calls) in [(0, 0), (660, 1)] {
+        env.advance(Duration::from_secs(wait));
+        let status = env
+            .sim
+            .state
+            .send_lifecycle(&sub.id, "reauthorizationRequired")
+            .await;
+        assert_eq!(status, Some(202));
+        let ev = events.recv().await.unwrap();
+        assert_eq!(ev.subscription_id, sub.id);
+        manager.on_lifecycle(ev).await;
+        assert_eq!(env.sim.state.request_count(&path), calls + extra_calls);
+    }
+
+    // Lost local state: creation answers 409 and the existing subscriptions are adopted.
+    for s in env.store.list_subscriptions().await.unwrap() {
+        env.store.delete_subscription(&s.id).await.unwrap();
+    }
+    let cov = manager.reconcile().await.unwrap();
+    assert_eq!((cov.shards, cov.failing), (2, 0));
+    assert_eq!(
+        env.sim.state.subscriptions_created(),
+        4,
+        "adopted, not created"
+    );
+    assert_eq!(env.live_presence_subscriptions(), 2);
+
+    // A user leaves: that shard's subscription is replaced (delete, create), the other kept.
+    env.store.deactivate_users(&[user_id(5)]).await.unwrap();
+    manager.reconcile().await.unwrap();
+    assert_eq!(env.sim.state.subscriptions_created(), 5);
+    assert_eq!(env.live_presence_subscriptions(), 2);
+    let subs = env.store.list_subscriptions().await.unwrap();
+    assert!(subs.iter().all(|s| !s.resource.contains(&user_id(5))));
 }
 
 #[tokio::test]
