@@ -157,3 +157,45 @@ impl Inbox {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(user: usize) -> NewInboxItem {
+        NewInboxItem {
+            kind: KIND_TEAMS_REFRESH.to_owned(),
+            user_id: Some(format!("u{user}")),
+            payload: serde_json::json!({"user_ids": [format!("u{user}")]}),
+            received_at: chrono::Utc::now(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_pushes_are_all_stored_before_they_are_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::config::StoreConfig {
+            url: format!("sqlite://{}/inbox.db", dir.path().display()).into(),
+            ..Default::default()
+        };
+        let inbox = Inbox::new(crate::store::open(&cfg).await.unwrap());
+        let pushes = (0..200).map(|i| {
+            let inbox = inbox.clone();
+            tokio::spawn(async move {
+                inbox.push(vec![item(i), item(i + 1000)]).await.unwrap();
+                // Answered only after commit: this caller's items are visible now.
+                let n = inbox.store().inbox_len().await.unwrap();
+                assert!(n >= 2);
+            })
+        });
+        for p in futures::future::join_all(pushes).await {
+            p.unwrap();
+        }
+        assert_eq!(inbox.store().inbox_len().await.unwrap(), 400);
+        let claimed = inbox.store().inbox_claim(1000, 30).await.unwrap();
+        let mut users: Vec<_> = claimed.iter().filter_map(|i| i.user_id.clone()).collect();
+        users.sort();
+        users.dedup();
+        assert_eq!(users.len(), 400);
+    }
+}

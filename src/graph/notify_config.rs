@@ -214,3 +214,75 @@ pub fn poll_cadence(users: usize, poll: &PollConfig) -> (std::time::Duration, us
     let interval = needed.max(poll.interval_secs as f64);
     (std::time::Duration::from_secs_f64(interval), calls)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &str) -> Result<Config, String> {
+        let text = format!(
+            "[graph]\npresence_source = \"hybrid\"\n{}\n{extra}",
+            include_str!("../../config/sections/graph-notify.toml")
+        );
+        Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn documented_section_parses_with_its_defaults() {
+        let cfg = parse("").expect("example section parses");
+        let g = &cfg.graph;
+        assert_eq!(g.presence_source, Some(PresenceSource::Hybrid));
+        assert_eq!(g.webhook.certificates.len(), 1);
+        assert_eq!(
+            g.webhook.max_body_bytes,
+            WebhookConfig::default().max_body_bytes
+        );
+        assert_eq!(
+            g.subscriptions.presence_renew_interval_secs,
+            SubscriptionsConfig::default().presence_renew_interval_secs
+        );
+        assert_eq!(g.poll.calls_per_30s, PollConfig::default().calls_per_30s);
+    }
+
+    #[test]
+    fn every_bad_value_is_reported() {
+        let mut cfg = parse("").unwrap();
+        cfg.server.public_url = None;
+        cfg.graph.subscriptions.shard_size = 651;
+        cfg.graph.subscriptions.presence_expiry_secs = 4000;
+        cfg.graph.subscriptions.users_renew_interval_secs = 10;
+        cfg.graph.poll.calls_per_30s = 0;
+        cfg.graph.poll.safety_interval_secs = 1;
+        cfg.graph.webhook.max_body_bytes = 10;
+        let mut errs = ConfigErrors::default();
+        validate(&cfg, &cfg.graph.webhook, &mut errs);
+        let paths: Vec<&str> = errs.iter().map(|i| i.path.as_str()).collect();
+        for p in [
+            "graph.webhook.certificates[0]",
+            "graph.webhook.max_body_bytes",
+            "graph.subscriptions.shard_size",
+            "graph.subscriptions.presence_expiry_secs",
+            "graph.subscriptions.users_renew_interval_secs",
+            "graph.poll.calls_per_30s",
+            "graph.poll.safety_interval_secs",
+            "graph.presence_source",
+        ] {
+            assert!(paths.contains(&p), "{p} not reported: {paths:?}");
+        }
+    }
+
+    #[test]
+    fn cadence_follows_the_budget() {
+        let poll = PollConfig {
+            calls_per_30s: 1500,
+            interval_secs: 1,
+            safety_interval_secs: 900,
+        };
+        let (interval, calls) = poll_cadence(100_000, &poll);
+        assert_eq!(calls, 154);
+        assert!((interval.as_secs_f64() - 3.08).abs() < 0.01, "{interval:?}");
+        let (interval, _) = poll_cadence(650, &PollConfig::default());
+        assert_eq!(interval.as_secs(), 10);
+    }
+}
