@@ -18,7 +18,7 @@ use crate::graph::notify_config::{PresenceSource, load_keys};
 use crate::graph::poller::Poller;
 use crate::graph::presence_memory::PresenceMemory;
 use crate::graph::subscription_client::GraphSubscriptions;
-use crate::graph::subscriptions::{ManagerSettings, SubscriptionManager};
+use crate::graph::subscriptions::{Coverage, ManagerSettings, SubscriptionManager};
 use crate::http::AppState;
 use crate::inbox::Inbox;
 use crate::telemetry::Metrics;
@@ -134,15 +134,16 @@ pub async fn parts(
                     .map(|k| (k.id.clone(), k.certificate_b64.clone())),
                 cfg: cfg.graph.subscriptions.clone(),
             };
-            Some(SubscriptionManager::new(
-                Arc::new(GraphSubscriptions::new(client.clone(), accounts)),
-                state.store.clone(),
-                state.notifications.clone(),
-                state.health.clone(),
-                state.metrics.clone(),
+            Some(SubscriptionManager {
+                api: Arc::new(GraphSubscriptions::new(client.clone(), accounts)),
+                store: state.store.clone(),
+                receiver: state.notifications.clone(),
+                health: state.health.clone(),
+                metrics: state.metrics.clone(),
                 settings,
                 clock,
-            ))
+                coverage: Coverage::default(),
+            })
         }
     };
     let poller = Poller {

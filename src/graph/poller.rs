@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::graph::notify_config::{MAX_SHARD_SIZE, PollConfig, PresenceSource, poll_cadence};
 use crate::graph::presence_memory::PresenceMemory;
+use crate::graph::shards::active_user_ids;
 use crate::graph::subscriptions::Coverage;
 use crate::graph::{GraphError, PresenceApi};
 use crate::inbox::Inbox;
@@ -81,14 +82,7 @@ impl Poller {
     }
 
     async fn active_users(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self
-            .store
-            .list_users()
-            .await?
-            .into_iter()
-            .filter(|u| u.active)
-            .map(|u| u.teams_id)
-            .collect())
+        active_user_ids(self.store.as_ref()).await
     }
 
     async fn poll_all(&self, cancel: &CancellationToken) -> Result<usize, PollError> {

@@ -5,7 +5,20 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::graph::subscription_api::presence_resource_ids;
-use crate::store::SubscriptionRecord;
+use crate::store::{Store, StoreResult, SubscriptionRecord};
+
+/// The ids of the active users, sorted (the population shards and polls cover).
+pub async fn active_user_ids(store: &dyn Store) -> StoreResult<Vec<String>> {
+    let mut ids: Vec<String> = store
+        .list_users()
+        .await?
+        .into_iter()
+        .filter(|u| u.active)
+        .map(|u| u.teams_id)
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
 
 /// One shard of at most `shard_size` users.
 #[derive(Debug, Clone, PartialEq)]

@@ -20,7 +20,7 @@ use crate::graph::GraphError;
 use crate::graph::clock::Clock;
 use crate::graph::notifications::{LifecycleEvent, NotificationReceiver};
 use crate::graph::notify_config::SubscriptionsConfig;
-use crate::graph::shards::{Slot, plan};
+use crate::graph::shards::{Slot, active_user_ids, plan};
 use crate::graph::subscription_api::{
     Caller, NewSubscription, RemoteSubscription, SubscriptionApi, presence_resource,
 };
@@ -79,15 +79,17 @@ pub struct ManagerSettings {
     pub cfg: SubscriptionsConfig,
 }
 
+/// Built with a struct literal; `coverage` starts as `Coverage::default()`.
 pub struct SubscriptionManager {
-    api: Arc<dyn SubscriptionApi>,
-    store: Arc<dyn Store>,
-    receiver: NotificationReceiver,
-    health: HealthRegistry,
-    metrics: Metrics,
-    settings: ManagerSettings,
-    clock: Clock,
-    coverage: Coverage,
+    pub api: Arc<dyn SubscriptionApi>,
+    pub store: Arc<dyn Store>,
+    pub receiver: NotificationReceiver,
+    pub health: HealthRegistry,
+    pub metrics: Metrics,
+    pub settings: ManagerSettings,
+    pub clock: Clock,
+    /// Shared with the poller.
+    pub coverage: Coverage,
 }
 
 /// What one shard ended up as in a pass.
@@ -98,28 +100,6 @@ enum ShardOutcome {
 }
 
 impl SubscriptionManager {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        api: Arc<dyn SubscriptionApi>,
-        store: Arc<dyn Store>,
-        receiver: NotificationReceiver,
-        health: HealthRegistry,
-        metrics: Metrics,
-        settings: ManagerSettings,
-        clock: Clock,
-    ) -> Self {
-        Self {
-            api,
-            store,
-            receiver,
-            health,
-            metrics,
-            settings,
-            clock,
-            coverage: Coverage::default(),
-        }
-    }
-
     pub fn coverage(&self) -> Coverage {
         self.coverage.clone()
     }
@@ -147,15 +127,7 @@ impl SubscriptionManager {
     /// One pass over all subscriptions.
     pub async fn reconcile(&self) -> Result<CoverageState, StoreError> {
         let now = self.clock.now();
-        let mut users: Vec<String> = self
-            .store
-            .list_users()
-            .await?
-            .into_iter()
-            .filter(|u| u.active)
-            .map(|u| u.teams_id)
-            .collect();
-        users.sort();
+        let users = active_user_ids(self.store.as_ref()).await?;
         let mut accounts: Vec<String> = self
             .store
             .list_accounts()

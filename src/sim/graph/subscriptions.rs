@@ -343,11 +343,9 @@ async fn renew(
     headers: HeaderMap,
     Json(body): Json<PatchBody>,
 ) -> Response {
-    if let Err(r) = sim.authorize(&headers) {
-        return *r;
-    }
-    let Some(sub) = sim.live(&id) else {
-        return not_found();
+    let sub = match authorized_live(&sim, &headers, &id) {
+        Ok(s) => s,
+        Err(r) => return *r,
     };
     let now = sim.now();
     let mut expires = body.expiration_date_time;
@@ -365,19 +363,28 @@ async fn renew(
     Json(view(s)).into_response()
 }
 
+/// The caller is authorized and the subscription is live.
+fn authorized_live(
+    sim: &SimGraph,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<SimSubscription, Box<Response>> {
+    sim.authorize(headers)?;
+    sim.live(id).ok_or_else(|| Box::new(not_found()))
+}
+
 async fn remove(
     State(sim): State<SimGraph>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = sim.authorize(&headers) {
-        return *r;
+    match authorized_live(&sim, &headers, &id) {
+        Ok(_) => {
+            sim.lock().subscriptions.subs.remove(&id);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(r) => *r,
     }
-    if sim.live(&id).is_none() {
-        return not_found();
-    }
-    sim.lock().subscriptions.subs.remove(&id);
-    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn reauthorize(
@@ -385,12 +392,9 @@ async fn reauthorize(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = sim.authorize(&headers) {
-        return *r;
-    }
-    match sim.live(&id) {
-        Some(_) => StatusCode::NO_CONTENT.into_response(),
-        None => not_found(),
+    match authorized_live(&sim, &headers, &id) {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => *r,
     }
 }
 
