@@ -367,3 +367,34 @@ async fn one_account_leaves_the_second_shard_polled_and_readiness_says_so() {
     assert!(stored >= 1);
     env.await_observation(&polled, "Away", "graph_poll").await;
 }
+
+#[tokio::test]
+async fn the_daemon_polls_presence_when_no_sync_account_exists() {
+    let sim = spawn(SimGraphOptions::default()).await;
+    sim.state
+        .upsert_user(SimUser::licensed(&user_id(1), "user1@contoso.example"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = crate::helpers::test_config(&dir);
+    cfg.graph = client_config(&sim);
+    cfg.graph.poll.interval_secs = 1;
+    let app = crate::helpers::spawn_app_with(cfg, dir).await;
+    // Default source without accounts is `poll`: the directory sync fills the store, then the
+    // poller reads presence through getPresencesByUserId.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while sim.state.request_count("getPresencesByUserId") == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the daemon never polled presence"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        app.state
+            .store
+            .list_subscriptions()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    app.shutdown().await;
+}
