@@ -63,6 +63,8 @@ impl Application {
             .map_err(|e| AppError::Other(e.to_string()))?;
         let inbox = Inbox::new(store.clone());
         let metrics = Metrics::new();
+        let notifications = crate::graph::notify_wiring::receiver(&config, &inbox, &metrics)
+            .map_err(AppError::Config)?;
         let connectors = if config.connectors.is_empty() {
             crate::connectors::ConnectorRegistry::default()
         } else {
@@ -75,6 +77,7 @@ impl Application {
         let state = AppState {
             config: Arc::new(config),
             inbox,
+            notifications,
             store,
             health: HealthRegistry::new(),
             metrics,
@@ -92,6 +95,11 @@ impl Application {
         jobs.extend(state.connectors.jobs(&state.store, &state.health, &cancel));
         let graph = crate::graph::wiring::build(&state, &cancel, &mut jobs)
             .map_err(|e| AppError::Config(format!("graph: {e}")))?;
+        if let Some(client) = &graph {
+            crate::graph::notify_wiring::jobs(&state, client, &cancel, &mut jobs)
+                .await
+                .map_err(AppError::Config)?;
+        }
         Ok(Application {
             listener,
             addr,

@@ -23,6 +23,7 @@ use crate::telemetry::Metrics;
 
 pub mod connectors;
 pub mod error;
+pub mod graph;
 pub mod health;
 
 pub use error::ApiError;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub inbox: Inbox,
     pub connectors: crate::connectors::ConnectorRegistry,
+    /// The Graph change-notification receiver.
+    pub notifications: crate::graph::notifications::NotificationReceiver,
 }
 
 /// Header carrying the request id on every response.
@@ -49,6 +52,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(connectors::routes())
+        .merge(graph::routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))

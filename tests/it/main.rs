@@ -6,5 +6,6 @@ mod connectors_amazon;
 mod connectors_genesys;
 mod foundation;
 mod graph;
+mod graph_notify;
 mod helpers;
 mod store;
