@@ -42,6 +42,16 @@ pub enum Command {
     /// Contact-center connector tools.
     #[command(subcommand)]
     Connectors(ConnectorsCommand),
+    /// Run the full daemon on SQLite against a simulated Teams tenant and contact center
+    /// (no credentials, no network; ignores --config). Ctrl-C stops it.
+    Demo {
+        /// How many simulated people.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=10000))]
+        users: u16,
+        /// Address to listen on (default 127.0.0.1:8080 from config/demo.toml).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
