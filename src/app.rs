@@ -61,12 +61,27 @@ impl Application {
         let addr = listener
             .local_addr()
             .map_err(|e| AppError::Other(e.to_string()))?;
+        let inbox = Inbox::new(store.clone());
+        let metrics = Metrics::new();
+        let notifications = crate::graph::notify_wiring::receiver(&config, &inbox, &metrics)
+            .map_err(AppError::Config)?;
+        let connectors = if config.connectors.is_empty() {
+            crate::connectors::ConnectorRegistry::default()
+        } else {
+            let built =
+                crate::connectors::build_connectors(&config.connectors, Some(store.clone()))
+                    .await
+                    .map_err(|e| AppError::Config(format!("connectors: {e}")))?;
+            crate::connectors::ConnectorRegistry::new(built, &inbox, &metrics)
+        };
         let state = AppState {
             config: Arc::new(config),
-            inbox: Inbox::new(store.clone()),
+            inbox,
+            notifications,
             store,
             health: HealthRegistry::new(),
-            metrics: Metrics::new(),
+            metrics,
+            connectors,
         };
         let cancel = CancellationToken::new();
         let mut jobs: Vec<Job> = vec![(
@@ -77,8 +92,14 @@ impl Application {
                 cancel.clone(),
             )),
         )];
+        jobs.extend(state.connectors.jobs(&state.store, &state.health, &cancel));
         let graph = crate::graph::wiring::build(&state, &cancel, &mut jobs)
             .map_err(|e| AppError::Config(format!("graph: {e}")))?;
+        if let Some(client) = &graph {
+            crate::graph::notify_wiring::jobs(&state, client, &cancel, &mut jobs)
+                .await
+                .map_err(AppError::Config)?;
+        }
         Ok(Application {
             listener,
             addr,

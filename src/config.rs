@@ -323,6 +323,16 @@ impl Config {
         );
     }
 
+    /// The SQLite database file named by `store.url`, when the store is SQLite on a file.
+    pub fn store_path(&self) -> Option<PathBuf> {
+        let url = self.store.url.expose_secret();
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+    }
+
     /// The effective configuration as TOML, secrets shown as `[redacted]`.
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# could not render: {e}"))

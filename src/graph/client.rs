@@ -50,6 +50,8 @@ pub struct GraphRequest {
     /// Budget units the request costs (a `$batch` costs one per item).
     pub cost: u32,
     pub headers: Vec<(&'static str, String)>,
+    /// A delegated access token to send instead of the app token (sync-account calls).
+    pub bearer: Option<secrecy::SecretString>,
 }
 
 impl GraphRequest {
@@ -61,7 +63,14 @@ impl GraphRequest {
             family,
             cost: 1,
             headers: Vec::new(),
+            bearer: None,
         }
+    }
+
+    /// Sends the call as a delegated account with this access token.
+    pub fn bearer(mut self, token: secrecy::SecretString) -> Self {
+        self.bearer = Some(token);
+        self
     }
 
     pub fn json(mut self, body: serde_json::Value) -> Self {
@@ -187,7 +196,10 @@ impl GraphClient {
         let mut attempt: u32 = 0;
         loop {
             self.inner.limiters.acquire(req.family, req.cost).await;
-            let token = self.inner.auth.token().await?;
+            let token = match &req.bearer {
+                Some(t) => t.clone(),
+                None => self.inner.auth.token().await?,
+            };
             let mut rb = self
                 .inner
                 .http
@@ -212,7 +224,11 @@ impl GraphClient {
                     );
                     match resp.bytes().await {
                         Ok(body) if status.is_success() => return Ok(body),
-                        Ok(_) if status == StatusCode::UNAUTHORIZED && !refreshed => {
+                        Ok(_)
+                            if status == StatusCode::UNAUTHORIZED
+                                && !refreshed
+                                && req.bearer.is_none() =>
+                        {
                             refreshed = true;
                             self.inner.auth.invalidate(&token).await;
                             tracing::debug!("graph answered 401; refreshing the token once");

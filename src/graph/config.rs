@@ -8,6 +8,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigErrors, resolve_secret, serialize_redacted_opt};
+use crate::graph::notify_config::{PollConfig, PresenceSource, SubscriptionsConfig, WebhookConfig};
 
 /// The Microsoft Teams (`TEAMS1`) service plan id.
 pub const TEAMS1_PLAN_ID: &str = "57ff2da0-773e-42df-b2af-ffb7a2317929";
@@ -80,6 +81,15 @@ pub struct GraphConfig {
     pub token_encryption_key: Option<SecretString>,
     /// File holding `token_encryption_key`.
     pub token_encryption_key_file: Option<PathBuf>,
+    /// Where Teams presence comes from: `webhook`, `poll` or `hybrid`. Default: `hybrid` when
+    /// sync accounts exist, else `poll`.
+    pub presence_source: Option<PresenceSource>,
+    /// The change-notification receiver.
+    pub webhook: WebhookConfig,
+    /// Presence and user-change subscriptions.
+    pub subscriptions: SubscriptionsConfig,
+    /// App-only presence polling.
+    pub poll: PollConfig,
 }
 
 impl Default for GraphConfig {
@@ -112,6 +122,10 @@ impl Default for GraphConfig {
             directory_sync_interval_secs: 900,
             token_encryption_key: None,
             token_encryption_key_file: None,
+            presence_source: None,
+            webhook: WebhookConfig::default(),
+            subscriptions: SubscriptionsConfig::default(),
+            poll: PollConfig::default(),
         }
     }
 }
@@ -161,6 +175,7 @@ fn check_http_url(errs: &mut ConfigErrors, path: &str, u: &url::Url) {
 }
 
 pub fn validate(cfg: &mut Config, errs: &mut ConfigErrors) {
+    crate::graph::notify_config::validate(cfg, &cfg.graph.webhook, errs);
     let g = &mut cfg.graph;
     let on = g.enabled();
     check_guid(errs, "graph.tenant_id", &g.tenant_id, false);

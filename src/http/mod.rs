@@ -21,7 +21,9 @@ use crate::inbox::Inbox;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
+pub mod connectors;
 pub mod error;
+pub mod graph;
 pub mod health;
 
 pub use error::ApiError;
@@ -34,6 +36,9 @@ pub struct AppState {
     pub health: HealthRegistry,
     pub metrics: Metrics,
     pub inbox: Inbox,
+    pub connectors: crate::connectors::ConnectorRegistry,
+    /// The Graph change-notification receiver.
+    pub notifications: crate::graph::notifications::NotificationReceiver,
 }
 
 /// Header carrying the request id on every response.
@@ -46,6 +51,8 @@ pub fn router(state: AppState) -> Router {
     let request_id = header::HeaderName::from_static(REQUEST_ID_HEADER);
     Router::new()
         .merge(health::routes())
+        .merge(connectors::routes())
+        .merge(graph::routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))

@@ -31,6 +31,8 @@ pub mod batch;
 pub mod control;
 pub mod identity;
 pub mod presence;
+pub mod subscriptions;
+pub mod tokens;
 pub mod users;
 
 pub use presence::{PresenceEvent, PresenceState};
@@ -117,6 +119,7 @@ pub struct Tenant {
     pub writes: Vec<WriteLogEntry>,
     pub faults: Vec<FaultRule>,
     pub budgets: Vec<Budget>,
+    pub subscriptions: subscriptions::SubscriptionState,
     /// How far the simulated clock is ahead of the real one.
     pub clock_offset: chrono::Duration,
     /// Requests seen, by path (for tests that count calls).
@@ -220,6 +223,7 @@ pub fn router(state: SimGraph) -> Router {
         .merge(presence::routes())
         .merge(users::routes())
         .merge(batch::routes())
+        .merge(subscriptions::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             control::faults_and_budgets,
@@ -263,6 +267,7 @@ pub async fn spawn(options: SimGraphOptions) -> SimGraphHandle {
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     let app = router(state.clone());
+    subscriptions::start_delivery(state.clone(), shutdown.clone());
     let join = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
