@@ -128,6 +128,7 @@ async fn run() {
         metrics,
         inbox,
         notifications: receiver,
+        connectors: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -63,6 +63,15 @@ impl Application {
             .map_err(|e| AppError::Other(e.to_string()))?;
         let inbox = Inbox::new(store.clone());
         let metrics = Metrics::new();
+        let connectors = if config.connectors.is_empty() {
+            crate::connectors::ConnectorRegistry::default()
+        } else {
+            let built =
+                crate::connectors::build_connectors(&config.connectors, Some(store.clone()))
+                    .await
+                    .map_err(|e| AppError::Config(format!("connectors: {e}")))?;
+            crate::connectors::ConnectorRegistry::new(built, &inbox, &metrics)
+        };
         let notifications = crate::graph::notify_wiring::receiver(&config, &inbox, &metrics)
             .map_err(AppError::Config)?;
         let state = AppState {
@@ -72,9 +81,18 @@ impl Application {
             store,
             health: HealthRegistry::new(),
             metrics,
+            connectors,
         };
         let cancel = CancellationToken::new();
-        let mut jobs = Vec::new();
+        let mut jobs: Vec<Job> = vec![(
+            "audit_prune",
+            Box::pin(store::prune::audit_prune_job(
+                state.store.clone(),
+                state.config.store.audit_retention_days,
+                cancel.clone(),
+            )),
+        )];
+        jobs.extend(state.connectors.jobs(&state.store, &state.health, &cancel));
         let graph = crate::graph::wiring::build(&state, &cancel, &mut jobs)
             .map_err(|e| AppError::Config(format!("graph: {e}")))?;
         if let Some(client) = &graph {

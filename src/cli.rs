@@ -39,4 +39,20 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::graph::accounts_cli::AccountsCommand,
     },
+    /// Contact-center connector tools.
+    #[command(subcommand)]
+    Connectors(ConnectorsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectorsCommand {
+    /// Print the exact set-status request an http connector would send (secrets redacted).
+    Render {
+        /// Connector name.
+        name: String,
+        /// Agent id.
+        agent: String,
+        /// Status id or name from the connector's catalog.
+        status: String,
+    },
 }

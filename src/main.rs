@@ -54,6 +54,27 @@ async fn run(cli: Cli) -> i32 {
                 EXIT_FAILURE
             }
         },
+        Command::Connectors(presence_bridge::cli::ConnectorsCommand::Render {
+            name,
+            agent,
+            status,
+        }) => match presence_bridge::connectors::render_set_status(
+            &config.connectors,
+            &name,
+            &agent,
+            &status,
+        )
+        .await
+        {
+            Ok(text) => {
+                print!("{text}");
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                EXIT_FAILURE
+            }
+        },
         Command::Accounts { command } => {
             presence_bridge::graph::accounts_cli::run(&config, command).await
         }

@@ -21,6 +21,7 @@ use crate::inbox::Inbox;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
+pub mod connectors;
 pub mod error;
 pub mod graph;
 pub mod health;
@@ -37,6 +38,7 @@ pub struct AppState {
     pub inbox: Inbox,
     /// The Graph change-notification receiver.
     pub notifications: crate::graph::notifications::NotificationReceiver,
+    pub connectors: crate::connectors::ConnectorRegistry,
 }
 
 /// Header carrying the request id on every response.
@@ -50,6 +52,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(graph::routes(&state))
+        .merge(connectors::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))

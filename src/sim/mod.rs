@@ -2,4 +2,6 @@
 //! simulated Microsoft Graph tenant and a simulated contact center, each a real HTTP server on
 //! loopback with a control API.
 
+pub mod contact_center;
+pub mod genesys;
 pub mod graph;

@@ -154,6 +154,7 @@ impl Rig {
             metrics,
             inbox,
             notifications: receiver,
+            connectors: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

@@ -144,6 +144,7 @@ impl Env {
             metrics,
             inbox,
             notifications,
+            connectors: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
             .await
