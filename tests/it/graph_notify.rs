@@ -248,6 +248,21 @@ async fn rich_notification_reaches_the_inbox_decrypted_once() {
     let again = encrypt(1, "cert-a", &presence(USER, "Busy", "InACall"));
     assert_eq!(rig.post_json(rig.rich_batch(&again)).await, 202);
     assert_eq!(rig.inbox_len().await, 1);
+
+    // A v1.0 validation token (issuer sts.windows.net, publisher in `appid`) is accepted too.
+    let now = chrono::Utc::now().timestamp();
+    let v1 = rig.issuer.sign(&json!({
+        "aud": CLIENT_ID, "iss": format!("https://sts.windows.net/{TENANT_ID}/"),
+        "iat": now, "nbf": now, "exp": now + 3600, "ver": "1.0",
+        "appid": presence_bridge::graph::jwt::GRAPH_CHANGE_TRACKING_APP_ID,
+    }));
+    let next = encrypt(1, "cert-a", &presence(USER, "Available", "Available"));
+    let body = serde_json::to_vec(&json!({
+        "value": [rich_item(SUB, STATE, &next)], "validationTokens": [v1],
+    }))
+    .unwrap();
+    assert_eq!(rig.post_json(body).await, 202);
+    assert_eq!(rig.inbox_len().await, 2);
 }
 
 #[tokio::test]
