@@ -91,7 +91,7 @@ struct Rig {
     authority: String,
     http: reqwest::Client,
     _jwks: MockServer,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Rig {
@@ -166,7 +166,7 @@ impl Rig {
             authority,
             http: reqwest::Client::new(),
             _jwks: jwks,
-            _dir: dir,
+            dir,
         }
     }
 
@@ -279,6 +279,31 @@ async fn basic_notifications_become_one_coalesced_refresh() {
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].kind, KIND_TEAMS_REFRESH);
     assert_eq!(items[0].payload["user_ids"], json!([USER, other]));
+}
+
+#[tokio::test]
+async fn an_inbox_that_cannot_take_the_batch_gets_503_and_nothing_is_remembered() {
+    let rig = Rig::new().await;
+    let db = format!("sqlite://{}/test.db", rig.dir.path().display());
+    let side = sqlx::SqlitePool::connect(&db).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER inbox_full BEFORE INSERT ON inbox BEGIN SELECT RAISE(ABORT, 'full'); END",
+    )
+    .execute(&side)
+    .await
+    .unwrap();
+    let content = encrypt(1, "cert-a", &presence(USER, "Busy", "InACall"));
+    assert_eq!(rig.post_json(rig.rich_batch(&content)).await, 503);
+    assert_eq!(rig.inbox_len().await, 0);
+
+    // Graph retries; once the inbox works the same presence is stored (it was not remembered
+    // as seen when the write failed).
+    sqlx::query("DROP TRIGGER inbox_full")
+        .execute(&side)
+        .await
+        .unwrap();
+    assert_eq!(rig.post_json(rig.rich_batch(&content)).await, 202);
+    assert_eq!(rig.inbox_len().await, 1);
 }
 
 struct Case {
