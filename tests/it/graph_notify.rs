@@ -92,6 +92,7 @@ struct Rig {
     http: reqwest::Client,
     _jwks: MockServer,
     dir: tempfile::TempDir,
+    receiver: NotificationReceiver,
 }
 
 impl Rig {
@@ -153,7 +154,7 @@ impl Rig {
             health: HealthRegistry::new(),
             metrics,
             inbox,
-            notifications: receiver,
+            notifications: receiver.clone(),
             connectors: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -167,6 +168,7 @@ impl Rig {
             http: reqwest::Client::new(),
             _jwks: jwks,
             dir,
+            receiver,
         }
     }
 
@@ -279,6 +281,34 @@ async fn basic_notifications_become_one_coalesced_refresh() {
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].kind, KIND_TEAMS_REFRESH);
     assert_eq!(items[0].payload["user_ids"], json!([USER, other]));
+}
+
+#[tokio::test]
+async fn user_changes_trigger_a_directory_sync_and_lifecycle_events_reach_the_manager() {
+    let rig = Rig::new().await;
+    let changed = rig.receiver.directory_changed();
+    let mut lifecycle = rig.receiver.take_lifecycle_events().unwrap();
+    let body = serde_json::to_vec(&json!({"value": [
+        {"subscriptionId": USERS_SUB, "clientState": USERS_STATE, "changeType": "updated",
+         "resource": "Users/6e5cf7c4", "resourceData": {"id": "6e5cf7c4"}},
+        {"subscriptionId": SUB, "clientState": STATE, "lifecycleEvent": "reauthorizationRequired",
+         "subscriptionExpirationDateTime": "2030-01-01T00:00:00Z"},
+    ]}))
+    .unwrap();
+    assert_eq!(rig.post_json(body).await, 202);
+    tokio::time::timeout(std::time::Duration::from_secs(5), changed.notified())
+        .await
+        .expect("directory sync requested");
+    let ev = lifecycle.recv().await.unwrap();
+    assert_eq!(
+        (ev.subscription_id.as_str(), ev.event.as_str()),
+        (SUB, "reauthorizationRequired")
+    );
+    assert_eq!(
+        rig.inbox_len().await,
+        0,
+        "neither is a presence observation"
+    );
 }
 
 #[tokio::test]
