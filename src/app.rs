@@ -63,8 +63,6 @@ impl Application {
             .map_err(|e| AppError::Other(e.to_string()))?;
         let inbox = Inbox::new(store.clone());
         let metrics = Metrics::new();
-        let notifications = crate::graph::notify_wiring::receiver(&config, &inbox, &metrics)
-            .map_err(AppError::Config)?;
         let connectors = if config.connectors.is_empty() {
             crate::connectors::ConnectorRegistry::default()
         } else {
@@ -74,6 +72,8 @@ impl Application {
                     .map_err(|e| AppError::Config(format!("connectors: {e}")))?;
             crate::connectors::ConnectorRegistry::new(built, &inbox, &metrics)
         };
+        let notifications = crate::graph::notify_wiring::receiver(&config, &inbox, &metrics)
+            .map_err(AppError::Config)?;
         let state = AppState {
             config: Arc::new(config),
             inbox,

@@ -14,6 +14,7 @@ pub mod batch;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod coverage;
 pub mod crypto;
 pub mod directory;
 pub mod error;

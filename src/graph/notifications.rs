@@ -7,7 +7,8 @@
 //! - every notification names an unknown subscription or a wrong `clientState`: `403`;
 //! - rich data whose validation tokens are missing or invalid: `401` for the whole batch;
 //! - rich data that fails its signature or cannot be decrypted (and nothing else passed): `400`;
-//! - the inbox or the signing-key endpoint cannot be reached: `503`, so Graph retries.
+//! - the inbox or the signing-key endpoint cannot be reached, or rich batches arrive faster
+//!   than they can be decrypted (a batch waited over 1 s for a slot): `503`, so Graph retries.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,10 @@ use crate::store::{NewInboxItem, Store, StoreError, SubscriptionRecord};
 use crate::telemetry::Metrics;
 
 pub use crate::graph::presence_memory::PresenceMemory;
+
+/// Longest a rich batch waits for a decryption slot before it is answered 503: Graph wants
+/// the answer within 3 s, and a batch that waited 1 s still has time to decrypt and commit.
+const DECRYPT_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Most subscription ids remembered as "already logged"; beyond it, logging starts over.
 const MAX_LOGGED_SUBSCRIPTIONS: usize = 10_000;
@@ -113,6 +118,7 @@ struct Inner {
     lifecycle_tx: mpsc::UnboundedSender<LifecycleEvent>,
     lifecycle_rx: Mutex<Option<mpsc::UnboundedReceiver<LifecycleEvent>>>,
     directory_changed: Arc<Notify>,
+    decrypt_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// What one notification turned into.
@@ -147,6 +153,9 @@ impl NotificationReceiver {
                 lifecycle_tx: tx,
                 lifecycle_rx: Mutex::new(Some(rx)),
                 directory_changed: Arc::new(Notify::new()),
+                decrypt_slots: Arc::new(tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, |n| n.get()),
+                )),
             }),
         }
     }
@@ -215,6 +224,22 @@ impl NotificationReceiver {
                 });
             }
         }
+        // Opening rich items is CPU-bound (one RSA private-key operation each). Batches wait
+        // for a slot at most DECRYPT_SLOT_WAIT; beyond that the answer is 503 and Graph
+        // retries, rather than an ack that misses Graph's 3 s and gets the endpoint throttled.
+        let rich = trusted.iter().any(|(_, n)| n.encrypted_content.is_some());
+        let _slot = if rich {
+            let wait = inner.decrypt_slots.clone().acquire_owned();
+            match tokio::time::timeout(DECRYPT_SLOT_WAIT, wait).await {
+                Ok(Ok(permit)) => Some(permit),
+                _ => {
+                    self.drop_batch("overloaded", trusted.len());
+                    return Err(Rejection::Unavailable);
+                }
+            }
+        } else {
+            None
+        };
         let this = self.clone();
         let items = tokio::task::spawn_blocking(move || this.open_all(trusted))
             .await

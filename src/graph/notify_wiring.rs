@@ -163,6 +163,31 @@ pub async fn parts(
     })
 }
 
+/// Directory changes come in bursts (a licence and a profile edit, a batch of new hires); wait
+/// this long after a `users` notification so one delta sync covers the burst.
+const DIRECTORY_CHANGE_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs a directory delta sync after `users` change notifications (debounced).
+async fn sync_on_directory_change(
+    sync: crate::graph::directory::DirectorySync,
+    changed: Arc<tokio::sync::Notify>,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = changed.notified() => {}
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(DIRECTORY_CHANGE_DEBOUNCE) => {}
+        }
+        if let Err(e) = sync.run_once().await {
+            tracing::warn!(error = %e, "directory sync after a change notification failed");
+        }
+    }
+}
+
 /// Registers the subscription manager and poller jobs.
 pub async fn jobs(
     state: &AppState,
@@ -173,6 +198,15 @@ pub async fn jobs(
     let p = parts(state, client, Clock::new()).await?;
     tracing::info!(presence_source = ?p.mode, "Teams presence source");
     if let Some(m) = p.manager {
+        if state.config.graph.subscriptions.users_subscription {
+            let sync =
+                crate::graph::directory::DirectorySync::new(client.clone(), state.store.clone());
+            let changed = state.notifications.directory_changed();
+            jobs.push((
+                "graph_directory_on_change",
+                Box::pin(sync_on_directory_change(sync, changed, cancel.clone())),
+            ));
+        }
         jobs.push(("graph_subscriptions", Box::pin(m.run(cancel.clone()))));
     }
     jobs.push((

@@ -160,3 +160,148 @@ pub enum PollError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::graph::coverage::CoverageState;
+    use crate::model::TeamsPresence;
+    use crate::store::UserRecord;
+
+    #[derive(Default)]
+    struct FakeGraph {
+        presence: Mutex<HashMap<String, (String, String)>>,
+        asked: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl PresenceApi for FakeGraph {
+        async fn get_presences(
+            &self,
+            ids: &[String],
+        ) -> Result<Vec<(String, TeamsPresence)>, GraphError> {
+            self.asked.lock().unwrap().extend_from_slice(ids);
+            let p = self.presence.lock().unwrap();
+            Ok(ids
+                .iter()
+                .filter_map(|id| {
+                    p.get(id)
+                        .map(|(a, b)| (id.clone(), TeamsPresence::new(a, b)))
+                })
+                .collect())
+        }
+        async fn set_presence(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: Duration,
+        ) -> Result<(), GraphError> {
+            Err(GraphError::NotFound)
+        }
+        async fn clear_presence(&self, _: &str) -> Result<(), GraphError> {
+            Err(GraphError::NotFound)
+        }
+        async fn set_user_preferred_presence(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: Option<Duration>,
+        ) -> Result<(), GraphError> {
+            Err(GraphError::NotFound)
+        }
+        async fn clear_user_preferred_presence(&self, _: &str) -> Result<(), GraphError> {
+            Err(GraphError::NotFound)
+        }
+    }
+
+    async fn poller(
+        mode: PresenceSource,
+        coverage: Option<Coverage>,
+    ) -> (Poller, Arc<FakeGraph>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::config::StoreConfig {
+            url: format!("sqlite://{}/poll.db", dir.path().display()).into(),
+            ..Default::default()
+        };
+        let store = crate::store::open(&cfg).await.unwrap();
+        let users: Vec<UserRecord> = ["u1", "u2"]
+            .iter()
+            .map(|id| UserRecord {
+                teams_id: (*id).into(),
+                upn: format!("{id}@contoso.example"),
+                mail: None,
+                display_name: None,
+                business_phones: vec![],
+                mobile_phone: None,
+                cc_connector: None,
+                cc_agent_id: None,
+                active: true,
+                updated_at: Utc::now(),
+            })
+            .collect();
+        store.upsert_users(&users).await.unwrap();
+        let api = Arc::new(FakeGraph::default());
+        for id in ["u1", "u2"] {
+            api.presence
+                .lock()
+                .unwrap()
+                .insert(id.into(), ("Available".into(), "Available".into()));
+        }
+        let p = Poller {
+            api: api.clone(),
+            inbox: Inbox::new(store.clone()),
+            store,
+            memory: PresenceMemory::new(),
+            coverage,
+            mode,
+            cfg: PollConfig::default(),
+            metrics: Metrics::new(),
+        };
+        (p, api, dir)
+    }
+
+    #[tokio::test]
+    async fn only_changes_are_stored_as_poll_observations() {
+        let (p, api, _dir) = poller(PresenceSource::Poll, None).await;
+        let cancel = CancellationToken::new();
+        assert_eq!(p.poll_all(&cancel).await.unwrap(), 2);
+        assert_eq!(p.poll_all(&cancel).await.unwrap(), 0);
+        api.presence
+            .lock()
+            .unwrap()
+            .insert("u2".into(), ("Busy".into(), "InACall".into()));
+        assert_eq!(p.poll_all(&cancel).await.unwrap(), 1);
+        let items = p.store.inbox_claim(10, 30).await.unwrap();
+        assert_eq!(items.len(), 3);
+        assert!(items.iter().all(|i| i.payload["source"] == "graph_poll"));
+        // poll mode has no subscriptions: nothing counts as uncovered.
+        assert_eq!(p.poll_uncovered(&cancel).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn hybrid_fast_polls_only_uncovered_users_once_coverage_is_known() {
+        let coverage = Coverage::default();
+        let (p, api, _dir) = poller(PresenceSource::Hybrid, Some(coverage.clone())).await;
+        let cancel = CancellationToken::new();
+        // Before the manager's first pass everyone is polled.
+        p.poll_uncovered(&cancel).await.unwrap();
+        assert_eq!(api.asked.lock().unwrap().len(), 2);
+        coverage.set(CoverageState {
+            known: true,
+            uncovered_users: vec!["u2".into()],
+            shards: 1,
+            accounts_missing: 1,
+            failing: 0,
+        });
+        api.asked.lock().unwrap().clear();
+        p.poll_uncovered(&cancel).await.unwrap();
+        assert_eq!(*api.asked.lock().unwrap(), vec!["u2".to_owned()]);
+    }
+}

@@ -60,8 +60,6 @@ pub trait SubscriptionApi: Send + Sync + 'static {
         id: &str,
         expires: DateTime<Utc>,
     ) -> Result<RemoteSubscription, GraphError>;
-    /// `POST /subscriptions/{id}/reauthorize`.
-    async fn reauthorize(&self, caller: Caller<'_>, id: &str) -> Result<(), GraphError>;
     /// `DELETE /subscriptions/{id}`; `NotFound` when it is gone.
     async fn delete(&self, caller: Caller<'_>, id: &str) -> Result<(), GraphError>;
     /// `GET /subscriptions` (what this caller can see).

@@ -90,11 +90,6 @@ impl SubscriptionApi for GraphSubscriptions {
         )
     }
 
-    async fn reauthorize(&self, caller: Caller<'_>, id: &str) -> Result<(), GraphError> {
-        let url = format!("subscriptions/{id}/reauthorize");
-        self.send(caller, Method::POST, url, None).await.map(|_| ())
-    }
-
     async fn delete(&self, caller: Caller<'_>, id: &str) -> Result<(), GraphError> {
         let url = format!("subscriptions/{id}");
         self.send(caller, Method::DELETE, url, None)

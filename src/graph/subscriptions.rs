@@ -9,7 +9,7 @@
 //! failing subscription marks its shard uncovered, and [`Coverage`] tells the poller which
 //! users to poll fast. State is persisted in the store, so a restart adopts what exists.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::graph::GraphError;
 use crate::graph::clock::Clock;
+pub use crate::graph::coverage::{Coverage, CoverageState};
 use crate::graph::notifications::{LifecycleEvent, NotificationReceiver};
 use crate::graph::notify_config::SubscriptionsConfig;
 use crate::graph::shards::{Slot, active_user_ids, plan};
@@ -37,38 +38,6 @@ const REAUTH_WINDOW_SECS: i64 = 600;
 
 /// Health component name.
 pub const HEALTH_COMPONENT: &str = "graph_subscriptions";
-
-/// Which users have no working presence subscription (the poller reads them fast).
-#[derive(Clone, Default)]
-pub struct Coverage {
-    inner: Arc<RwLock<CoverageState>>,
-}
-
-#[derive(Default, Clone, Debug)]
-pub struct CoverageState {
-    /// False until the manager finished its first pass.
-    pub known: bool,
-    pub uncovered_users: Vec<String>,
-    pub shards: usize,
-    pub accounts_missing: usize,
-    pub failing: usize,
-}
-
-impl Coverage {
-    pub fn snapshot(&self) -> CoverageState {
-        self.inner.read().expect("coverage lock").clone()
-    }
-
-    /// Marks users uncovered at once (a shard whose subscription is being replaced).
-    fn add_uncovered(&self, users: &[String]) {
-        let mut s = self.inner.write().expect("coverage lock");
-        s.uncovered_users.extend_from_slice(users);
-    }
-
-    fn set(&self, s: CoverageState) {
-        *self.inner.write().expect("coverage lock") = s;
-    }
-}
 
 /// Where notifications go and how subscriptions are asked for.
 pub struct ManagerSettings {

@@ -36,9 +36,9 @@ pub struct AppState {
     pub health: HealthRegistry,
     pub metrics: Metrics,
     pub inbox: Inbox,
-    pub connectors: crate::connectors::ConnectorRegistry,
     /// The Graph change-notification receiver.
     pub notifications: crate::graph::notifications::NotificationReceiver,
+    pub connectors: crate::connectors::ConnectorRegistry,
 }
 
 /// Header carrying the request id on every response.
@@ -51,8 +51,8 @@ pub fn router(state: AppState) -> Router {
     let request_id = header::HeaderName::from_static(REQUEST_ID_HEADER);
     Router::new()
         .merge(health::routes())
-        .merge(connectors::routes())
         .merge(graph::routes(&state))
+        .merge(connectors::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))

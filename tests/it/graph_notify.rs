@@ -91,7 +91,8 @@ struct Rig {
     authority: String,
     http: reqwest::Client,
     _jwks: MockServer,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    receiver: NotificationReceiver,
 }
 
 impl Rig {
@@ -153,7 +154,7 @@ impl Rig {
             health: HealthRegistry::new(),
             metrics,
             inbox,
-            notifications: receiver,
+            notifications: receiver.clone(),
             connectors: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -166,7 +167,8 @@ impl Rig {
             authority,
             http: reqwest::Client::new(),
             _jwks: jwks,
-            _dir: dir,
+            dir,
+            receiver,
         }
     }
 
@@ -248,6 +250,21 @@ async fn rich_notification_reaches_the_inbox_decrypted_once() {
     let again = encrypt(1, "cert-a", &presence(USER, "Busy", "InACall"));
     assert_eq!(rig.post_json(rig.rich_batch(&again)).await, 202);
     assert_eq!(rig.inbox_len().await, 1);
+
+    // A v1.0 validation token (issuer sts.windows.net, publisher in `appid`) is accepted too.
+    let now = chrono::Utc::now().timestamp();
+    let v1 = rig.issuer.sign(&json!({
+        "aud": CLIENT_ID, "iss": format!("https://sts.windows.net/{TENANT_ID}/"),
+        "iat": now, "nbf": now, "exp": now + 3600, "ver": "1.0",
+        "appid": presence_bridge::graph::jwt::GRAPH_CHANGE_TRACKING_APP_ID,
+    }));
+    let next = encrypt(1, "cert-a", &presence(USER, "Available", "Available"));
+    let body = serde_json::to_vec(&json!({
+        "value": [rich_item(SUB, STATE, &next)], "validationTokens": [v1],
+    }))
+    .unwrap();
+    assert_eq!(rig.post_json(body).await, 202);
+    assert_eq!(rig.inbox_len().await, 2);
 }
 
 #[tokio::test]
@@ -264,6 +281,59 @@ async fn basic_notifications_become_one_coalesced_refresh() {
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].kind, KIND_TEAMS_REFRESH);
     assert_eq!(items[0].payload["user_ids"], json!([USER, other]));
+}
+
+#[tokio::test]
+async fn user_changes_trigger_a_directory_sync_and_lifecycle_events_reach_the_manager() {
+    let rig = Rig::new().await;
+    let changed = rig.receiver.directory_changed();
+    let mut lifecycle = rig.receiver.take_lifecycle_events().unwrap();
+    let body = serde_json::to_vec(&json!({"value": [
+        {"subscriptionId": USERS_SUB, "clientState": USERS_STATE, "changeType": "updated",
+         "resource": "Users/6e5cf7c4", "resourceData": {"id": "6e5cf7c4"}},
+        {"subscriptionId": SUB, "clientState": STATE, "lifecycleEvent": "reauthorizationRequired",
+         "subscriptionExpirationDateTime": "2030-01-01T00:00:00Z"},
+    ]}))
+    .unwrap();
+    assert_eq!(rig.post_json(body).await, 202);
+    tokio::time::timeout(std::time::Duration::from_secs(5), changed.notified())
+        .await
+        .expect("directory sync requested");
+    let ev = lifecycle.recv().await.unwrap();
+    assert_eq!(
+        (ev.subscription_id.as_str(), ev.event.as_str()),
+        (SUB, "reauthorizationRequired")
+    );
+    assert_eq!(
+        rig.inbox_len().await,
+        0,
+        "neither is a presence observation"
+    );
+}
+
+#[tokio::test]
+async fn an_inbox_that_cannot_take_the_batch_gets_503_and_nothing_is_remembered() {
+    let rig = Rig::new().await;
+    let db = format!("sqlite://{}/test.db", rig.dir.path().display());
+    let side = sqlx::SqlitePool::connect(&db).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER inbox_full BEFORE INSERT ON inbox BEGIN SELECT RAISE(ABORT, 'full'); END",
+    )
+    .execute(&side)
+    .await
+    .unwrap();
+    let content = encrypt(1, "cert-a", &presence(USER, "Busy", "InACall"));
+    assert_eq!(rig.post_json(rig.rich_batch(&content)).await, 503);
+    assert_eq!(rig.inbox_len().await, 0);
+
+    // Graph retries; once the inbox works the same presence is stored (it was not remembered
+    // as seen when the write failed).
+    sqlx::query("DROP TRIGGER inbox_full")
+        .execute(&side)
+        .await
+        .unwrap();
+    assert_eq!(rig.post_json(rig.rich_batch(&content)).await, 202);
+    assert_eq!(rig.inbox_len().await, 1);
 }
 
 struct Case {

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod batch;
 pub mod control;
+pub mod delivery;
 pub mod identity;
 pub mod presence;
 pub mod subscriptions;
@@ -267,7 +268,7 @@ pub async fn spawn(options: SimGraphOptions) -> SimGraphHandle {
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     let app = router(state.clone());
-    subscriptions::start_delivery(state.clone(), shutdown.clone());
+    delivery::start_delivery(state.clone(), shutdown.clone());
     let join = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })

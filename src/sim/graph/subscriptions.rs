@@ -7,11 +7,9 @@
 //! (and the same changeType + resource twice) is `409`. `PATCH`, `DELETE`,
 //! `POST …/reauthorize` and `GET` work as documented; unknown or expired ids are `404`.
 //!
-//! Presence changes (the tenant's broadcast) are delivered to every live subscription covering
-//! the user: rich ones encrypted with the subscription's certificate and carrying a validation
-//! token signed by the simulator's key (JWKS at `/common/discovery/v2.0/keys`), basic ones
-//! with the user id only. Non-2xx answers are retried a few times with backoff. Switches: drop
-//! deliveries, expire a subscription early, send a lifecycle event.
+//! Delivery of notifications is in [`super::delivery`]. Switches: drop deliveries, expire a
+//! subscription early, send a lifecycle event. The JWKS of the validation tokens is served at
+//! `/common/discovery/v2.0/keys`.
 //!
 //! Not modelled: Graph's 4-hour retry horizon (a few quick retries only), throttling of slow
 //! endpoints, `users` change notifications, `missed`/`subscriptionRemoved` events.
@@ -24,21 +22,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use super::tokens::TokenIssuer;
 use super::{SimGraph, graph_error};
-use crate::graph::crypto::{encrypt_for_notification, public_key_from_certificate_der};
 use crate::graph::subscription_api::presence_resource_ids;
-
-/// Delivery attempts per notification batch (Graph retries for hours; tests need a few).
-const DELIVERY_ATTEMPTS: u32 = 4;
-/// First retry delay; doubles per attempt.
-const RETRY_BASE: Duration = Duration::from_millis(50);
 
 /// One live subscription.
 #[derive(Debug, Clone)]
@@ -212,7 +202,7 @@ async fn handshake(url: &str) -> bool {
     res.status() == StatusCode::OK && plain && res.text().await.ok().as_deref() == Some(&token)
 }
 
-async fn post_json(url: &str, body: &Value) -> Option<u16> {
+pub(super) async fn post_json(url: &str, body: &Value) -> Option<u16> {
     let res = reqwest::Client::new()
         .post(url)
         .json(body)
@@ -408,101 +398,4 @@ pub(super) fn routes() -> Router<SimGraph> {
         .route("/v1.0/subscriptions/{id}", patch(renew).delete(remove))
         .route("/v1.0/subscriptions/{id}/reauthorize", post(reauthorize))
         .route("/common/discovery/v2.0/keys", get(jwks))
-}
-
-/// Delivers presence changes to the subscriptions covering them until `cancel` fires.
-pub fn start_delivery(sim: SimGraph, cancel: CancellationToken) {
-    let mut events = sim.subscribe_presence();
-    let issuer = std::sync::Arc::new(TokenIssuer::new());
-    tokio::spawn(async move {
-        loop {
-            let ev = tokio::select! {
-                _ = cancel.cancelled() => return,
-                ev = events.recv() => ev,
-            };
-            let ev = match ev {
-                Ok(ev) => ev,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => return,
-            };
-            let now = sim.now();
-            let targets: Vec<SimSubscription> = {
-                let t = sim.lock();
-                if t.subscriptions.drop_deliveries {
-                    continue;
-                }
-                t.subscriptions
-                    .subs
-                    .values()
-                    .filter(|s| s.expires_at > now && s.user_ids.contains(&ev.user_id))
-                    .cloned()
-                    .collect()
-            };
-            for sub in targets {
-                let body = notification(&sim, &issuer, &sub, &ev);
-                let sim = sim.clone();
-                tokio::spawn(async move { deliver(&sim, &sub.notification_url, &body).await });
-            }
-        }
-    });
-}
-
-fn notification(
-    sim: &SimGraph,
-    issuer: &TokenIssuer,
-    sub: &SimSubscription,
-    ev: &super::PresenceEvent,
-) -> Value {
-    let user = &ev.user_id;
-    let mut item = json!({
-        "subscriptionId": sub.id, "clientState": sub.client_state, "changeType": "updated",
-        "tenantId": sim.options.tenant_id, "resource": format!("communications/presences/{user}"),
-        "subscriptionExpirationDateTime": sub.expires_at,
-        "resourceData": {"@odata.id": format!("users/{user}/presence"),
-            "@odata.type": "#microsoft.graph.presence", "id": user},
-        "organizationId": sim.options.tenant_id,
-    });
-    let mut body = json!({});
-    if let (true, Some(cert), Some(cert_id)) = (
-        sub.include_resource_data,
-        &sub.certificate,
-        &sub.certificate_id,
-    ) {
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(cert)
-            .unwrap_or_default();
-        if let Ok(public) = public_key_from_certificate_der(&der) {
-            let plain = json!({
-                "@odata.id": format!("users/{user}/presence"), "@odata.type": "#microsoft.graph.presence",
-                "id": user, "availability": ev.availability, "activity": ev.activity,
-                "sequenceNumber": ev.sequence_number,
-            });
-            if let Ok(content) =
-                encrypt_for_notification(&public, cert_id, plain.to_string().as_bytes())
-            {
-                item["encryptedContent"] = json!(content);
-            }
-        }
-        body["validationTokens"] = json!([issuer.validation_token(
-            &sim.options.client_id,
-            &sim.options.tenant_id,
-            &sim.origin
-        )]);
-    }
-    body["value"] = json!([item]);
-    body
-}
-
-async fn deliver(sim: &SimGraph, url: &str, body: &Value) {
-    let mut wait = RETRY_BASE;
-    for _ in 0..DELIVERY_ATTEMPTS {
-        if let Some(status) = post_json(url, body).await
-            && (200..300).contains(&status)
-        {
-            sim.lock().subscriptions.delivered += 1;
-            return;
-        }
-        tokio::time::sleep(wait).await;
-        wait *= 2;
-    }
 }
