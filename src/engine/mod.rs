@@ -1,5 +1,15 @@
 //! The sync engine: mapping tables, per-user state, hold-down, echo and loop guards, restore,
-//! reconciliation. The core is pure logic (observations and a clock in, decisions out); I/O
-//! happens in the runtime at the edges.
+//! reconciliation. The core ([`decide`]) is pure logic (observations and a clock in,
+//! decisions out); I/O happens in the runtime at the edges. Owns `[sync]` and the mapping
+//! tables; talks to Graph and contact centers only through their traits.
 
 pub mod config;
+pub mod decide;
+pub mod rules;
+pub mod state;
+
+#[cfg(test)]
+mod tests;
+
+pub use decide::{Drift, Engine};
+pub use state::{Action, Decision, Millis, Reason, UserState};
