@@ -371,8 +371,8 @@ pub fn resolve_secret(
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("[redacted]"));
-            u.to_string()
+            let _ = u.set_password(Some("REDACTED"));
+            u.to_string().replacen(":REDACTED@", ":[redacted]@", 1)
         }
         _ => url.to_owned(),
     }
@@ -403,3 +403,7 @@ fn describe_config_error(e: &config::ConfigError) -> String {
     // for key `server`"); keep them on one line.
     e.to_string().replace('\n', " ")
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;
