@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::Side;
 
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 /// What callers branch on.
@@ -234,12 +235,9 @@ pub trait Store: Send + Sync + 'static {
 /// Opens the store named by the URL (`sqlite://…` or `postgres://…`) and applies migrations.
 pub async fn open(cfg: &crate::config::StoreConfig) -> StoreResult<Arc<dyn Store>> {
     use secrecy::ExposeSecret;
-    let url = cfg.url.expose_secret();
-    if url.starts_with("sqlite:") {
-        let _s = sqlite::SqliteStore::open(cfg).await?;
+    if cfg.url.expose_secret().starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(cfg).await?))
     } else {
-        let _s = postgres::PgStore::open(cfg).await?;
+        Ok(Arc::new(postgres::PgStore::open(cfg).await?))
     }
-    let _: Option<Arc<dyn Store>> = None;
-    Err(StoreError::Unavailable("not implemented".into()))
 }

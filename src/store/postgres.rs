@@ -1,14 +1,65 @@
-//! Placeholder: the postgres implementation of [`super::Store`] is being written.
+//! Postgres implementation of [`super::Store`], for several replicas sharing one database.
+//! The method bodies are shared with SQLite ([`super::sql`]); only the inbox claim differs,
+//! locking with `FOR UPDATE SKIP LOCKED` so replicas never lease the same item.
 
-use super::StoreResult;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::sql::{scrub, shown_url};
+use super::{StoreError, StoreResult};
 use crate::config::StoreConfig;
 
-pub struct PgStore;
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// How long taking a connection from the pool (or opening one) may wait. Short, so that
+/// readiness reports a dead database within a probe's timeout instead of hanging.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The Postgres store. Cheap to clone (the pool is shared).
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
 
 impl PgStore {
-    pub async fn open(_cfg: &StoreConfig) -> StoreResult<Self> {
-        Err(super::StoreError::Unavailable(
-            "postgres store not implemented yet".into(),
-        ))
+    /// Connects to the server named by `store.url` and applies the migrations (under
+    /// Postgres's advisory lock, so replicas starting together do not race).
+    pub async fn open(cfg: &StoreConfig) -> StoreResult<Self> {
+        let url = cfg.url.expose_secret();
+        let shown = shown_url(url);
+        let opts = PgConnectOptions::from_str(url).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "store.url {shown:?} is not a valid Postgres URL ({}); use postgres://user@host:5432/db",
+                scrub(&e.to_string(), url)
+            ))
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(cfg.max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(opts)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot connect to Postgres at {shown} ({}); check that the server is running and store.url is right",
+                    scrub(&e.to_string(), url)
+                ))
+            })?;
+        MIGRATOR.run(&pool).await.map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot migrate the Postgres database at {shown} ({}); check the role's rights",
+                scrub(&e.to_string(), url)
+            ))
+        })?;
+        Ok(Self { pool })
     }
 }
+
+super::sql::impl_store!(
+    PgStore,
+    sqlx::Postgres,
+    "postgres",
+    "FOR UPDATE SKIP LOCKED"
+);

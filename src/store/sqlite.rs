@@ -1,14 +1,79 @@
-//! Placeholder: the sqlite implementation of [`super::Store`] is being written.
+//! SQLite implementation of [`super::Store`]: one file, WAL journal, created with its parent
+//! directory when missing. The method bodies are shared with Postgres ([`super::sql`]).
 
-use super::StoreResult;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use super::sql::shown_url;
+use super::{StoreError, StoreResult};
 use crate::config::StoreConfig;
 
-pub struct SqliteStore;
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// The SQLite store. Cheap to clone (the pool is shared).
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
 
 impl SqliteStore {
-    pub async fn open(_cfg: &StoreConfig) -> StoreResult<Self> {
-        Err(super::StoreError::Unavailable(
-            "sqlite store not implemented yet".into(),
-        ))
+    /// Opens (creating if missing) the database file named by `store.url` and applies the
+    /// migrations. Opening an up-to-date file again changes nothing.
+    pub async fn open(cfg: &StoreConfig) -> StoreResult<Self> {
+        let url = cfg.url.expose_secret();
+        let shown = shown_url(url);
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "store.url {shown:?} is not a valid SQLite URL ({e}); use sqlite://path/to/file.db"
+                ))
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_millis(cfg.sqlite_busy_timeout_ms))
+            .foreign_keys(true);
+        let path = opts.get_filename().to_owned();
+        let in_memory = path.as_os_str() == ":memory:";
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| !in_memory && !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot create the directory {} for store.url ({e}); create it or point store.url elsewhere",
+                    dir.display()
+                ))
+            })?;
+        }
+        // Each in-memory connection would be its own database: keep exactly one, forever.
+        let pool_opts = if in_memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(cfg.max_connections)
+        };
+        let pool = pool_opts.connect_with(opts).await.map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot open the SQLite database {} ({e}); check that the path is writable",
+                path.display()
+            ))
+        })?;
+        MIGRATOR.run(&pool).await.map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot migrate the SQLite database {} ({e}); was it written by a newer version?",
+                path.display()
+            ))
+        })?;
+        Ok(Self { pool })
     }
 }
+
+super::sql::impl_store!(SqliteStore, sqlx::Sqlite, "sqlite", "");
