@@ -34,4 +34,18 @@ pub enum Command {
     CheckConfig,
     /// Apply database migrations and exit.
     Migrate,
+    /// Print the last sync decisions for a user in plain words.
+    Explain {
+        /// The user's Teams object id.
+        user: String,
+        /// How many decisions to show.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Teams users and contact-center agents.
+    Users {
+        /// Print matched pairs, unmatched users and agents, and conflicts, changing nothing.
+        #[arg(long)]
+        report: bool,
+    },
 }

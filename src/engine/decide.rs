@@ -434,6 +434,16 @@ impl Engine {
         if !self.p.cc_to_teams || self.suspended(st, cx.now) {
             return;
         }
+        // While the contact center shows the bridge's own write, it says nothing about the
+        // agent: the echo must not travel back to Teams.
+        let cc_is_echo = match (&st.wrote_cc, &st.cc) {
+            (Some(w), Some(c)) => w.live && same_cc(&w.status, c),
+            _ => false,
+        };
+        if cc_is_echo {
+            st.c2t.pending = None;
+            return;
+        }
         let desired = st
             .cc
             .as_ref()

@@ -4,8 +4,11 @@
 //! [`writer`] (Graph and connector writes with retry) and [`reconcile`]. Owns `[sync]` and
 //! the mapping tables; talks to Graph and contact centers only through their traits.
 
+pub mod audit;
+pub mod cli;
 pub mod config;
 pub mod decide;
+pub mod matching;
 pub mod reconcile;
 pub mod rules;
 pub mod runtime;

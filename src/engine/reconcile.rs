@@ -85,6 +85,9 @@ impl Reconciler {
             started_at,
             ..Default::default()
         };
+        if let Err(e) = crate::engine::matching::apply(&s.config, s.store.as_ref()).await {
+            report.errors.push(format!("matching: {e}"));
+        }
         match load_directory(s.store.as_ref()).await {
             Ok(dir) => *s.directory.write().expect("directory lock") = dir,
             Err(e) => report.errors.push(format!("directory: {e}")),

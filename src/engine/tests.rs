@@ -22,7 +22,7 @@ only_if_cc = ["Available"]
 set = "Do Not Disturb"
 
 [[cc_to_teams]]
-when = { status = ["On Contact", "After Contact Work"] }
+when = { status = ["On Contact", "After Contact Work", "Busy (Teams)"] }
 set = { availability = "Busy", activity = "InACall" }
 
 [[cc_to_teams]]

@@ -21,6 +21,7 @@ use crate::inbox::Inbox;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
+pub mod api;
 pub mod error;
 pub mod health;
 
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
     let request_id = header::HeaderName::from_static(REQUEST_ID_HEADER);
     Router::new()
         .merge(health::routes())
+        .merge(api::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
