@@ -848,8 +848,10 @@ mod api {
             ])
             .await
             .unwrap();
-        let mut suspended = presence_bridge::engine::UserState::default();
-        suspended.suspended_until = Some(Utc::now().timestamp_millis() + 600_000);
+        let mut suspended = presence_bridge::engine::UserState {
+            suspended_until: Some(Utc::now().timestamp_millis() + 600_000),
+            ..Default::default()
+        };
         suspended.c2t.held = Some(HeldPresence {
             availability: "Busy".into(),
             activity: "InACall".into(),
