@@ -42,6 +42,20 @@ pub enum Command {
     /// Contact-center connector tools.
     #[command(subcommand)]
     Connectors(ConnectorsCommand),
+    /// Print the last sync decisions for a user in plain words.
+    Explain {
+        /// The user's Teams object id.
+        user: String,
+        /// How many decisions to show.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Teams users and contact-center agents.
+    Users {
+        /// Print matched pairs, unmatched users and agents, and conflicts, changing nothing.
+        #[arg(long)]
+        report: bool,
+    },
     /// Run the full daemon on SQLite against a simulated Teams tenant and contact center
     /// (no credentials, no network; ignores --config). Ctrl-C stops it.
     Demo {

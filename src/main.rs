@@ -92,6 +92,10 @@ async fn run(cli: Cli) -> i32 {
         Command::Accounts { command } => {
             presence_bridge::graph::accounts_cli::run(&config, command).await
         }
+        Command::Explain { user, limit } => {
+            presence_bridge::engine::cli::explain(&config, &user, limit).await
+        }
+        Command::Users { report } => presence_bridge::engine::cli::users(&config, report).await,
         Command::Run => {
             if let Err(e) = presence_bridge::telemetry::init_tracing(&config.log) {
                 eprintln!("error: log.filter: {e}");

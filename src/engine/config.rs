@@ -1,22 +1,462 @@
-//! `[sync]`, `[[teams_to_cc]]`, `[[cc_to_teams]]`
+//! `[sync]`, `[[teams_to_cc]]`, `[[cc_to_teams]]`: how the bridge syncs and the two mapping
+//! tables (first match wins). Rules are checked here against what Graph allows; statuses are
+//! checked against a connector's catalog once it is known ([`crate::engine::rules`]).
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigErrors};
 
+/// The five availability/activity pairs `setPresence` accepts (graph.md §2.1).
+pub const SESSION_PAIRS: &[(&str, &str)] = &[
+    ("Available", "Available"),
+    ("Busy", "InACall"),
+    ("Busy", "InAConferenceCall"),
+    ("Away", "Away"),
+    ("DoNotDisturb", "Presenting"),
+];
+
+/// The six pairs `setUserPreferredPresence` accepts (graph.md §2.3).
+pub const PREFERRED_PAIRS: &[(&str, &str)] = &[
+    ("Available", "Available"),
+    ("Busy", "Busy"),
+    ("DoNotDisturb", "DoNotDisturb"),
+    ("BeRightBack", "BeRightBack"),
+    ("Away", "Away"),
+    ("Offline", "OffWork"),
+];
+
+/// A sync direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    TeamsToCc,
+    CcToTeams,
+}
+
+/// What happens when an agent logs in to the contact center while Teams maps to a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnCcLogin {
+    /// The status the agent logs in with stays; Teams drives the contact center again from
+    /// the next Teams change.
+    #[default]
+    KeepCc,
+    /// At login the Teams-mapped status is applied at once (no hold-down).
+    AdoptTeams,
+    /// Like `adopt_teams`, and `only_if_cc` guards are ignored: whenever a Teams rule matches,
+    /// the contact-center status follows, even over a status the agent picked.
+    TeamsAlwaysWins,
+}
+
+/// How Teams users are matched to contact-center agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchBy {
+    /// Teams `mail`, else `userPrincipalName`, against the agent's email (case-insensitive).
+    #[default]
+    Email,
+    /// Teams `userPrincipalName` against the agent's email or username.
+    Upn,
+    /// Teams display name against the agent's display name.
+    DisplayName,
+    /// An explicit CSV file `teams_id_or_upn,cc_agent_id` (`sync.match_csv_file`).
+    Csv,
+}
+
 /// `[sync]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// Which directions are enabled: `teams_to_cc`, `cc_to_teams`, or both.
+    pub directions: Vec<Direction>,
+    /// How long a status must persist before it is propagated, in seconds. Rules may override.
+    pub hold_down_secs: u64,
+    /// Interval between full reconciliations of both sides, in seconds (at least 60).
+    pub reconcile_interval_secs: u64,
+    /// Precedence when an agent logs in to the contact center.
+    pub on_cc_login: OnCcLogin,
+    /// Contact-center statuses (names or ids) that mean "logged out", in addition to the
+    /// statuses a connector's catalog marks as offline.
+    pub cc_offline_statuses: Vec<String>,
+    /// Oscillation breaker: more than this many writes for one user within
+    /// `flap_window_secs` suspends the user's sync.
+    pub flap_max_writes: u32,
+    /// Oscillation breaker window, in seconds.
+    pub flap_window_secs: u64,
+    /// How long a flapping user stays suspended, in seconds.
+    pub flap_cooldown_secs: u64,
+    /// Re-post interval of the bridge's Teams presence session, in seconds. Must be below 300:
+    /// Graph fades `Available` after 5 minutes.
+    pub keepalive_interval_secs: u64,
+    /// `expirationDuration` sent with `setPresence`, in seconds (300 to 14400, PT5M–PT4H).
+    /// Some tenants reportedly ignore it and expire after 5 minutes (UNCERTAIN), which the
+    /// keep-alive covers.
+    pub session_expiration_secs: u64,
+    /// Clear the bridge's Teams sessions when the daemon stops.
+    pub clear_sessions_on_shutdown: bool,
+    /// How Teams users are matched to agents.
+    pub match_by: MatchBy,
+    /// CSV file of `teams_id_or_upn,cc_agent_id` lines, required when `match_by = "csv"`.
+    pub match_csv_file: Option<PathBuf>,
+    /// Engine worker tasks; users are sharded over them by user id.
+    pub workers: usize,
+    /// Longest wait between retries of a failed write, in seconds.
+    pub write_retry_max_secs: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            directions: vec![Direction::TeamsToCc, Direction::CcToTeams],
+            hold_down_secs: 15,
+            reconcile_interval_secs: 3600,
+            on_cc_login: OnCcLogin::KeepCc,
+            cc_offline_statuses: vec!["Offline".into()],
+            flap_max_writes: 6,
+            flap_window_secs: 120,
+            flap_cooldown_secs: 600,
+            keepalive_interval_secs: 240,
+            session_expiration_secs: 3600,
+            clear_sessions_on_shutdown: false,
+            match_by: MatchBy::Email,
+            match_csv_file: None,
+            workers: 4,
+            write_retry_max_secs: 60,
+        }
+    }
+}
+
+impl SyncConfig {
+    pub fn enabled(&self, d: Direction) -> bool {
+        self.directions.contains(&d)
+    }
+}
+
+/// `when` of a Teams → contact-center rule; every given list must match (case-insensitive).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct SyncConfig {}
+pub struct TeamsWhen {
+    /// Teams availability values, e.g. `["Busy", "DoNotDisturb"]`.
+    pub availability: Vec<String>,
+    /// Teams activity values, e.g. `["InACall", "Presenting"]`.
+    pub activity: Vec<String>,
+}
 
 /// One `[[teams_to_cc]]` rule.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct TeamsToCcRule {}
+pub struct TeamsToCcRule {
+    /// Which Teams presence this rule applies to.
+    pub when: TeamsWhen,
+    /// Apply only while the contact-center status is one of these (names or ids).
+    #[serde(default)]
+    pub only_if_cc: Vec<String>,
+    /// Contact-center status to set (a name or id from the connector's catalog).
+    pub set: String,
+    /// When no rule matches any more, put back the status the agent had before.
+    #[serde(default)]
+    pub restore: bool,
+    /// Overrides `sync.hold_down_secs` for this rule.
+    #[serde(default)]
+    pub hold_down_secs: Option<u64>,
+}
+
+/// `when` of a contact-center → Teams rule.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CcWhen {
+    /// Contact-center status names or ids (case-insensitive).
+    pub status: Vec<String>,
+}
+
+/// What a contact-center → Teams rule sets: a pair, or `"clear"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum TeamsSet {
+    Keyword(String),
+    Pair {
+        availability: String,
+        activity: String,
+    },
+}
+
+/// How the Teams presence is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// `setPresence`: an app session, kept alive; loses to the user's own DND/Busy.
+    #[default]
+    Session,
+    /// `setUserPreferredPresence`: overrides the user's own choice.
+    Preferred,
+}
 
 /// One `[[cc_to_teams]]` rule.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct CcToTeamsRule {}
+pub struct CcToTeamsRule {
+    /// Which contact-center statuses this rule applies to.
+    pub when: CcWhen,
+    /// Apply only while the Teams availability or activity is one of these.
+    #[serde(default)]
+    pub only_if_teams: Vec<String>,
+    /// `{ availability = "Busy", activity = "InACall" }`, or `"clear"` to remove the
+    /// bridge's presence.
+    pub set: TeamsSet,
+    /// `session` (setPresence, default) or `preferred` (setUserPreferredPresence).
+    #[serde(default)]
+    pub mode: WriteMode,
+    /// Overrides `sync.hold_down_secs` for this rule.
+    #[serde(default)]
+    pub hold_down_secs: Option<u64>,
+}
 
-pub fn validate(_cfg: &mut Config, _errs: &mut ConfigErrors) {}
+fn is_pair(pairs: &[(&str, &str)], a: &str, b: &str) -> bool {
+    pairs
+        .iter()
+        .any(|(x, y)| x.eq_ignore_ascii_case(a) && y.eq_ignore_ascii_case(b))
+}
+
+fn list_pairs(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(a, b)| format!("{a}/{b}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn validate(cfg: &mut Config, errs: &mut ConfigErrors) {
+    let s = &cfg.sync;
+    if s.directions.is_empty() {
+        errs.push(
+            "sync.directions",
+            "name at least one of teams_to_cc, cc_to_teams",
+        );
+    }
+    if s.reconcile_interval_secs < 60 {
+        errs.push("sync.reconcile_interval_secs", "must be at least 60");
+    }
+    if s.hold_down_secs > 3600 {
+        errs.push("sync.hold_down_secs", "must be at most 3600");
+    }
+    if s.flap_max_writes < 2 {
+        errs.push("sync.flap_max_writes", "must be at least 2");
+    }
+    if s.flap_max_writes > 64 {
+        errs.push("sync.flap_max_writes", "must be at most 64");
+    }
+    if s.flap_window_secs == 0 {
+        errs.push("sync.flap_window_secs", "must be at least 1");
+    }
+    if s.flap_cooldown_secs == 0 {
+        errs.push("sync.flap_cooldown_secs", "must be at least 1");
+    }
+    if !(300..=14_400).contains(&s.session_expiration_secs) {
+        errs.push(
+            "sync.session_expiration_secs",
+            "must be between 300 and 14400 (Graph allows PT5M to PT4H)",
+        );
+    }
+    if s.keepalive_interval_secs < 10 || s.keepalive_interval_secs >= 300 {
+        errs.push(
+            "sync.keepalive_interval_secs",
+            "must be between 10 and 299 (Graph fades Available after 5 minutes)",
+        );
+    } else if s.keepalive_interval_secs >= s.session_expiration_secs {
+        errs.push(
+            "sync.keepalive_interval_secs",
+            "must be shorter than sync.session_expiration_secs",
+        );
+    }
+    if s.workers == 0 || s.workers > 64 {
+        errs.push("sync.workers", "must be between 1 and 64");
+    }
+    if s.write_retry_max_secs == 0 {
+        errs.push("sync.write_retry_max_secs", "must be at least 1");
+    }
+    match (s.match_by, &s.match_csv_file) {
+        (MatchBy::Csv, None) => errs.push(
+            "sync.match_csv_file",
+            "is required when sync.match_by = \"csv\"",
+        ),
+        (MatchBy::Csv, Some(p)) if !p.is_file() => errs.push(
+            "sync.match_csv_file",
+            format!("{} is not a readable file", p.display()),
+        ),
+        (m, Some(_)) if m != MatchBy::Csv => errs.push(
+            "sync.match_csv_file",
+            "is only used with sync.match_by = \"csv\"",
+        ),
+        _ => {}
+    }
+    for (i, r) in cfg.teams_to_cc.iter().enumerate() {
+        let p = format!("teams_to_cc[{i}]");
+        if r.when.availability.is_empty() && r.when.activity.is_empty() {
+            errs.push(
+                format!("{p}.when"),
+                "give availability and/or activity to match",
+            );
+        }
+        if r.set.trim().is_empty() {
+            errs.push(format!("{p}.set"), "is empty");
+        }
+        if r.hold_down_secs.is_some_and(|h| h > 3600) {
+            errs.push(format!("{p}.hold_down_secs"), "must be at most 3600");
+        }
+    }
+    for (i, r) in cfg.cc_to_teams.iter().enumerate() {
+        let p = format!("cc_to_teams[{i}]");
+        if r.when.status.is_empty() {
+            errs.push(format!("{p}.when.status"), "name at least one status");
+        }
+        if r.hold_down_secs.is_some_and(|h| h > 3600) {
+            errs.push(format!("{p}.hold_down_secs"), "must be at most 3600");
+        }
+        match (&r.set, r.mode) {
+            (TeamsSet::Keyword(k), _) if k.eq_ignore_ascii_case("clear") => {}
+            (TeamsSet::Keyword(k), _) => errs.push(
+                format!("{p}.set"),
+                format!("\"{k}\" is not a keyword; use \"clear\" or {{ availability, activity }}"),
+            ),
+            (
+                TeamsSet::Pair {
+                    availability,
+                    activity,
+                },
+                WriteMode::Session,
+            ) => {
+                if !is_pair(SESSION_PAIRS, availability, activity) {
+                    errs.push(
+                        format!("{p}.set"),
+                        format!(
+                            "{availability}/{activity} cannot be set with setPresence; allowed: {} \
+                             (or mode = \"preferred\")",
+                            list_pairs(SESSION_PAIRS)
+                        ),
+                    );
+                }
+            }
+            (
+                TeamsSet::Pair {
+                    availability,
+                    activity,
+                },
+                WriteMode::Preferred,
+            ) => {
+                if !is_pair(PREFERRED_PAIRS, availability, activity) {
+                    errs.push(
+                        format!("{p}.set"),
+                        format!(
+                            "{availability}/{activity} cannot be set with setUserPreferredPresence; \
+                             allowed: {}",
+                            list_pairs(PREFERRED_PAIRS)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<(), Vec<String>> {
+        let mut cfg = Config::from_toml_str_with_env(text, Vec::<(String, String)>::new())
+            .map_err(|e| vec![e.to_string()])?;
+        match cfg.resolve_and_validate() {
+            Ok(()) => Ok(()),
+            Err(crate::config::ConfigError::Invalid(errs)) => Err(errs
+                .iter()
+                .map(|i| format!("{}: {}", i.path, i.message))
+                .collect()),
+            Err(e) => Err(vec![e.to_string()]),
+        }
+    }
+
+    #[test]
+    fn design_example_is_valid() {
+        let text = r#"
+[sync]
+directions = ["teams_to_cc", "cc_to_teams"]
+hold_down_secs = 15
+reconcile_interval_secs = 3600
+
+[[teams_to_cc]]
+when = { activity = ["InACall", "InAConferenceCall", "Presenting"] }
+only_if_cc = ["Available"]
+set = "Busy (Teams)"
+restore = true
+
+[[cc_to_teams]]
+when = { status = ["On Contact", "After Contact Work"] }
+set = { availability = "Busy", activity = "InACall" }
+
+[[cc_to_teams]]
+when = { status = ["Offline"] }
+set = "clear"
+
+[[cc_to_teams]]
+when = { status = ["Break"] }
+set = { availability = "BeRightBack", activity = "BeRightBack" }
+mode = "preferred"
+"#;
+        assert_eq!(parse(text), Ok(()));
+    }
+
+    #[test]
+    fn every_rule_error_names_its_index() {
+        let text = r#"
+[sync]
+directions = []
+keepalive_interval_secs = 300
+
+[[teams_to_cc]]
+when = {}
+set = ""
+
+[[cc_to_teams]]
+when = { status = ["On Contact"] }
+set = { availability = "Busy", activity = "Busy" }
+
+[[cc_to_teams]]
+when = { status = ["x"] }
+set = { availability = "Busy", activity = "InACall" }
+mode = "preferred"
+
+[[cc_to_teams]]
+when = { status = ["x"] }
+set = "nothing"
+"#;
+        let errs = parse(text).unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|e| e.split(':').next().unwrap()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "sync.directions",
+                "sync.keepalive_interval_secs",
+                "teams_to_cc[0].when",
+                "teams_to_cc[0].set",
+                "cc_to_teams[0].set",
+                "cc_to_teams[1].set",
+                "cc_to_teams[2].set",
+            ],
+            "{errs:#?}"
+        );
+        assert!(errs[4].contains("mode = \"preferred\""), "{}", errs[4]);
+    }
+
+    #[test]
+    fn unknown_rule_keys_are_rejected() {
+        let text = r#"
+[[teams_to_cc]]
+when = { activity = ["InACall"] }
+set = "Busy"
+restor = true
+"#;
+        assert!(parse(text).unwrap_err()[0].contains("restor"));
+    }
+}

@@ -21,6 +21,7 @@ use crate::inbox::Inbox;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
+pub mod api;
 pub mod connectors;
 pub mod error;
 pub mod graph;
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(graph::routes(&state))
         .merge(connectors::routes())
+        .merge(api::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))

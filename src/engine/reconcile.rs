@@ -1,0 +1,204 @@
+//! Reconciliation: every `sync.reconcile_interval_secs` and on demand, read both sides in bulk,
+//! let the engine compare them with what it knows, and write only where they disagree with
+//! the rules. The drift report goes to the log, the metrics, the store (`GET
+//! /api/v1/reconcile/last`) and [`Reconciler::run_once`]'s caller.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::runtime::{Shared, load_directory, shard};
+use crate::engine::worker::{Read, WorkerMsg};
+use crate::model::{CcStatus, TeamsPresence, UserId};
+
+/// Store key of the last report.
+pub const LAST_REPORT_KEY: &str = "engine.reconcile.last";
+/// At most this many affected users are listed in a report (counts cover all).
+const REPORT_USERS: usize = 200;
+/// Audit entries are pruned this often: often enough that the table stays bounded, rarely
+/// enough that the delete is negligible.
+const AUDIT_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// What a reconciliation found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileReport {
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// Matched users whose both sides were compared.
+    pub users_checked: usize,
+    /// Users by kind of drift: `teams_missed`, `cc_missed`, `session_lost`.
+    pub drift: BTreeMap<String, usize>,
+    /// Writes the reconciliation caused.
+    pub writes: usize,
+    /// Users with drift (at most 200).
+    pub users: Vec<String>,
+    /// Reads that failed (the side was skipped).
+    pub errors: Vec<String>,
+}
+
+pub struct Reconciler {
+    pub shared: Arc<Shared>,
+    pub senders: Vec<mpsc::Sender<WorkerMsg>>,
+}
+
+impl Reconciler {
+    pub async fn run(self, cancel: CancellationToken) {
+        let interval = Duration::from_secs(self.shared.config.sync.reconcile_interval_secs);
+        let mut next = tokio::time::Instant::now() + interval;
+        let mut next_prune = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep_until(next_prune) => {
+                    self.prune_audit().await;
+                    next_prune += AUDIT_PRUNE_INTERVAL;
+                    continue;
+                }
+                _ = tokio::time::sleep_until(next) => {}
+                _ = self.shared.reconcile_now.notified() => {}
+            }
+            self.run_once().await;
+            next = tokio::time::Instant::now() + interval;
+        }
+    }
+
+    async fn prune_audit(&self) {
+        let days = self.shared.config.store.audit_retention_days as i64;
+        let before = Utc::now() - chrono::Duration::days(days);
+        match self.shared.store.prune_audit(before).await {
+            Ok(n) if n > 0 => tracing::info!(deleted = n, "audit entries pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "audit prune failed"),
+        }
+    }
+
+    /// One full pass over all matched users.
+    pub async fn run_once(&self) -> ReconcileReport {
+        let s = &self.shared;
+        let started_at = Utc::now();
+        let mut report = ReconcileReport {
+            started_at,
+            ..Default::default()
+        };
+        if let Err(e) = crate::engine::matching::apply(&s.config, s.store.as_ref()).await {
+            report.errors.push(format!("matching: {e}"));
+        }
+        match load_directory(s.store.as_ref()).await {
+            Ok(dir) => *s.directory.write().expect("directory lock") = dir,
+            Err(e) => report.errors.push(format!("directory: {e}")),
+        }
+        let dir: Vec<(UserId, (String, String))> = s
+            .directory
+            .read()
+            .expect("directory lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let ids: Vec<String> = dir.iter().map(|(u, _)| u.clone()).collect();
+        let teams: HashMap<String, TeamsPresence> = match s.presence.get_presences(&ids).await {
+            Ok(v) => v.into_iter().collect(),
+            Err(e) => {
+                report.errors.push(format!("teams: {e}"));
+                HashMap::new()
+            }
+        };
+        let mut by_connector: HashMap<&str, Vec<String>> = HashMap::new();
+        for (_, (conn, agent)) in &dir {
+            by_connector.entry(conn).or_default().push(agent.clone());
+        }
+        let mut cc: HashMap<(String, String), CcStatus> = HashMap::new();
+        for (conn, agents) in by_connector {
+            let Some(c) = s.connectors.get(conn) else {
+                continue;
+            };
+            match c.current_statuses(&agents).await {
+                Ok(list) => cc.extend(
+                    list.into_iter()
+                        .map(|a| ((conn.to_owned(), a.agent_id), a.status)),
+                ),
+                Err(e) => report.errors.push(format!("{conn}: {e}")),
+            }
+        }
+        let n = self.senders.len();
+        let mut per: Vec<Vec<Read>> = vec![Vec::new(); n];
+        for (user, key) in dir {
+            let t = teams.get(&user).cloned();
+            let c = cc.get(&key).cloned();
+            if t.is_none() && c.is_none() {
+                continue;
+            }
+            report.users_checked += 1;
+            per[shard(&user, n)].push((user, t, c));
+        }
+        let mut waits = Vec::new();
+        for (i, reads) in per.into_iter().enumerate() {
+            if reads.is_empty() {
+                continue;
+            }
+            let (done, wait) = oneshot::channel();
+            if self.senders[i]
+                .send(WorkerMsg::Reconcile { reads, done })
+                .await
+                .is_ok()
+            {
+                waits.push(wait);
+            }
+        }
+        for w in waits {
+            for (user, drift, writes) in w.await.unwrap_or_default() {
+                report.writes += writes;
+                let kinds = [
+                    ("teams_missed", drift.teams_missed),
+                    ("cc_missed", drift.cc_missed),
+                    ("session_lost", drift.session_lost),
+                ];
+                for (k, on) in kinds {
+                    if on {
+                        *report.drift.entry(k.to_owned()).or_default() += 1;
+                    }
+                }
+                if (drift.any() || writes > 0) && report.users.len() < REPORT_USERS {
+                    report.users.push(user);
+                }
+            }
+        }
+        report.finished_at = Utc::now();
+        self.publish(&report).await;
+        report
+    }
+
+    async fn publish(&self, r: &ReconcileReport) {
+        let s = &self.shared;
+        for (kind, n) in &r.drift {
+            s.metrics
+                .counter("engine_reconcile_drift_total", &[("kind", kind.clone())])
+                .increment(*n as u64);
+        }
+        s.metrics
+            .counter("engine_reconcile_runs_total", &[])
+            .increment(1);
+        s.metrics
+            .gauge("engine_reconcile_last_writes", &[])
+            .set(r.writes as f64);
+        tracing::info!(
+            users = r.users_checked,
+            drift = ?r.drift,
+            writes = r.writes,
+            errors = r.errors.len(),
+            "reconciliation finished"
+        );
+        match serde_json::to_string(r) {
+            Ok(text) => {
+                if let Err(e) = s.store.put_kv(LAST_REPORT_KEY, &text).await {
+                    tracing::warn!(error = %e, "reconcile report not saved");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reconcile report not serializable"),
+        }
+    }
+}

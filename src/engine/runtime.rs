@@ -1,0 +1,375 @@
+//! The engine at work: takes items from the durable inbox, turns basic Graph notifications into
+//! observations (one coalesced `getPresencesByUserId` per batch), routes observations to the
+//! worker owning the user (users sharded by id, each user's items in order), and acknowledges
+//! items once their decisions are made and saved. Writes go through the [`Writer`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::Job;
+use crate::config::Config;
+use crate::connectors::ContactCenter;
+use crate::engine::reconcile::Reconciler;
+use crate::engine::state::{Millis, UserState};
+use crate::engine::worker::{Worker, WorkerMsg};
+use crate::engine::writer::{Directory, Writer};
+use crate::engine::{Engine, rules};
+use crate::graph::PresenceApi;
+use crate::health::{HealthRegistry, HealthState};
+use crate::inbox::{Inbox, KIND_OBSERVATION, KIND_TEAMS_REFRESH, TeamsRefresh};
+use crate::model::{Observation, Source, Status, UserId};
+use crate::store::{InboxItem, Store, StoreResult};
+use crate::telemetry::Metrics;
+
+/// Inbox item kind: a request for an immediate reconciliation (from the API).
+pub const KIND_RECONCILE: &str = "reconcile_request";
+
+/// Items taken from the inbox at once: big enough to coalesce a burst of notifications into
+/// one Graph read (650 ids per call), small enough to keep per-batch latency low.
+const CLAIM_BATCH: u32 = 650;
+/// Lease on claimed items; a crashed replica's items come back after this.
+const LEASE_SECS: u32 = 60;
+/// Re-check the inbox this often even without a wake-up: items pushed by another replica or
+/// whose lease ran out do not wake this process.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
+/// A refresh whose Graph read failed this many times is dropped (reconciliation repairs).
+const MAX_REFRESH_ATTEMPTS: i32 = 5;
+/// Queue depth per worker.
+const WORKER_QUEUE: usize = 64;
+
+/// Engine time from the tokio clock, so tests can pause and advance it.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    base_ms: Millis,
+    base: Instant,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        Clock {
+            base_ms: chrono::Utc::now().timestamp_millis(),
+            base: Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> Millis {
+        self.base_ms + self.base.elapsed().as_millis() as Millis
+    }
+
+    pub fn instant(&self, at: Millis) -> Instant {
+        self.base + Duration::from_millis((at - self.base_ms).max(0) as u64)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the runtime needs from the rest of the application.
+pub struct RuntimeDeps {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub inbox: Inbox,
+    pub presence: Arc<dyn PresenceApi>,
+    /// Connectors by name.
+    pub connectors: HashMap<String, Arc<dyn ContactCenter>>,
+    pub metrics: Metrics,
+    pub health: HealthRegistry,
+}
+
+/// State shared by the dispatcher, the workers and the reconciler.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub inbox: Inbox,
+    pub presence: Arc<dyn PresenceApi>,
+    pub connectors: HashMap<String, Arc<dyn ContactCenter>>,
+    pub metrics: Metrics,
+    pub health: HealthRegistry,
+    pub writer: Writer,
+    pub directory: Directory,
+    pub clock: Clock,
+    pub reconcile_now: Notify,
+}
+
+/// The engine runtime, built and ready to run as jobs.
+pub struct EngineRuntime {
+    shared: Arc<Shared>,
+    senders: Vec<mpsc::Sender<WorkerMsg>>,
+    workers: Vec<Worker>,
+    cancel: CancellationToken,
+}
+
+/// The worker that owns a user.
+pub fn shard(user: &str, workers: usize) -> usize {
+    let mut h = DefaultHasher::new();
+    user.hash(&mut h);
+    (h.finish() % workers as u64) as usize
+}
+
+/// Loads the user → (connector, agent) map from the store.
+pub async fn load_directory(store: &dyn Store) -> StoreResult<HashMap<UserId, (String, String)>> {
+    Ok(store
+        .list_users()
+        .await?
+        .into_iter()
+        .filter(|u| u.active)
+        .filter_map(|u| Some((u.teams_id, (u.cc_connector?, u.cc_agent_id?))))
+        .collect())
+}
+
+impl EngineRuntime {
+    /// Loads persisted user state and the directory; nothing runs until [`Self::jobs`].
+    pub async fn new(deps: RuntimeDeps, cancel: CancellationToken) -> StoreResult<EngineRuntime> {
+        let cfg = deps.config.clone();
+        let directory: Directory =
+            Arc::new(RwLock::new(load_directory(deps.store.as_ref()).await?));
+        let writer = Writer::new(
+            deps.presence.clone(),
+            deps.connectors.clone(),
+            directory.clone(),
+            Duration::from_secs(cfg.sync.session_expiration_secs),
+            Duration::from_secs(cfg.sync.write_retry_max_secs),
+            deps.metrics.clone(),
+            cancel.clone(),
+        );
+        let shared = Arc::new(Shared {
+            config: cfg.clone(),
+            store: deps.store,
+            inbox: deps.inbox,
+            presence: deps.presence,
+            connectors: deps.connectors,
+            metrics: deps.metrics,
+            health: deps.health,
+            writer,
+            directory,
+            clock: Clock::new(),
+            reconcile_now: Notify::new(),
+        });
+        let n = cfg.sync.workers;
+        let mut states: Vec<HashMap<UserId, UserState>> = vec![HashMap::new(); n];
+        for (user, value) in shared.store.load_user_states().await? {
+            match serde_json::from_value::<UserState>(value) {
+                Ok(st) => {
+                    states[shard(&user, n)].insert(user, st);
+                }
+                Err(e) => tracing::warn!(%user, error = %e, "unreadable engine state dropped"),
+            }
+        }
+        let engine = Engine::from_config(&cfg);
+        let (mut senders, mut workers) = (Vec::new(), Vec::new());
+        for users in states {
+            let (tx, rx) = mpsc::channel(WORKER_QUEUE);
+            senders.push(tx);
+            workers.push(Worker::new(engine.clone(), users, shared.clone(), rx));
+        }
+        Ok(EngineRuntime {
+            shared,
+            senders,
+            workers,
+            cancel,
+        })
+    }
+
+    /// The background jobs: the dispatcher, the workers and the reconciler.
+    pub fn jobs(self) -> Vec<Job> {
+        let mut jobs: Vec<Job> = Vec::new();
+        for w in self.workers {
+            jobs.push(("engine-worker", Box::pin(w.run(self.cancel.clone()))));
+        }
+        let reconciler = Reconciler {
+            shared: self.shared.clone(),
+            senders: self.senders.clone(),
+        };
+        jobs.push(("reconciler", Box::pin(reconciler.run(self.cancel.clone()))));
+        let d = Dispatcher {
+            shared: self.shared,
+            senders: self.senders,
+        };
+        jobs.push(("engine", Box::pin(d.run(self.cancel))));
+        jobs
+    }
+}
+
+struct Dispatcher {
+    shared: Arc<Shared>,
+    senders: Vec<mpsc::Sender<WorkerMsg>>,
+}
+
+impl Dispatcher {
+    async fn run(self, cancel: CancellationToken) {
+        let s = &self.shared;
+        s.health.set("engine", false, HealthState::Up, "running");
+        self.fetch_catalogs().await;
+        loop {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let items = match s.store.inbox_claim(CLAIM_BATCH, LEASE_SECS).await {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::error!(error = %e, "inbox: claim failed");
+                    s.health.set(
+                        "engine",
+                        false,
+                        HealthState::Degraded,
+                        "cannot read the inbox",
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(IDLE_RECHECK) => continue,
+                        _ = cancel.cancelled() => break,
+                    }
+                }
+            };
+            if items.is_empty() {
+                tokio::select! {
+                    _ = s.inbox.notified() => {}
+                    _ = tokio::time::sleep(IDLE_RECHECK) => {}
+                    _ = cancel.cancelled() => break,
+                }
+                continue;
+            }
+            self.handle(items).await;
+        }
+        s.writer.drain().await;
+    }
+
+    /// Fetches each connector's status catalog, checks the rules against it and hands it to
+    /// the workers and the writer. Problems are logged and make the engine degraded.
+    pub async fn fetch_catalogs(&self) {
+        let s = &self.shared;
+        let mut problems = Vec::new();
+        for (name, cc) in &s.connectors {
+            match cc.status_catalog().await {
+                Ok(catalog) => {
+                    let mut errs = crate::config::ConfigErrors::default();
+                    rules::check_catalog(
+                        name,
+                        &s.config.teams_to_cc,
+                        &s.config.cc_to_teams,
+                        &catalog,
+                        &mut errs,
+                    );
+                    for e in errs.iter() {
+                        tracing::error!(path = %e.path, "{}", e.message);
+                        problems.push(format!("{}: {}", e.path, e.message));
+                    }
+                    s.writer.set_catalog(name, catalog.clone());
+                    for tx in &self.senders {
+                        let _ = tx.send(WorkerMsg::Catalog(catalog.clone())).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(connector = %name, error = %e, "status catalog unavailable");
+                    problems.push(format!("catalog of {name} unavailable"));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            s.health
+                .set("engine", false, HealthState::Degraded, problems.join("; "));
+        }
+    }
+
+    async fn handle(&self, items: Vec<InboxItem>) {
+        let s = &self.shared;
+        let mut ack = Vec::new();
+        let mut release = Vec::new();
+        let mut observations: Vec<Observation> = Vec::new();
+        let mut refresh: BTreeSet<String> = BTreeSet::new();
+        let mut refresh_ids = Vec::new();
+        for item in items {
+            s.metrics
+                .counter("engine_inbox_items_total", &[("kind", item.kind.clone())])
+                .increment(1);
+            match item.kind.as_str() {
+                KIND_OBSERVATION => match serde_json::from_value::<Observation>(item.payload) {
+                    Ok(o) => observations.push(o),
+                    Err(e) => tracing::warn!(id = item.id, error = %e, "bad observation dropped"),
+                },
+                KIND_TEAMS_REFRESH => match serde_json::from_value::<TeamsRefresh>(item.payload) {
+                    Ok(r) => {
+                        refresh.extend(r.user_ids);
+                        refresh_ids.push((item.id, item.attempts));
+                        continue;
+                    }
+                    Err(e) => tracing::warn!(id = item.id, error = %e, "bad refresh dropped"),
+                },
+                KIND_RECONCILE => s.reconcile_now.notify_one(),
+                other => tracing::warn!(id = item.id, kind = other, "unknown inbox item dropped"),
+            }
+            ack.push(item.id);
+        }
+        if !refresh.is_empty() {
+            let ids: Vec<String> = refresh.into_iter().collect();
+            match s.presence.get_presences(&ids).await {
+                Ok(found) => {
+                    let at = chrono::Utc::now();
+                    observations.extend(found.into_iter().map(|(user, p)| Observation {
+                        user,
+                        status: Status::Teams(p),
+                        observed_at: at,
+                        source: Source::GraphWebhook,
+                    }));
+                    ack.extend(refresh_ids.iter().map(|(id, _)| *id));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, users = ids.len(), "presence read for notifications failed");
+                    for (id, attempts) in refresh_ids {
+                        if e.is_transient() && attempts + 1 < MAX_REFRESH_ATTEMPTS {
+                            release.push(id);
+                        } else {
+                            ack.push(id);
+                        }
+                    }
+                }
+            }
+        }
+        self.route(observations).await;
+        if !ack.is_empty()
+            && let Err(e) = s.store.inbox_ack(&ack).await
+        {
+            tracing::error!(error = %e, "inbox: ack failed; items will be processed again");
+        }
+        if !release.is_empty()
+            && let Err(e) = s.store.inbox_release(&release).await
+        {
+            tracing::error!(error = %e, "inbox: release failed");
+        }
+    }
+
+    /// Sends observations to their workers (keeping each user's order) and waits until all
+    /// are decided and saved.
+    async fn route(&self, observations: Vec<Observation>) {
+        let n = self.senders.len();
+        let mut per: Vec<Vec<Observation>> = vec![Vec::new(); n];
+        for o in observations {
+            per[shard(&o.user, n)].push(o);
+        }
+        let mut waits = Vec::new();
+        for (i, items) in per.into_iter().enumerate() {
+            if items.is_empty() {
+                continue;
+            }
+            let (done, wait) = oneshot::channel();
+            if self.senders[i]
+                .send(WorkerMsg::Observations { items, done })
+                .await
+                .is_ok()
+            {
+                waits.push(wait);
+            }
+        }
+        for w in waits {
+            let _ = w.await;
+        }
+    }
+}

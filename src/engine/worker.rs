@@ -1,0 +1,342 @@
+//! One engine worker: owns the state of the users of its shard, feeds their observations and
+//! timers to the pure engine in order, hands writes to the [`Writer`] and persists state,
+//! observed statuses and the audit trail after each batch.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::connectors::CatalogStatus;
+use crate::engine::config::WriteMode;
+use crate::engine::runtime::Shared;
+use crate::engine::state::{Action, Decision, Millis, Reason, Trigger, UserState};
+use crate::engine::{Drift, Engine};
+use crate::model::{CcStatus, Observation, TeamsPresence, UserId};
+use crate::store::{AuditEntry, ObservedStatus, WriteRecord};
+
+/// How long clearing sessions on shutdown may take in total.
+const SHUTDOWN_CLEAR_BUDGET: Duration = Duration::from_secs(5);
+
+/// One reconciliation read: the user and what each side showed (when read).
+pub type Read = (UserId, Option<TeamsPresence>, Option<CcStatus>);
+
+pub enum WorkerMsg {
+    Observations {
+        items: Vec<Observation>,
+        done: oneshot::Sender<()>,
+    },
+    Reconcile {
+        reads: Vec<Read>,
+        done: oneshot::Sender<Vec<(UserId, Drift, usize)>>,
+    },
+    Catalog(Vec<CatalogStatus>),
+}
+
+pub struct Worker {
+    pub engine: Engine,
+    pub users: HashMap<UserId, UserState>,
+    pub shared: Arc<Shared>,
+    pub rx: mpsc::Receiver<WorkerMsg>,
+    timers: BinaryHeap<Reverse<(Millis, UserId)>>,
+    scheduled: HashMap<UserId, Millis>,
+    touched: HashSet<UserId>,
+    audit: Vec<AuditEntry>,
+    observed: Vec<ObservedStatus>,
+    writes: Vec<WriteRecord>,
+}
+
+pub fn to_utc(ms: Millis) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+impl Worker {
+    pub fn new(
+        engine: Engine,
+        users: HashMap<UserId, UserState>,
+        shared: Arc<Shared>,
+        rx: mpsc::Receiver<WorkerMsg>,
+    ) -> Worker {
+        let mut w = Worker {
+            engine,
+            users: HashMap::new(),
+            shared,
+            rx,
+            timers: BinaryHeap::new(),
+            scheduled: HashMap::new(),
+            touched: HashSet::new(),
+            audit: Vec::new(),
+            observed: Vec::new(),
+            writes: Vec::new(),
+        };
+        for (user, st) in users {
+            w.schedule(&user, &st);
+            w.users.insert(user, st);
+        }
+        w
+    }
+
+    pub async fn run(mut self, cancel: CancellationToken) {
+        loop {
+            let next = self.timers.peek().map(|Reverse((t, _))| *t);
+            let wake = self.shared.clock.instant(next.unwrap_or(Millis::MAX / 2));
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                msg = self.rx.recv() => match msg {
+                    Some(m) => self.handle(m).await,
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(wake), if next.is_some() => self.fire().await,
+            }
+        }
+        self.shutdown().await;
+    }
+
+    async fn handle(&mut self, msg: WorkerMsg) {
+        match msg {
+            WorkerMsg::Observations { items, done } => {
+                let now = self.shared.clock.now();
+                for o in items {
+                    let input =
+                        json!({ "side": o.status.side(), "source": o.source, "status": &o.status });
+                    self.observed.push(ObservedStatus {
+                        user_id: o.user.clone(),
+                        side: o.status.side(),
+                        status: serde_json::to_value(&o.status).unwrap_or_default(),
+                        observed_at: o.observed_at,
+                        source: o.source.as_str().to_owned(),
+                    });
+                    let lag = (Utc::now() - o.observed_at).num_milliseconds().max(0);
+                    self.shared
+                        .metrics
+                        .histogram("engine_observation_lag_seconds", &[])
+                        .record(lag as f64 / 1000.0);
+                    self.process(&o.user, input, |e, st, out| {
+                        e.observe(st, o.status, o.source, now, out)
+                    });
+                }
+                self.flush().await;
+                let _ = done.send(());
+            }
+            WorkerMsg::Reconcile { reads, done } => {
+                let now = self.shared.clock.now();
+                let mut results = Vec::with_capacity(reads.len());
+                for (user, teams, cc) in reads {
+                    let input = json!({ "reconcile": { "teams": &teams, "contact_center": &cc } });
+                    let mut drift = Drift::default();
+                    let writes = self.process(&user, input, |e, st, out| {
+                        drift = e.reconcile(st, teams, cc, now, out);
+                    });
+                    results.push((user, drift, writes));
+                }
+                self.flush().await;
+                let _ = done.send(results);
+            }
+            WorkerMsg::Catalog(catalog) => self.engine.rules.set_catalog(catalog),
+        }
+    }
+
+    async fn fire(&mut self) {
+        let now = self.shared.clock.now();
+        while let Some(Reverse((t, _))) = self.timers.peek() {
+            if *t > now {
+                break;
+            }
+            let Reverse((_, user)) = self.timers.pop().expect("peeked");
+            if self.scheduled.get(&user).is_some_and(|s| *s <= now) {
+                self.scheduled.remove(&user);
+                self.process(&user, json!({ "timer": true }), |e, st, out| {
+                    e.tick(st, now, out)
+                });
+            }
+        }
+        self.flush().await;
+    }
+
+    /// Runs the engine for one user; carries out and records its decisions. Returns the
+    /// number of writes.
+    fn process(
+        &mut self,
+        user: &str,
+        input: serde_json::Value,
+        f: impl FnOnce(&Engine, &mut UserState, &mut Vec<Decision>),
+    ) -> usize {
+        let st = self.users.entry(user.to_owned()).or_default();
+        let mut out = Vec::new();
+        f(&self.engine, st, &mut out);
+        let st = st.clone();
+        let mut writes = 0;
+        let matched = self
+            .shared
+            .directory
+            .read()
+            .expect("directory lock")
+            .contains_key(user);
+        for d in &out {
+            self.record(user, &input, d);
+            if let Some(a) = &d.action {
+                if matches!(a, Action::SetCc { .. }) && !matched {
+                    tracing::debug!(user, "no matched agent: contact-center write skipped");
+                    continue;
+                }
+                writes += 1;
+                self.writes.push(WriteRecord {
+                    user_id: user.to_owned(),
+                    side: a.side(),
+                    status: serde_json::to_value(a).unwrap_or_default(),
+                    written_at: to_utc(d.at),
+                    sequence: None,
+                });
+                self.shared.writer.submit(user, a.clone());
+            }
+        }
+        self.schedule(user, &st);
+        self.touched.insert(user.to_owned());
+        writes
+    }
+
+    fn record(&mut self, user: &str, input: &serde_json::Value, d: &Decision) {
+        let m = &self.shared.metrics;
+        m.counter(
+            "engine_decisions_total",
+            &[("reason", reason_label(d.reason))],
+        )
+        .increment(1);
+        if d.reason == Reason::FlapSuspended {
+            m.counter("engine_flap_suspensions_total", &[]).increment(1);
+            tracing::warn!(user, "user flapping: sync suspended for the cooldown");
+        }
+        let action = match &d.action {
+            Some(Action::SetCc { .. }) => "write_cc",
+            Some(Action::SetTeams { .. }) => "write_teams",
+            Some(Action::ClearTeams { .. }) => "clear_teams",
+            None => "none",
+        };
+        tracing::debug!(user, action, reason = ?d.reason, rule = ?d.rule_label(), "decision");
+        let mut detail = json!({ "reason": d.reason, "trigger": d.trigger });
+        if let Some(a) = &d.action {
+            detail["write"] = serde_json::to_value(a).unwrap_or_default();
+        }
+        if let Some(due) = d.due {
+            detail["due"] = json!(to_utc(due));
+        }
+        self.audit.push(AuditEntry {
+            id: 0,
+            user_id: user.to_owned(),
+            at: to_utc(d.at),
+            input: json!({ "input": input, "decision": detail }),
+            rule: d.rule_label(),
+            action: action.to_owned(),
+            reason: d.reason.words().to_owned(),
+        });
+    }
+
+    fn schedule(&mut self, user: &str, st: &UserState) {
+        match st.next_deadline() {
+            Some(d) if self.scheduled.get(user) != Some(&d) => {
+                self.scheduled.insert(user.to_owned(), d);
+                self.timers.push(Reverse((d, user.to_owned())));
+            }
+            Some(_) => {}
+            None => {
+                self.scheduled.remove(user);
+            }
+        }
+    }
+
+    /// Persists what changed since the last flush. On a store failure the data is kept and
+    /// written with the next flush.
+    async fn flush(&mut self) {
+        let store = &self.shared.store;
+        let states: Vec<(String, serde_json::Value)> = self
+            .touched
+            .iter()
+            .filter_map(|u| {
+                let st = self.users.get(u)?;
+                Some((u.clone(), serde_json::to_value(st).ok()?))
+            })
+            .collect();
+        let result = async {
+            if !states.is_empty() {
+                store.save_user_states(&states).await?;
+            }
+            if !self.writes.is_empty() {
+                store.put_writes(&self.writes).await?;
+            }
+            if !self.observed.is_empty() {
+                store.put_observed(&self.observed).await?;
+            }
+            if !self.audit.is_empty() {
+                store.append_audit(&self.audit).await?;
+            }
+            Ok::<(), crate::store::StoreError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                self.touched.clear();
+                self.writes.clear();
+                self.observed.clear();
+                self.audit.clear();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "engine state could not be saved; retrying with the next batch")
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        if self.shared.config.sync.clear_sessions_on_shutdown {
+            let held: Vec<(UserId, WriteMode)> = self
+                .users
+                .iter()
+                .filter_map(|(u, st)| st.c2t.held.as_ref().map(|h| (u.clone(), h.mode)))
+                .collect();
+            let writer = self.shared.writer.clone();
+            let mut cleared = Vec::new();
+            let _ = tokio::time::timeout(SHUTDOWN_CLEAR_BUDGET, async {
+                for (user, mode) in held {
+                    if writer.write_once(&user, &Action::ClearTeams { mode }).await {
+                        cleared.push(user);
+                    }
+                }
+            })
+            .await;
+            for user in &cleared {
+                if let Some(st) = self.users.get_mut(user) {
+                    st.c2t.held = None;
+                    st.c2t.applied = None;
+                    st.c2t.keepalive_due = None;
+                    self.touched.insert(user.clone());
+                }
+            }
+            tracing::info!(
+                cleared = cleared.len(),
+                "cleared the bridge's Teams sessions on shutdown"
+            );
+        }
+        self.flush().await;
+    }
+}
+
+fn reason_label(r: Reason) -> String {
+    match serde_json::to_value(r) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "other".into(),
+    }
+}
+
+/// The trigger of an audit entry in words, for `explain`.
+pub fn trigger_words(t: &Trigger) -> String {
+    match t {
+        Trigger::Observation { side, source } => {
+            format!("{} status from {}", side.as_str(), source.as_str())
+        }
+        Trigger::Timer => "timer".into(),
+    }
+}

@@ -1,0 +1,147 @@
+//! The management API under `/api/v1`, behind the bearer token of `api.bearer_token`
+//! (compared in constant time). Without a configured token the API does not exist (404).
+//!
+//! - `GET /api/v1/users`: synced users with both statuses, phones, last change per side and
+//!   sync state (`ok`, `holding`, `suspended`, `unmatched`).
+//! - `GET /api/v1/users/{id}/decisions`: the user's last decisions (newest first).
+//! - `GET /api/v1/reconcile/last`: the last reconciliation report.
+//! - `POST /api/v1/reconcile`: requests a reconciliation now (202).
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use super::{ApiError, AppState};
+use crate::engine::UserState;
+use crate::engine::reconcile::LAST_REPORT_KEY;
+use crate::engine::runtime::KIND_RECONCILE;
+use crate::store::NewInboxItem;
+
+/// Most decisions returned by the decisions endpoint.
+const MAX_DECISIONS: u32 = 200;
+
+pub fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/users", get(users))
+        .route("/api/v1/users/{id}/decisions", get(decisions))
+        .route("/api/v1/reconcile/last", get(last_reconcile))
+        .route("/api/v1/reconcile", post(request_reconcile))
+        .route_layer(middleware::from_fn_with_state(state, require_token))
+}
+
+async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(token) = &state.config.api.bearer_token else {
+        return ApiError::NotFound.into_response();
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let ok: bool = given
+        .as_bytes()
+        .ct_eq(token.expose_secret().as_bytes())
+        .into();
+    if !ok {
+        return ApiError::Unauthorized.into_response();
+    }
+    next.run(req).await
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+async fn users(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let store = &state.store;
+    let users = store.list_users().await.map_err(internal)?;
+    let states: HashMap<String, UserState> = store
+        .load_user_states()
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .filter_map(|(u, v)| Some((u, serde_json::from_value(v).ok()?)))
+        .collect();
+    let mut observed: HashMap<(String, &'static str), Value> = HashMap::new();
+    for o in store.list_observed().await.map_err(internal)? {
+        observed.insert(
+            (o.user_id.clone(), o.side.as_str()),
+            json!({ "status": o.status, "at": o.observed_at, "source": o.source }),
+        );
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let list: Vec<Value> = users
+        .into_iter()
+        .filter(|u| u.active)
+        .map(|u| {
+            let st = states.get(&u.teams_id);
+            let sync = match (&u.cc_agent_id, st) {
+                (None, _) => "unmatched".to_owned(),
+                (Some(_), Some(st)) => serde_json::to_value(st.sync_state(now))
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                (Some(_), None) => "ok".to_owned(),
+            };
+            json!({
+                "teams_id": u.teams_id,
+                "upn": u.upn,
+                "display_name": u.display_name,
+                "business_phones": u.business_phones,
+                "mobile_phone": u.mobile_phone,
+                "cc_connector": u.cc_connector,
+                "cc_agent_id": u.cc_agent_id,
+                "teams": observed.get(&(u.teams_id.clone(), "teams")),
+                "contact_center": observed.get(&(u.teams_id.clone(), "contact_center")),
+                "suspended_until": st.and_then(|s| s.suspended_until)
+                    .map(crate::engine::worker::to_utc),
+                "sync_state": sync,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "users": list })))
+}
+
+async fn decisions(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let entries = state
+        .store
+        .list_audit(&id, MAX_DECISIONS)
+        .await
+        .map_err(internal)?;
+    Ok(Json(json!({ "decisions": entries })))
+}
+
+async fn last_reconcile(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    match state
+        .store
+        .get_kv(LAST_REPORT_KEY)
+        .await
+        .map_err(internal)?
+    {
+        Some(text) => Ok(Json(serde_json::from_str(&text).map_err(internal)?)),
+        None => Err(ApiError::NotFound),
+    }
+}
+
+async fn request_reconcile(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let item = NewInboxItem {
+        kind: KIND_RECONCILE.to_owned(),
+        user_id: None,
+        payload: json!({}),
+        received_at: chrono::Utc::now(),
+    };
+    state.inbox.push(vec![item]).await.map_err(internal)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "requested" }))))
+}

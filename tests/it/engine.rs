@@ -1,0 +1,921 @@
+//! The engine runtime end to end over a real SQLite store and the durable inbox, with
+//! recording fakes of Graph presence and a contact center. Time is tokio's paused clock (paused
+//! once the store is open), so hold-downs, keep-alives over an hour and cooldowns run in
+//! milliseconds. Store calls run on a real-time runtime of their own ([`RealTimeStore`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use presence_bridge::config::Config;
+use presence_bridge::connectors::{
+    Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter, StatusKind,
+};
+use presence_bridge::engine::reconcile::{LAST_REPORT_KEY, ReconcileReport};
+use presence_bridge::engine::runtime::KIND_RECONCILE;
+use presence_bridge::engine::{EngineRuntime, RuntimeDeps};
+use presence_bridge::graph::{GraphError, PresenceApi};
+use presence_bridge::health::{HealthRegistry, HealthState};
+use presence_bridge::inbox::{Inbox, KIND_TEAMS_REFRESH, TeamsRefresh};
+use presence_bridge::model::{CcStatus, Observation, Source, Status, TeamsPresence};
+use presence_bridge::store::{
+    self, AgentRecord, AuditEntry, InboxItem, NewInboxItem, ObservedStatus, Store, StoreResult,
+    SubscriptionRecord, SyncAccountRecord, UserRecord, WriteRecord,
+};
+use presence_bridge::telemetry::Metrics;
+use tokio_util::sync::CancellationToken;
+
+const RULES: &str = r#"
+[[teams_to_cc]]
+when = { activity = ["InACall", "InAConferenceCall", "Presenting"] }
+only_if_cc = ["Available"]
+set = "Busy (Teams)"
+restore = true
+
+[[cc_to_teams]]
+when = { status = ["On Contact", "After Contact Work", "Busy (Teams)"] }
+set = { availability = "Busy", activity = "InACall" }
+"#;
+
+/// Graph presence as a tenant would show it: the user's own state, the bridge's session.
+#[derive(Default)]
+struct FakeGraph {
+    own: Mutex<HashMap<String, TeamsPresence>>,
+    session: Mutex<HashMap<String, TeamsPresence>>,
+    calls: Mutex<Vec<String>>,
+}
+
+impl FakeGraph {
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+    fn count(&self, prefix: &str) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c.starts_with(prefix))
+            .count()
+    }
+    fn shown(&self, user: &str) -> Option<TeamsPresence> {
+        let s = self.session.lock().unwrap().get(user).cloned();
+        s.or_else(|| self.own.lock().unwrap().get(user).cloned())
+    }
+}
+
+#[async_trait]
+impl PresenceApi for FakeGraph {
+    async fn get_presences(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<(String, TeamsPresence)>, GraphError> {
+        Ok(ids
+            .iter()
+            .filter_map(|u| Some((u.clone(), self.shown(u)?)))
+            .collect())
+    }
+    async fn set_presence(
+        &self,
+        user: &str,
+        a: &str,
+        b: &str,
+        _e: Duration,
+    ) -> Result<(), GraphError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("set {user} {a}/{b}"));
+        self.session
+            .lock()
+            .unwrap()
+            .insert(user.into(), TeamsPresence::new(a, b));
+        Ok(())
+    }
+    async fn clear_presence(&self, user: &str) -> Result<(), GraphError> {
+        self.calls.lock().unwrap().push(format!("clear {user}"));
+        self.session.lock().unwrap().remove(user);
+        Ok(())
+    }
+    async fn set_user_preferred_presence(
+        &self,
+        user: &str,
+        a: &str,
+        b: &str,
+        _e: Option<Duration>,
+    ) -> Result<(), GraphError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("prefer {user} {a}/{b}"));
+        Ok(())
+    }
+    async fn clear_user_preferred_presence(&self, user: &str) -> Result<(), GraphError> {
+        self.calls.lock().unwrap().push(format!("unprefer {user}"));
+        Ok(())
+    }
+}
+
+/// A contact center that records status writes.
+#[derive(Default)]
+struct FakeCc {
+    statuses: Mutex<HashMap<String, CcStatus>>,
+    writes: Mutex<Vec<(String, String)>>,
+}
+
+fn catalog() -> Vec<CatalogStatus> {
+    [
+        "Available",
+        "On Contact",
+        "After Contact Work",
+        "Busy (Teams)",
+        "Lunch",
+        "Offline",
+    ]
+    .iter()
+    .map(|n| CatalogStatus {
+        id: n.to_lowercase().replace(' ', "_"),
+        name: n.to_string(),
+        kind: if *n == "Offline" {
+            StatusKind::Offline
+        } else {
+            StatusKind::NotRoutable
+        },
+        settable: *n != "On Contact",
+    })
+    .collect()
+}
+
+fn cc(name: &str) -> CcStatus {
+    catalog()
+        .into_iter()
+        .find(|c| c.name == name)
+        .expect("in catalog")
+        .as_status()
+}
+
+impl FakeCc {
+    fn writes(&self) -> Vec<String> {
+        self.writes
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(a, s)| format!("{a} {s}"))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ContactCenter for FakeCc {
+    fn name(&self) -> &str {
+        "cc"
+    }
+    async fn list_agents(&self) -> Result<Vec<Agent>, ConnectorError> {
+        Ok(vec![])
+    }
+    async fn status_catalog(&self) -> Result<Vec<CatalogStatus>, ConnectorError> {
+        Ok(catalog())
+    }
+    async fn current_statuses(&self, ids: &[String]) -> Result<Vec<AgentStatus>, ConnectorError> {
+        let s = self.statuses.lock().unwrap();
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                Some(AgentStatus {
+                    agent_id: id.clone(),
+                    status: s.get(id)?.clone(),
+                    since: None,
+                })
+            })
+            .collect())
+    }
+    async fn set_status(&self, agent: &str, status: &CcStatus) -> Result<(), ConnectorError> {
+        self.writes
+            .lock()
+            .unwrap()
+            .push((agent.into(), status.name.clone()));
+        self.statuses
+            .lock()
+            .unwrap()
+            .insert(agent.into(), status.clone());
+        Ok(())
+    }
+    async fn run_events(
+        &self,
+        _events: tokio::sync::mpsc::Sender<AgentEvent>,
+        cancel: CancellationToken,
+    ) -> Result<(), ConnectorError> {
+        cancel.cancelled().await;
+        Ok(())
+    }
+    async fn health(&self) -> (HealthState, String) {
+        (HealthState::Up, "ok".into())
+    }
+}
+
+struct Rig {
+    cfg: Arc<Config>,
+    store: Arc<dyn Store>,
+    inbox: Inbox,
+    graph: Arc<FakeGraph>,
+    cc: Arc<FakeCc>,
+    cancel: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    spinner: tokio::task::JoinHandle<()>,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+fn config(dir: &tempfile::TempDir, extra: &str) -> Config {
+    let text = format!(
+        "[store]\nurl = \"sqlite://{}/e.db\"\n{extra}\n{RULES}",
+        dir.path().display()
+    );
+    let mut cfg = Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new()).unwrap();
+    cfg.resolve_and_validate().unwrap();
+    cfg
+}
+
+async fn start(
+    cfg: Config,
+    dir: Arc<tempfile::TempDir>,
+    graph: Arc<FakeGraph>,
+    cc: Arc<FakeCc>,
+) -> Rig {
+    let store = RealTimeStore::open(cfg.store.clone());
+    // The clock stands still unless a test advances it: a task that always has work keeps
+    // the runtime from auto-advancing while store calls run on their own thread.
+    tokio::time::pause();
+    let spinner = tokio::spawn(async {
+        loop {
+            tokio::task::yield_now().await;
+        }
+    });
+    let users: Vec<UserRecord> = (1..=3)
+        .map(|i| UserRecord {
+            teams_id: format!("u{i}"),
+            upn: format!("u{i}@example.com"),
+            mail: None,
+            display_name: None,
+            business_phones: vec![],
+            mobile_phone: None,
+            cc_connector: Some("cc".into()),
+            cc_agent_id: Some(format!("a{i}")),
+            active: true,
+            updated_at: Utc::now(),
+        })
+        .collect();
+    store.upsert_users(&users).await.unwrap();
+    let cfg = Arc::new(cfg);
+    let inbox = Inbox::new(store.clone());
+    let cancel = CancellationToken::new();
+    let mut connectors: HashMap<String, Arc<dyn ContactCenter>> = HashMap::new();
+    connectors.insert("cc".into(), cc.clone());
+    let rt = EngineRuntime::new(
+        RuntimeDeps {
+            config: cfg.clone(),
+            store: store.clone(),
+            inbox: inbox.clone(),
+            presence: graph.clone(),
+            connectors,
+            metrics: Metrics::new(),
+            health: HealthRegistry::new(),
+        },
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
+    let tasks = rt
+        .jobs()
+        .into_iter()
+        .map(|(_, j)| tokio::spawn(j))
+        .collect();
+    Rig {
+        cfg,
+        store,
+        inbox,
+        graph,
+        cc,
+        cancel,
+        tasks,
+        spinner,
+        _dir: dir,
+    }
+}
+
+async fn rig(extra: &str) -> Rig {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let cfg = config(&dir, extra);
+    start(cfg, dir, Arc::default(), Arc::default()).await
+}
+
+impl Rig {
+    async fn cc_event(&self, user: &str, status: &str) {
+        let agent = user.replace('u', "a");
+        self.cc.statuses.lock().unwrap().insert(agent, cc(status));
+        let o = Observation {
+            user: user.into(),
+            status: Status::ContactCenter(cc(status)),
+            observed_at: Utc::now(),
+            source: Source::ConnectorPush,
+        };
+        self.inbox.push_observations(&[o]).await.unwrap();
+    }
+
+    /// The user changes presence in Teams and Graph sends a basic notification.
+    async fn teams_change(&self, user: &str, a: &str, b: &str) {
+        self.graph
+            .own
+            .lock()
+            .unwrap()
+            .insert(user.into(), TeamsPresence::new(a, b));
+        let item = NewInboxItem {
+            kind: KIND_TEAMS_REFRESH.into(),
+            user_id: None,
+            payload: serde_json::to_value(TeamsRefresh {
+                user_ids: vec![user.into()],
+            })
+            .unwrap(),
+            received_at: Utc::now(),
+        };
+        self.inbox.push(vec![item]).await.unwrap();
+    }
+
+    /// Waits (in real time, the paused clock standing still) until the inbox is drained and
+    /// the condition holds.
+    async fn until(&self, what: &str, f: impl Fn(&Rig) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if f(self) && self.store.inbox_len().await.unwrap() == 0 {
+                return;
+            }
+            real_pause().await;
+        }
+        panic!(
+            "timed out waiting for {what}; graph {:?}, cc {:?}",
+            self.graph.calls(),
+            self.cc.writes()
+        );
+    }
+
+    /// Moves the paused clock forward in steps, letting work started by each step finish.
+    /// One extra millisecond covers tokio rounding timer deadlines up to the next ms.
+    async fn advance(&self, by: Duration) {
+        let step = Duration::from_secs(5);
+        let mut left = by + Duration::from_millis(1);
+        while !left.is_zero() {
+            let s = step.min(left);
+            tokio::time::advance(s).await;
+            real_pause().await;
+            self.until("work of this step", |_| true).await;
+            left -= s;
+        }
+    }
+
+    async fn stop(
+        self,
+    ) -> (
+        Arc<tempfile::TempDir>,
+        Arc<FakeGraph>,
+        Arc<FakeCc>,
+        Arc<Config>,
+    ) {
+        self.cancel.cancel();
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        self.spinner.abort();
+        tokio::time::resume();
+        (self._dir, self.graph, self.cc, self.cfg)
+    }
+}
+
+/// Lets real time pass (store calls run on another thread) without advancing the clock.
+async fn real_pause() {
+    tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(2)))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn teams_call_sets_cc_after_hold_down_and_restores_after() {
+    let r = rig("").await;
+    r.cc_event("u1", "Available").await;
+    r.teams_change("u1", "Busy", "InACall").await;
+    r.until("the notification is processed", |_| true).await;
+    r.advance(Duration::from_secs(10)).await;
+    assert!(
+        r.cc.writes().is_empty(),
+        "nothing before the hold-down ends"
+    );
+    r.advance(Duration::from_secs(5)).await;
+    r.until("busy (teams)", |r| !r.cc.writes().is_empty()).await;
+    assert_eq!(r.cc.writes(), vec!["a1 Busy (Teams)"]);
+    // The connector reports the bridge's own write back: an echo, which must not reach Teams
+    // even though a rule maps "Busy (Teams)" to Teams.
+    r.cc_event("u1", "Busy (Teams)").await;
+    r.teams_change("u1", "Available", "Available").await;
+    r.until("processed", |_| true).await;
+    r.advance(Duration::from_secs(15)).await;
+    r.until("restore", |r| r.cc.writes().len() == 2).await;
+    assert_eq!(r.cc.writes(), vec!["a1 Busy (Teams)", "a1 Available"]);
+    assert_eq!(r.graph.count("set"), 0, "{:?}", r.graph.calls());
+    let audit = r.store.list_audit("u1", 50).await.unwrap();
+    assert!(audit.iter().any(|a| a.reason.contains("echo")));
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn cc_contact_sets_teams_and_keeps_it_alive_for_an_hour() {
+    let r = rig("").await;
+    r.cc_event("u2", "On Contact").await;
+    r.until("processed", |_| true).await;
+    r.advance(Duration::from_secs(15)).await;
+    r.until("set presence", |r| r.graph.count("set") == 1).await;
+    assert_eq!(r.graph.calls(), vec!["set u2 Busy/InACall"]);
+    r.advance(Duration::from_secs(3600)).await;
+    let sets = r.graph.count("set u2 Busy/InACall");
+    assert!(
+        (15..=16).contains(&sets),
+        "one post and a re-post every 240 s: {:?}",
+        r.graph.calls()
+    );
+    r.cc_event("u2", "Available").await;
+    r.until("processed", |_| true).await;
+    r.advance(Duration::from_secs(15)).await;
+    r.until("clear", |r| r.graph.count("clear u2") == 1).await;
+    r.advance(Duration::from_secs(600)).await;
+    assert_eq!(r.graph.count("set"), sets, "no keep-alive after the clear");
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_flapping_user_is_suspended() {
+    let r = rig("[sync]\nhold_down_secs = 0\nflap_max_writes = 4").await;
+    for _ in 0..6 {
+        r.cc_event("u3", "On Contact").await;
+        r.until("drained", |_| true).await;
+        r.cc_event("u3", "Available").await;
+        r.until("drained", |_| true).await;
+    }
+    r.until("writes done", |r| r.graph.count("") == 4).await;
+    let audit = r.store.list_audit("u3", 100).await.unwrap();
+    assert!(audit.iter().any(|a| a.reason.contains("suspended")));
+    let states = r.store.load_user_states().await.unwrap();
+    let (_, st) = states.iter().find(|(u, _)| u == "u3").unwrap();
+    assert!(st.get("suspended_until").is_some(), "{st}");
+    // After the cooldown the user syncs again.
+    r.cc_event("u3", "On Contact").await;
+    r.until("drained", |_| true).await;
+    r.advance(Duration::from_secs(600)).await;
+    r.until("resumed", |r| r.graph.count("set") == 3).await;
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn reconcile_writes_nothing_when_correct_and_only_the_drift_otherwise() {
+    let r = rig("").await;
+    r.cc_event("u1", "Available").await;
+    r.cc_event("u2", "On Contact").await;
+    r.cc_event("u3", "Available").await;
+    for u in ["u1", "u2", "u3"] {
+        r.teams_change(u, "Available", "Available").await;
+    }
+    r.until("processed", |_| true).await;
+    r.advance(Duration::from_secs(15)).await;
+    r.until("u2 busy in teams", |r| r.graph.count("set") == 1)
+        .await;
+    let (g0, c0) = (r.graph.calls().len(), r.cc.writes().len());
+    let first = r.reconcile(None).await;
+    assert_eq!(first.users_checked, 3);
+    assert_eq!(first.writes, 0, "{first:?}");
+    assert!(first.drift.is_empty(), "{first:?}");
+    r.advance(Duration::from_secs(60)).await;
+    assert_eq!((r.graph.calls().len(), r.cc.writes().len()), (g0, c0));
+    // Drift behind the bridge's back: u2's session expired, u3 took a Teams call unseen.
+    r.graph.session.lock().unwrap().remove("u2");
+    r.graph
+        .own
+        .lock()
+        .unwrap()
+        .insert("u3".into(), TeamsPresence::new("Busy", "InACall"));
+    let second = r.reconcile(Some(first.started_at)).await;
+    assert_eq!(second.drift.get("session_lost"), Some(&1), "{second:?}");
+    assert_eq!(second.drift.get("teams_missed"), Some(&2), "{second:?}");
+    let mut users = second.users.clone();
+    users.sort();
+    assert_eq!(users, vec!["u2", "u3"]);
+    r.advance(Duration::from_secs(15)).await;
+    r.until("u3 busy (teams)", |r| r.cc.writes().len() == c0 + 1)
+        .await;
+    assert_eq!(r.cc.writes().last().unwrap(), "a3 Busy (Teams)");
+    assert_eq!(r.graph.count("set u2"), 2, "{:?}", r.graph.calls());
+    r.stop().await;
+}
+
+impl Rig {
+    /// Requests a reconciliation through the inbox and waits for a report newer than `after`.
+    async fn reconcile(&self, after: Option<DateTime<Utc>>) -> ReconcileReport {
+        let item = NewInboxItem {
+            kind: KIND_RECONCILE.into(),
+            user_id: None,
+            payload: serde_json::json!({}),
+            received_at: Utc::now(),
+        };
+        self.inbox.push(vec![item]).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Some(text) = self.store.get_kv(LAST_REPORT_KEY).await.unwrap() {
+                let r: ReconcileReport = serde_json::from_str(&text).unwrap();
+                if after.is_none_or(|a| r.started_at > a) {
+                    return r;
+                }
+            }
+            real_pause().await;
+        }
+        panic!("no reconcile report");
+    }
+}
+
+#[tokio::test]
+async fn restart_keeps_echo_memory() {
+    let r = rig("").await;
+    r.cc_event("u1", "Available").await;
+    r.teams_change("u1", "Busy", "InACall").await;
+    r.until("processed", |_| true).await;
+    r.advance(Duration::from_secs(15)).await;
+    r.until("busy (teams)", |r| r.cc.writes().len() == 1).await;
+    let (dir, graph, cc, cfg) = r.stop().await;
+    let r = start((*cfg).clone(), dir, graph, cc).await;
+    // The echo of the write made before the restart arrives now.
+    r.cc_event("u1", "Busy (Teams)").await;
+    r.until("drained", |_| true).await;
+    r.advance(Duration::from_secs(60)).await;
+    assert_eq!(r.graph.count("set"), 0, "{:?}", r.graph.calls());
+    let audit = r.store.list_audit("u1", 5).await.unwrap();
+    assert!(audit.iter().any(|a| a.reason.contains("echo")), "{audit:?}");
+    r.stop().await;
+}
+
+/// Runs every store call on a runtime with real time on its own thread, so the pool's
+/// timeouts do not fire when the test's paused clock jumps ahead.
+struct RealTimeStore {
+    inner: Arc<dyn Store>,
+    handle: tokio::runtime::Handle,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl RealTimeStore {
+    fn open(cfg: presence_bridge::config::StoreConfig) -> Arc<dyn Store> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let inner = rt.block_on(store::open(&cfg)).unwrap();
+            tx.send((inner, rt.handle().clone())).unwrap();
+            let _ = rt.block_on(stopped);
+        });
+        let (inner, handle) = rx.recv().unwrap();
+        Arc::new(RealTimeStore {
+            inner,
+            handle,
+            _stop: stop,
+        })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        self.handle.spawn(f).await.expect("store task")
+    }
+}
+
+#[async_trait]
+impl Store for RealTimeStore {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        let s = self.inner.clone();
+        self.run(async move { s.ping().await }).await
+    }
+
+    async fn upsert_users(&self, users: &[UserRecord]) -> StoreResult<()> {
+        let users = users.to_vec();
+        let s = self.inner.clone();
+        self.run(async move { s.upsert_users(&users).await }).await
+    }
+
+    async fn get_user(&self, teams_id: &str) -> StoreResult<UserRecord> {
+        let teams_id = teams_id.to_owned();
+        let s = self.inner.clone();
+        self.run(async move { s.get_user(&teams_id).await }).await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
+        let s = self.inner.clone();
+        self.run(async move { s.list_users().await }).await
+    }
+
+    async fn deactivate_users(&self, teams_ids: &[String]) -> StoreResult<u64> {
+        let teams_ids = teams_ids.to_vec();
+        let s = self.inner.clone();
+        self.run(async move { s.deactivate_users(&teams_ids).await })
+            .await
+    }
+
+    async fn user_by_agent(&self, connector: &str, agent_id: &str) -> StoreResult<UserRecord> {
+        let connector = connector.to_owned();
+        let agent_id = agent_id.to_owned();
+        let s = self.inner.clone();
+        self.run(async move { s.user_by_agent(&connector, &agent_id).await })
+            .await
+    }
+
+    async fn replace_agents(&self, connector: &str, agents: &[AgentRecord]) -> StoreResult<()> {
+        let connector = connector.to_owned();
+        let agents = agents.to_vec();
+        let s = self.inner.clone();
+        self.run(async move { s.replace_agents(&connector, &agents).await })
+            .await
+    }
+
+    async fn list_agents(&self, connector: Option<&str>) -> StoreResult<Vec<AgentRecord>> {
+        let connector = connector.map(str::to_owned);
+        let s = self.inner.clone();
+        self.run(async move { s.list_agents(connector.as_deref()).await })
+            .await
+    }
+
+    async fn put_observed(&self, observed: &[ObservedStatus]) -> StoreResult<()> {
+        let observed = observed.to_vec();
+        let s = self.inner.clone();
+        self.run(async move { s.put_observed(&observed).await })
+            .await
+    }
+
+    async fn list_observed(&self) -> StoreResult<Vec<ObservedStatus>> {
+        let s = self.inner.clone();
+        self.run(async move { s.list_observed().await }).await
+    }
+
+    async fn put_writes(&self, writes: &[WriteRecord]) -> StoreResult<()> {
+        let writes = writes.to_vec();
+        let s = self.inner.clone();
+        self.run(async move { s.put_writes(&writes).await }).await
+    }
+
+    async fn list_writes(&self) -> StoreResult<Vec<WriteRecord>> {
+        let s = self.inner.clone();
+        self.run(async move { s.list_writes().await }).await
+    }
+
+    async fn save_user_states(&self, states: &[(String, serde_json::Value)]) -> StoreResult<()> {
+        let states = states.to_vec();
+        let s = self.inner.clone();
+        self.run(async move { s.save_user_states(&states).await })
+            .await
+    }
+
+    async fn load_user_states(&self) -> StoreResult<Vec<(String, serde_json::Value)>> {
+        let s = self.inner.clone();
+        self.run(async move { s.load_user_states().await }).await
+    }
+
+    async fn upsert_subscription(&self, sub: &SubscriptionRecord) -> StoreResult<()> {
+        let sub = sub.clone();
+        let s = self.inner.clone();
+        self.run(async move { s.upsert_subscription(&sub).await })
+            .await
+    }
+
+    async fn list_subscriptions(&self) -> StoreResult<Vec<SubscriptionRecord>> {
+        let s = self.inner.clone();
+        self.run(async move { s.list_subscriptions().await }).await
+    }
+
+    async fn get_subscription(&self, id: &str) -> StoreResult<SubscriptionRecord> {
+        let id = id.to_owned();
+        let s = self.inner.clone();
+        self.run(async move { s.get_subscription(&id).await }).await
+    }
+
+    async fn delete_subscription(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_owned();
+        let s = self.inner.clone();
+        self.run(async move { s.delete_subscription(&id).await })
+            .await
+    }
+
+    async fn insert_account(&self, account: &SyncAccountRecord) -> StoreResult<()> {
+        let account = account.clone();
+        let s = self.inner.clone();
+        self.run(async move { s.insert_account(&account).await })
+            .await
+    }
+
+    async fn update_account(&self, account: &SyncAccountRecord) -> StoreResult<()> {
+        let account = account.clone();
+        let s = self.inner.clone();
+        self.run(async move { s.update_account(&account).await })
+            .await
+    }
+
+    async fn list_accounts(&self) -> StoreResult<Vec<SyncAccountRecord>> {
+        let s = self.inner.clone();
+        self.run(async move { s.list_accounts().await }).await
+    }
+
+    async fn get_account(&self, id: &str) -> StoreResult<SyncAccountRecord> {
+        let id = id.to_owned();
+        let s = self.inner.clone();
+        self.run(async move { s.get_account(&id).await }).await
+    }
+
+    async fn delete_account(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_owned();
+        let s = self.inner.clone();
+        self.run(async move { s.delete_account(&id).await }).await
+    }
+
+    async fn get_kv(&self, key: &str) -> StoreResult<Option<String>> {
+        let key = key.to_owned();
+        let s = self.inner.clone();
+        self.run(async move { s.get_kv(&key).await }).await
+    }
+
+    async fn put_kv(&self, key: &str, value: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        let value = value.to_owned();
+        let s = self.inner.clone();
+        self.run(async move { s.put_kv(&key, &value).await }).await
+    }
+
+    async fn delete_kv(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        let s = self.inner.clone();
+        self.run(async move { s.delete_kv(&key).await }).await
+    }
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()> {
+        let entries = entries.to_vec();
+        let s = self.inner.clone();
+        self.run(async move { s.append_audit(&entries).await })
+            .await
+    }
+
+    async fn list_audit(&self, user_id: &str, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+        let user_id = user_id.to_owned();
+        let s = self.inner.clone();
+        self.run(async move { s.list_audit(&user_id, limit).await })
+            .await
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let s = self.inner.clone();
+        self.run(async move { s.prune_audit(before).await }).await
+    }
+
+    async fn inbox_push(&self, items: &[NewInboxItem]) -> StoreResult<()> {
+        let items = items.to_vec();
+        let s = self.inner.clone();
+        self.run(async move { s.inbox_push(&items).await }).await
+    }
+
+    async fn inbox_claim(&self, limit: u32, lease_secs: u32) -> StoreResult<Vec<InboxItem>> {
+        let s = self.inner.clone();
+        self.run(async move { s.inbox_claim(limit, lease_secs).await })
+            .await
+    }
+
+    async fn inbox_ack(&self, ids: &[i64]) -> StoreResult<()> {
+        let ids = ids.to_vec();
+        let s = self.inner.clone();
+        self.run(async move { s.inbox_ack(&ids).await }).await
+    }
+
+    async fn inbox_release(&self, ids: &[i64]) -> StoreResult<()> {
+        let ids = ids.to_vec();
+        let s = self.inner.clone();
+        self.run(async move { s.inbox_release(&ids).await }).await
+    }
+
+    async fn inbox_len(&self) -> StoreResult<u64> {
+        let s = self.inner.clone();
+        self.run(async move { s.inbox_len().await }).await
+    }
+}
+
+mod api {
+    use super::*;
+    use crate::helpers::{spawn_app, spawn_app_with, test_config};
+    use presence_bridge::engine::state::HeldPresence;
+
+    #[tokio::test]
+    async fn api_is_absent_without_a_token() {
+        let app = spawn_app().await;
+        let res = app.get("/api/v1/users").await;
+        assert_eq!(res.status(), 404);
+        app.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn users_api_checks_the_token_and_shows_sync_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = test_config(&dir);
+        cfg.api.bearer_token = Some(secrecy::SecretString::from("s3cret-token"));
+        let app = spawn_app_with(cfg, dir).await;
+        let store = &app.state.store;
+        let user = |id: &str, agent: Option<&str>| UserRecord {
+            teams_id: id.into(),
+            upn: format!("{id}@example.com"),
+            mail: None,
+            display_name: Some(id.to_uppercase()),
+            business_phones: vec!["+1 555 0100".into()],
+            mobile_phone: None,
+            cc_connector: agent.map(|_| "cc".into()),
+            cc_agent_id: agent.map(Into::into),
+            active: true,
+            updated_at: Utc::now(),
+        };
+        store
+            .upsert_users(&[
+                user("u1", Some("a1")),
+                user("u2", None),
+                user("u3", Some("a3")),
+            ])
+            .await
+            .unwrap();
+        let mut suspended = presence_bridge::engine::UserState {
+            suspended_until: Some(Utc::now().timestamp_millis() + 600_000),
+            ..Default::default()
+        };
+        suspended.c2t.held = Some(HeldPresence {
+            availability: "Busy".into(),
+            activity: "InACall".into(),
+            mode: presence_bridge::engine::config::WriteMode::Session,
+        });
+        store
+            .save_user_states(&[("u3".into(), serde_json::to_value(&suspended).unwrap())])
+            .await
+            .unwrap();
+
+        let url = format!("{}/api/v1/users", app.address);
+        let res = app.client.get(&url).send().await.unwrap();
+        assert_eq!(res.status(), 401);
+        let res = app
+            .client
+            .get(&url)
+            .bearer_auth("s3cret-tokem")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+        let res = app
+            .client
+            .get(&url)
+            .bearer_auth("s3cret-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        let states: Vec<(&str, &str)> = body["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                (
+                    u["teams_id"].as_str().unwrap(),
+                    u["sync_state"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            states,
+            vec![("u1", "ok"), ("u2", "unmatched"), ("u3", "suspended")]
+        );
+        assert_eq!(body["users"][0]["business_phones"][0], "+1 555 0100");
+
+        let last = app
+            .client
+            .get(format!("{}/api/v1/reconcile/last", app.address))
+            .bearer_auth("s3cret-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(last.status(), 404, "no reconciliation yet");
+        let req = app
+            .client
+            .post(format!("{}/api/v1/reconcile", app.address))
+            .bearer_auth("s3cret-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(req.status(), 202);
+        assert_eq!(store.inbox_len().await.unwrap(), 1, "the request is queued");
+        app.shutdown().await;
+    }
+}
