@@ -221,8 +221,8 @@ mod tests {
 
     fn parse(extra: &str) -> Result<Config, String> {
         let text = format!(
-            "[graph]\npresence_source = \"hybrid\"\n{}\n{extra}",
-            include_str!("../../config/sections/graph-notify.toml")
+            "{}\n{extra}",
+            include_str!("../../config/presence-bridge.example.toml")
         );
         Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new())
             .map_err(|e| e.to_string())
@@ -232,8 +232,9 @@ mod tests {
     fn documented_section_parses_with_its_defaults() {
         let cfg = parse("").expect("example section parses");
         let g = &cfg.graph;
-        assert_eq!(g.presence_source, Some(PresenceSource::Hybrid));
-        assert_eq!(g.webhook.certificates.len(), 1);
+        // The example leaves the source to its default and the certificates commented out.
+        assert_eq!(g.presence_source, None);
+        assert!(g.webhook.certificates.is_empty());
         assert_eq!(
             g.webhook.max_body_bytes,
             WebhookConfig::default().max_body_bytes
@@ -249,6 +250,12 @@ mod tests {
     fn every_bad_value_is_reported() {
         let mut cfg = parse("").unwrap();
         cfg.server.public_url = None;
+        cfg.graph.presence_source = Some(PresenceSource::Hybrid);
+        cfg.graph.webhook.certificates.push(CertificateConfig {
+            id: "missing".into(),
+            certificate_file: "/nonexistent/notify.crt.pem".into(),
+            private_key_file: "/nonexistent/notify.key.pem".into(),
+        });
         cfg.graph.subscriptions.shard_size = 651;
         cfg.graph.subscriptions.presence_expiry_secs = 4000;
         cfg.graph.subscriptions.users_renew_interval_secs = 10;

@@ -68,7 +68,7 @@ fn graph_is_optional_and_validated_when_present() {
 fn the_documented_section_parses_with_no_unknown_keys() {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/config/sections/graph.toml"
+        "/config/presence-bridge.example.toml"
     ))
     .unwrap();
     let cfg = Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new()).unwrap();
