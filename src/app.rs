@@ -45,6 +45,7 @@ pub struct Application {
     state: AppState,
     cancel: CancellationToken,
     jobs: Vec<Job>,
+    graph: Option<crate::graph::GraphClient>,
 }
 
 impl Application {
@@ -60,21 +61,56 @@ impl Application {
         let addr = listener
             .local_addr()
             .map_err(|e| AppError::Other(e.to_string()))?;
+        let inbox = Inbox::new(store.clone());
+        let metrics = Metrics::new();
+        let connectors = if config.connectors.is_empty() {
+            crate::connectors::ConnectorRegistry::default()
+        } else {
+            let built =
+                crate::connectors::build_connectors(&config.connectors, Some(store.clone()))
+                    .await
+                    .map_err(|e| AppError::Config(format!("connectors: {e}")))?;
+            crate::connectors::ConnectorRegistry::new(built, &inbox, &metrics)
+        };
+        let notifications = crate::graph::notify_wiring::receiver(&config, &inbox, &metrics)
+            .map_err(AppError::Config)?;
         let state = AppState {
             config: Arc::new(config),
-            inbox: Inbox::new(store.clone()),
+            inbox,
+            notifications,
             store,
             health: HealthRegistry::new(),
-            metrics: Metrics::new(),
+            metrics,
+            connectors,
         };
         let cancel = CancellationToken::new();
-        let jobs = Vec::new();
+        let mut jobs: Vec<Job> = vec![(
+            "audit_prune",
+            Box::pin(store::prune::audit_prune_job(
+                state.store.clone(),
+                state.config.store.audit_retention_days,
+                cancel.clone(),
+            )),
+        )];
+        jobs.extend(state.connectors.jobs(&state.store, &state.health, &cancel));
+        let graph = crate::graph::wiring::build(&state, &cancel, &mut jobs)
+            .map_err(|e| AppError::Config(format!("graph: {e}")))?;
+        if let Some(client) = &graph {
+            crate::graph::notify_wiring::jobs(&state, client, &cancel, &mut jobs)
+                .await
+                .map_err(AppError::Config)?;
+        }
+        if let Some(client) = &graph {
+            let presence = Arc::new(client.clone());
+            crate::engine::runtime::wire(&state, presence, &cancel, &mut jobs).await?;
+        }
         Ok(Application {
             listener,
             addr,
             state,
             cancel,
             jobs,
+            graph,
         })
     }
 
@@ -88,6 +124,11 @@ impl Application {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// The Graph client, when `[graph]` is configured (it implements `PresenceApi`).
+    pub fn graph(&self) -> Option<&crate::graph::GraphClient> {
+        self.graph.as_ref()
     }
 
     /// A token that stops the application when cancelled (same effect as the shutdown future).
@@ -107,6 +148,7 @@ impl Application {
             state,
             cancel,
             jobs,
+            ..
         } = self;
         let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
         let tracker = TaskTracker::new();

@@ -48,4 +48,35 @@ pub enum Command {
         #[arg(long)]
         report: bool,
     },
+    /// Manage the delegated sync accounts that hold presence subscriptions.
+    Accounts {
+        #[command(subcommand)]
+        command: crate::graph::accounts_cli::AccountsCommand,
+    },
+    /// Contact-center connector tools.
+    #[command(subcommand)]
+    Connectors(ConnectorsCommand),
+    /// Run the full daemon on SQLite against a simulated Teams tenant and contact center
+    /// (no credentials, no network; ignores --config). Ctrl-C stops it.
+    Demo {
+        /// How many simulated people.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=10000))]
+        users: u16,
+        /// Address to listen on (default 127.0.0.1:8080 from config/demo.toml).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectorsCommand {
+    /// Print the exact set-status request an http connector would send (secrets redacted).
+    Render {
+        /// Connector name.
+        name: String,
+        /// Agent id.
+        agent: String,
+        /// Status id or name from the connector's catalog.
+        status: String,
+    },
 }

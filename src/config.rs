@@ -237,7 +237,12 @@ impl Config {
                 _ => e.to_string(),
             },
         })?;
-        let mut cfg = Self::from_toml_str_with_env(&text, env)?;
+        let mut cfg = Self::from_toml_str_with_env(&text, env).map_err(|e| match e {
+            ConfigError::Parse(msg) => {
+                ConfigError::Parse(format!("config file {}: {msg}", path.display()))
+            }
+            other => other,
+        })?;
         cfg.resolve_and_validate()?;
         Ok(cfg)
     }
@@ -316,6 +321,16 @@ impl Config {
             self.api.bearer_token.take(),
             self.api.bearer_token_file.as_deref(),
         );
+    }
+
+    /// The SQLite database file named by `store.url`, when the store is SQLite on a file.
+    pub fn store_path(&self) -> Option<PathBuf> {
+        let url = self.store.url.expose_secret();
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
     }
 
     /// The effective configuration as TOML, secrets shown as `[redacted]`.

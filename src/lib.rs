@@ -15,6 +15,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod connectors;
+pub mod demo;
 pub mod engine;
 pub mod graph;
 pub mod health;

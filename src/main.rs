@@ -34,6 +34,19 @@ fn load_config(cli: &Cli) -> Result<Config, i32> {
 }
 
 async fn run(cli: Cli) -> i32 {
+    if let Command::Demo { users, listen } = cli.command {
+        let opts = presence_bridge::demo::DemoOptions {
+            users: usize::from(users),
+            listen,
+        };
+        return match presence_bridge::demo::run(opts).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: demo: {e:#}");
+                EXIT_FAILURE
+            }
+        };
+    }
     let config = match load_config(&cli) {
         Ok(c) => c,
         Err(code) => return code,
@@ -58,6 +71,31 @@ async fn run(cli: Cli) -> i32 {
             presence_bridge::engine::cli::explain(&config, &user, limit).await
         }
         Command::Users { report } => presence_bridge::engine::cli::users(&config, report).await,
+        Command::Connectors(presence_bridge::cli::ConnectorsCommand::Render {
+            name,
+            agent,
+            status,
+        }) => match presence_bridge::connectors::render_set_status(
+            &config.connectors,
+            &name,
+            &agent,
+            &status,
+        )
+        .await
+        {
+            Ok(text) => {
+                print!("{text}");
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                EXIT_FAILURE
+            }
+        },
+        Command::Demo { .. } => unreachable!("handled before the configuration is loaded"),
+        Command::Accounts { command } => {
+            presence_bridge::graph::accounts_cli::run(&config, command).await
+        }
         Command::Run => {
             if let Err(e) = presence_bridge::telemetry::init_tracing(&config.log) {
                 eprintln!("error: log.filter: {e}");

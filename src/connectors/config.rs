@@ -1,12 +1,146 @@
-//! `[[connectors]]`
+//! `[[connectors]]`: a list of connectors, each with a unique `name` and a `kind`
+//! (`http`, `genesys`, `amazon_connect`) plus the settings of that kind.
 
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 
-use crate::config::{Config, ConfigErrors};
+use crate::config::{Config, ConfigErrors, resolve_secret};
 
-/// One `[[connectors]]` entry.
+pub use super::amazon_connect::config::AmazonConnectConfig;
+pub use super::genesys::config::GenesysConfig;
+pub use super::http::config::HttpConnectorConfig;
+
+/// One `[[connectors]]` entry; `kind` selects the variant.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConnectorConfig {}
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ConnectorConfig {
+    /// A platform without a dedicated connector, described by request templates.
+    Http(Box<HttpConnectorConfig>),
+    /// Genesys Cloud (OAuth client credentials, REST, Notifications WebSocket).
+    Genesys(GenesysConfig),
+    /// Amazon Connect (AWS SDK, GetCurrentUserData polling).
+    AmazonConnect(AmazonConnectConfig),
+}
 
-pub fn validate(_cfg: &mut Config, _errs: &mut ConfigErrors) {}
+impl ConnectorConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            ConnectorConfig::Http(c) => &c.name,
+            ConnectorConfig::Genesys(c) => &c.name,
+            ConnectorConfig::AmazonConnect(c) => &c.name,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConnectorConfig::Http(_) => "http",
+            ConnectorConfig::Genesys(_) => "genesys",
+            ConnectorConfig::AmazonConnect(_) => "amazon_connect",
+        }
+    }
+
+    pub fn limits(&self) -> &LimitsConfig {
+        match self {
+            ConnectorConfig::Http(c) => &c.limits,
+            ConnectorConfig::Genesys(c) => &c.limits,
+            ConnectorConfig::AmazonConnect(c) => &c.limits,
+        }
+    }
+}
+
+/// `[connectors.limits]`: request rate, retries and timeouts, shared by every kind.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request rate towards the platform, requests per second (fractions allowed,
+    /// e.g. 5.0 = 300 per minute, the Genesys client-credentials budget).
+    pub requests_per_sec: f64,
+    /// Retries of a transient failure (throttled, 5xx, network) before giving up.
+    pub max_retries: u32,
+    /// First backoff delay, in milliseconds; doubles per retry, with jitter.
+    pub backoff_base_ms: u64,
+    /// Longest backoff or `Retry-After` wait honoured, in milliseconds.
+    pub backoff_max_ms: u64,
+    /// Timeout of one request, in seconds.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            requests_per_sec: 5.0,
+            max_retries: 4,
+            backoff_base_ms: 500,
+            backoff_max_ms: 60_000,
+            request_timeout_secs: 15,
+        }
+    }
+}
+
+impl LimitsConfig {
+    fn validate(&self, path: &str, errs: &mut ConfigErrors) {
+        if !(self.requests_per_sec > 0.0 && self.requests_per_sec.is_finite()) {
+            errs.push(format!("{path}.limits.requests_per_sec"), "must be > 0");
+        }
+        if self.backoff_base_ms == 0 || self.backoff_max_ms < self.backoff_base_ms {
+            errs.push(
+                format!("{path}.limits.backoff_max_ms"),
+                "backoff_base_ms must be > 0 and not above backoff_max_ms",
+            );
+        }
+        if self.request_timeout_secs == 0 {
+            errs.push(
+                format!("{path}.limits.request_timeout_secs"),
+                "must be at least 1",
+            );
+        }
+    }
+}
+
+/// Resolves `{key}` / `{key}_file` into `inline`; reports a missing required secret.
+pub fn require_secret(
+    errs: &mut ConfigErrors,
+    path: &str,
+    inline: &mut Option<SecretString>,
+    file: Option<&std::path::Path>,
+) {
+    *inline = resolve_secret(errs, path, inline.take(), file);
+    if inline.is_none() && !errs.iter().any(|i| i.path.starts_with(path)) {
+        errs.push(path, format!("is required (give {path} or {path}_file)"));
+    }
+}
+
+pub fn validate(cfg: &mut Config, errs: &mut ConfigErrors) {
+    let mut names = HashSet::new();
+    for (i, c) in cfg.connectors.iter_mut().enumerate() {
+        let path = format!("connectors[{i}]");
+        let name = c.name().to_owned();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            errs.push(
+                format!("{path}.name"),
+                "must be non-empty and use only letters, digits, '-' and '_'",
+            );
+        }
+        if !names.insert(name.clone()) {
+            errs.push(
+                format!("{path}.name"),
+                format!("duplicate connector name {name:?}"),
+            );
+        }
+        c.limits().validate(&path, errs);
+        match c {
+            ConnectorConfig::Http(h) => h.validate(&path, errs),
+            ConnectorConfig::Genesys(g) => g.validate(&path, errs),
+            ConnectorConfig::AmazonConnect(a) => a.validate(&path, errs),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,6 +1,13 @@
 //! Contact-center connectors behind one trait, [`ContactCenter`]. Each connector talks to one
 //! platform and to nothing else: it lists agents and the status catalog, reads and sets agent
 //! statuses, and turns the platform's events into [`AgentEvent`]s.
+//!
+//! Owns: `[[connectors]]` config ([`config`]), the shared resilience layer ([`retry`]: rate
+//! limit, backoff, `Retry-After`, health), OAuth2 client credentials ([`oauth`]), the REST
+//! client ([`rest`]), the three connectors ([`http`], [`genesys`], [`amazon_connect`]), the
+//! ingest path from events to the durable inbox ([`ingest`]) and the per-connector jobs
+//! ([`runtime`]). It does not decide anything: mapping, echo and loop rules are the engine's;
+//! it only writes observations to the inbox and agent lists to the store.
 
 use std::time::Duration;
 
@@ -13,7 +20,17 @@ use tokio_util::sync::CancellationToken;
 use crate::health::HealthState;
 use crate::model::{CcStatus, Source};
 
+pub mod amazon_connect;
 pub mod config;
+pub mod genesys;
+pub mod http;
+pub mod ingest;
+pub mod oauth;
+pub mod rest;
+pub mod retry;
+pub mod runtime;
+
+pub use runtime::{ConnectorHandle, ConnectorRegistry, build_connectors, render_set_status};
 
 /// What connector calls fail with; callers branch on it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -122,4 +139,29 @@ pub trait ContactCenter: Send + Sync + 'static {
     ) -> Result<(), ConnectorError>;
     /// The connector's own view of its health, shown by `/health/ready`.
     async fn health(&self) -> (HealthState, String);
+    /// The connector's inbound webhook (`POST /connectors/{name}/events`), when it has one.
+    fn webhook(&self) -> Option<&dyn InboundWebhook> {
+        None
+    }
+}
+
+/// Why an inbound webhook request was refused; nothing is stored for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InboundError {
+    /// Missing or wrong signature or secret, or outside the replay window (401).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// Not the expected shape (400); the message describes the client's input.
+    #[error("malformed: {0}")]
+    Malformed(String),
+}
+
+/// Verifies and parses an inbound webhook request into events.
+pub trait InboundWebhook: Send + Sync {
+    fn parse(
+        &self,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AgentEvent>, InboundError>;
 }

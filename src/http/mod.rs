@@ -22,7 +22,9 @@ use crate::store::Store;
 use crate::telemetry::Metrics;
 
 pub mod api;
+pub mod connectors;
 pub mod error;
+pub mod graph;
 pub mod health;
 
 pub use error::ApiError;
@@ -35,6 +37,9 @@ pub struct AppState {
     pub health: HealthRegistry,
     pub metrics: Metrics,
     pub inbox: Inbox,
+    /// The Graph change-notification receiver.
+    pub notifications: crate::graph::notifications::NotificationReceiver,
+    pub connectors: crate::connectors::ConnectorRegistry,
 }
 
 /// Header carrying the request id on every response.
@@ -48,16 +53,18 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(api::routes(state.clone()))
+        .merge(graph::routes(&state))
+        .merge(connectors::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
-        .layer(middleware::from_fn(json_errors))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .layer(middleware::from_fn(json_errors))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
                 let id = req

@@ -1,6 +1,10 @@
 //! Durable state behind one trait, [`Store`], with a SQLite implementation (the default, one
 //! file, WAL) and a Postgres one (for several replicas). Owns the schema (`migrations/`) and
 //! nothing else: no business rules live here. Callers branch on [`StoreError`].
+//!
+//! The SQL is written once, in `sql/`, and expanded for both pool types; `sqlite.rs` and
+//! `postgres.rs` only open, configure and migrate their pools. `prune` holds the
+//! audit-retention job.
 
 use std::sync::Arc;
 
@@ -11,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::Side;
 
 pub mod postgres;
+pub mod prune;
 mod sql;
 pub mod sqlite;
 

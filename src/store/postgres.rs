@@ -6,7 +6,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::sql::{scrub, shown_url};
 use super::{StoreError, StoreResult};
@@ -36,17 +37,25 @@ impl PgStore {
                 scrub(&e.to_string(), url)
             ))
         })?;
+        let unreachable = |cause: String| {
+            StoreError::Unavailable(format!(
+                "cannot connect to Postgres at {shown} ({}); check that the server is running and store.url is right",
+                scrub(&cause, url)
+            ))
+        };
+        // One direct connection first: it fails with the real cause (refused, authentication,
+        // unknown database) where the pool would only report a timeout.
+        let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&opts))
+            .await
+            .map_err(|_| unreachable(format!("no answer within {ACQUIRE_TIMEOUT:?}")))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(cfg.max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(opts)
             .await
-            .map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "cannot connect to Postgres at {shown} ({}); check that the server is running and store.url is right",
-                    scrub(&e.to_string(), url)
-                ))
-            })?;
+            .map_err(|e| unreachable(e.to_string()))?;
         MIGRATOR.run(&pool).await.map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot migrate the Postgres database at {shown} ({}); check the role's rights",

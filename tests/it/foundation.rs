@@ -258,3 +258,73 @@ fn unreachable_database_exits_1() {
     assert!(stderr.contains("database"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "password leaked: {stderr}");
 }
+
+/// A loopback TCP proxy that can be cut, to take a real database away from a running app.
+struct CuttableProxy {
+    port: u16,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl CuttableProxy {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tasks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let conns = tasks.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let handle = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns.lock().unwrap().push(handle);
+            }
+        });
+        tasks.lock().unwrap().push(accept);
+        Self { port, tasks }
+    }
+
+    /// Stops accepting and drops every proxied connection.
+    fn cut(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+#[tokio::test]
+async fn ready_goes_503_when_the_database_goes_away() {
+    crate::store::with_postgres("ready_db_down", |db| async move {
+        use secrecy::ExposeSecret;
+        let mut url = url::Url::parse(db.cfg.url.expose_secret()).unwrap();
+        let upstream: std::net::SocketAddr =
+            format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
+                .parse()
+                .unwrap();
+        let proxy = CuttableProxy::start(upstream).await;
+        url.set_port(Some(proxy.port)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::helpers::test_config(&dir);
+        cfg.store.url = secrecy::SecretString::from(url.to_string());
+        let app = crate::helpers::spawn_app_with(cfg, dir).await;
+        assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);
+
+        proxy.cut();
+        let res = app.get("/health/ready").await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: serde_json::Value = res.json().await.unwrap();
+        let db_check = body["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "database")
+            .cloned()
+            .unwrap();
+        assert_eq!(db_check["state"], "down", "{body}");
+        // Liveness is unaffected.
+        assert_eq!(app.get("/health/live").await.status(), StatusCode::OK);
+        app.stop.cancel();
+    })
+    .await;
+}

@@ -65,27 +65,13 @@ where
         eprintln!("skipped {name} on postgres: {PG_ENV} is not set");
         return;
     };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::PgPool::connect(&base)
-        .await
-        .expect("postgres reachable");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .expect("create schema");
-    let mut url = url::Url::parse(&base).expect("postgres url");
-    url.query_pairs_mut()
-        .append_pair("options", &format!("-c search_path={schema}"));
+    let schema = ScratchSchema::create(&base, "t").await;
     let db = TestDb {
-        cfg: store_config(url.to_string()),
+        cfg: store_config(schema.url.clone()),
         _dir: None,
     };
     let outcome = std::panic::AssertUnwindSafe(body(db)).catch_unwind().await;
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&admin)
-        .await
-        .expect("drop schema");
-    admin.close().await;
+    schema.drop().await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
@@ -152,4 +138,8 @@ pub fn item(n: usize) -> NewInboxItem {
 }
 
 mod errors;
+mod prune;
+mod scratch;
 mod suite;
+
+use scratch::ScratchSchema;

@@ -21,6 +21,7 @@ async fn unreachable_postgres_is_unavailable_without_the_password() {
     let msg = open_err(&format!("postgres://bridge:hunter2@127.0.0.1:{port}/db")).await;
     assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
     assert!(msg.contains("check that the server is running"), "{msg}");
+    assert!(msg.to_lowercase().contains("refused"), "{msg}");
     assert!(!msg.contains("hunter2"), "{msg}");
     assert!(!msg.contains('\n'), "{msg}");
 }
@@ -60,4 +61,11 @@ async fn in_memory_sqlite_works() {
     s.put_kv("k", "v").await.unwrap();
     assert_eq!(s.get_kv("k").await.unwrap().as_deref(), Some("v"));
     assert_eq!(s.backend(), "sqlite");
+}
+
+#[tokio::test]
+async fn invalid_sqlite_url_is_unavailable() {
+    let msg = open_err("sqlite://data/x.db?mode=sideways").await;
+    assert!(msg.contains("not a valid SQLite URL"), "{msg}");
+    assert!(msg.contains("sqlite://path/to/file.db"), "{msg}");
 }

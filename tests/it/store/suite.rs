@@ -266,9 +266,11 @@ store_suite! {
         let s = db.open().await;
         let total = 2_000;
         s.inbox_push(&(0..total).map(item).collect::<Vec<_>>()).await.unwrap();
+        // Two stores on one database stand for two replicas.
+        let replicas = [s.clone(), db.open().await];
         let claimers: Vec<_> = (0..4)
-            .map(|_| {
-                let s = s.clone();
+            .map(|n| {
+                let s = replicas[n % 2].clone();
                 tokio::spawn(async move {
                     let mut got = Vec::new();
                     loop {

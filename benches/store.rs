@@ -1,0 +1,119 @@
+//! Store throughput: `inbox_push` rows/s by batch size, and `inbox_claim` + `inbox_ack`
+//! items/s, on SQLite (a temp file) and on Postgres when `PRESENCE_BRIDGE_TEST_POSTGRES_URL`
+//! is set (a fresh schema, dropped afterwards). Prints figures; asserts nothing.
+//!
+//! `cargo bench --bench store`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use presence_bridge::config::StoreConfig;
+use presence_bridge::store::{self, NewInboxItem, Store};
+use secrecy::SecretString;
+use serde_json::json;
+
+#[path = "../tests/it/store/scratch.rs"]
+mod scratch;
+use scratch::ScratchSchema;
+
+/// How long each measurement runs; with 4 batch sizes plus claim/ack on two backends the
+/// whole bench stays well under a minute.
+const RUN_FOR: Duration = Duration::from_secs(3);
+const BATCH_SIZES: [usize; 4] = [1, 10, 100, 1000];
+const CLAIM_BATCH: u32 = 500;
+/// Concurrent pushers (webhook requests arriving together), each pushing batches of 10.
+const PUSHERS: usize = 8;
+
+fn config(url: String) -> StoreConfig {
+    StoreConfig {
+        url: SecretString::from(url),
+        ..StoreConfig::default()
+    }
+}
+
+/// A payload shaped like a serialized observation.
+fn items(n: usize) -> Vec<NewInboxItem> {
+    (0..n)
+        .map(|i| NewInboxItem {
+            kind: "observation".into(),
+            user_id: Some(format!("8f0c6a1e-1d2b-4c3a-9e8f-{i:012}")),
+            payload: json!({
+                "user": format!("8f0c6a1e-1d2b-4c3a-9e8f-{i:012}"),
+                "side": "teams",
+                "status": {"teams": {"availability": "Busy", "activity": "InACall"}},
+                "observed_at": Utc::now(),
+                "source": "graph_webhook",
+            }),
+            received_at: Utc::now(),
+        })
+        .collect()
+}
+
+async fn bench(name: &str, s: Arc<dyn Store>) {
+    for batch in BATCH_SIZES {
+        let batch_items = items(batch);
+        let start = Instant::now();
+        let mut rows = 0usize;
+        while start.elapsed() < RUN_FOR {
+            s.inbox_push(&batch_items).await.expect("push");
+            rows += batch;
+        }
+        let rate = rows as f64 / start.elapsed().as_secs_f64();
+        println!("{name:8} inbox_push  batch {batch:5}: {rate:>10.0} rows/s");
+    }
+    let start = Instant::now();
+    let pushers: Vec<_> = (0..PUSHERS)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let batch = items(10);
+                let mut rows = 0usize;
+                while start.elapsed() < RUN_FOR {
+                    s.inbox_push(&batch).await.expect("push");
+                    rows += batch.len();
+                }
+                rows
+            })
+        })
+        .collect();
+    let mut rows = 0;
+    for p in pushers {
+        rows += p.await.expect("pusher");
+    }
+    let rate = rows as f64 / start.elapsed().as_secs_f64();
+    println!("{name:8} inbox_push  {PUSHERS} tasks x batch 10: {rate:>10.0} rows/s");
+
+    let start = Instant::now();
+    let mut done = 0usize;
+    while start.elapsed() < RUN_FOR {
+        let claimed = s.inbox_claim(CLAIM_BATCH, 60).await.expect("claim");
+        if claimed.is_empty() {
+            break;
+        }
+        let ids: Vec<i64> = claimed.iter().map(|i| i.id).collect();
+        s.inbox_ack(&ids).await.expect("ack");
+        done += ids.len();
+    }
+    let rate = done as f64 / start.elapsed().as_secs_f64();
+    println!("{name:8} claim+ack   batch {CLAIM_BATCH:5}: {rate:>10.0} items/s");
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/bench.db", dir.path().display());
+    let s = store::open(&config(url)).await.expect("sqlite opens");
+    bench("sqlite", s).await;
+
+    let Ok(base) = std::env::var("PRESENCE_BRIDGE_TEST_POSTGRES_URL") else {
+        println!("postgres skipped: PRESENCE_BRIDGE_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let schema = ScratchSchema::create(&base, "bench").await;
+    let s = store::open(&config(schema.url.clone()))
+        .await
+        .expect("postgres opens");
+    bench("postgres", s).await;
+    schema.drop().await;
+}

@@ -1,0 +1,392 @@
+//! Amazon Connect (`kind = "amazon_connect"`) through `aws-sdk-connect`: agents from
+//! ListUsers + DescribeUser (email from `IdentityInfo`, cached per user id), the catalog from
+//! ListAgentStatuses, current statuses from GetCurrentUserData in batches of 100 (also the
+//! polling event source, diffed against the last snapshot), writes with PutUserStatus.
+//!
+//! **PutUserStatus during a contact sets the agent's *next* status**: Amazon Connect applies
+//! it when the contact (and after-contact work) ends, so a "Busy (Teams)" written while the
+//! agent is on a contact shows up only afterwards.
+//!
+//! GetCurrentUserData reports the agent status the agent (or a supervisor) selected, not the
+//! contact state, so contact-only changes produce no events here. The Kinesis agent event
+//! stream (push mode) is not implemented.
+//!
+//! The SDK's own retries are turned off: every call goes through the connector's shared
+//! [`Resilience`] (rate limit, backoff, throttling), like the other connectors.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_connect::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_connect::types::{AgentStatusType, UserDataFilters};
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::retry::Resilience;
+use super::{
+    Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter, StatusKind,
+};
+use crate::health::HealthState;
+use crate::model::CcStatus;
+use config::AmazonConnectConfig;
+
+pub mod config;
+
+/// Agents per GetCurrentUserData call (the API's filter limit).
+pub const USERDATA_BATCH: usize = 100;
+/// Page size of ListUsers and ListAgentStatuses (the API maximum).
+const LIST_PAGE: i32 = 1000;
+
+pub struct AmazonConnectConnector {
+    cfg: AmazonConnectConfig,
+    client: aws_sdk_connect::Client,
+    resilience: Resilience,
+    /// DescribeUser results by user id.
+    described: Mutex<HashMap<String, Agent>>,
+    /// Catalog by status ARN (GetCurrentUserData names statuses by ARN).
+    by_arn: RwLock<HashMap<String, CatalogStatus>>,
+}
+
+/// Maps an SDK error to what callers branch on.
+fn map_err<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    e: SdkError<E, aws_sdk_connect::config::http::HttpResponse>,
+) -> ConnectorError {
+    match &e {
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
+            let code = se.err().code().unwrap_or_default();
+            let retry_after = se
+                .raw()
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(Duration::from_secs);
+            match (code, status) {
+                (
+                    "ThrottlingException" | "TooManyRequestsException" | "LimitExceededException",
+                    _,
+                )
+                | (_, 429) => ConnectorError::Throttled { retry_after },
+                (
+                    "AccessDeniedException"
+                    | "UnrecognizedClientException"
+                    | "InvalidSignatureException"
+                    | "ExpiredTokenException",
+                    _,
+                )
+                | (_, 401 | 403) => ConnectorError::Unauthorized(format!("{code} (HTTP {status})")),
+                ("ResourceNotFoundException", _) | (_, 404) => {
+                    ConnectorError::NotFound(code.to_owned())
+                }
+                (_, 500..=599) => ConnectorError::Transport(format!("{code} (HTTP {status})")),
+                _ => ConnectorError::Rejected {
+                    reason: format!("{code}: {}", se.err().message().unwrap_or_default()),
+                },
+            }
+        }
+        SdkError::ConstructionFailure(_) => ConnectorError::Rejected {
+            reason: aws_sdk_connect::error::DisplayErrorContext(&e).to_string(),
+        },
+        _ => ConnectorError::Transport(aws_sdk_connect::error::DisplayErrorContext(&e).to_string()),
+    }
+}
+
+fn to_chrono(t: &aws_sdk_connect::primitives::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+impl AmazonConnectConnector {
+    /// `cfg` must have been validated. Credentials: the static keys when given, else the
+    /// standard AWS chain (environment, profile, web identity, container/instance role).
+    pub async fn new(cfg: AmazonConnectConfig) -> Self {
+        let region = aws_sdk_connect::config::Region::new(cfg.region.clone());
+        let timeout = aws_sdk_connect::config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(Duration::from_secs(cfg.limits.request_timeout_secs))
+            .build();
+        let mut b = match (&cfg.access_key_id, &cfg.secret_access_key) {
+            (Some(id), Some(secret)) => aws_sdk_connect::config::Builder::new()
+                .behavior_version(aws_sdk_connect::config::BehaviorVersion::latest())
+                .credentials_provider(aws_sdk_connect::config::Credentials::new(
+                    id.clone(),
+                    secret.expose_secret().to_owned(),
+                    None,
+                    None,
+                    "presence-bridge-config",
+                )),
+            _ => {
+                let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .region(region.clone())
+                    .load()
+                    .await;
+                aws_sdk_connect::config::Builder::from(&shared)
+            }
+        }
+        .region(region)
+        .retry_config(aws_sdk_connect::config::retry::RetryConfig::disabled())
+        .timeout_config(timeout);
+        if let Some(u) = &cfg.endpoint_url {
+            b = b.endpoint_url(u.as_str().trim_end_matches('/'));
+        }
+        Self {
+            client: aws_sdk_connect::Client::from_conf(b.build()),
+            resilience: Resilience::new(&cfg.limits),
+            described: Mutex::new(HashMap::new()),
+            by_arn: RwLock::new(HashMap::new()),
+            cfg,
+        }
+    }
+
+    async fn describe(
+        &self,
+        user_id: &str,
+        username: Option<&str>,
+    ) -> Result<Agent, ConnectorError> {
+        if let Some(a) = self.described.lock().expect("describe cache").get(user_id) {
+            return Ok(a.clone());
+        }
+        let out = self
+            .resilience
+            .call("DescribeUser", || async {
+                self.client
+                    .describe_user()
+                    .instance_id(&self.cfg.instance_id)
+                    .user_id(user_id)
+                    .send()
+                    .await
+                    .map_err(map_err)
+            })
+            .await?;
+        let user = out.user();
+        let info = user.and_then(|u| u.identity_info());
+        let names: Vec<&str> = [
+            info.and_then(|i| i.first_name()),
+            info.and_then(|i| i.last_name()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let agent = Agent {
+            id: user_id.to_owned(),
+            email: info.and_then(|i| i.email()).map(str::to_owned),
+            username: user
+                .and_then(|u| u.username())
+                .or(username)
+                .map(str::to_owned),
+            display_name: (!names.is_empty()).then(|| names.join(" ")),
+        };
+        self.described
+            .lock()
+            .expect("describe cache")
+            .insert(user_id.to_owned(), agent.clone());
+        Ok(agent)
+    }
+
+    fn resolve(&self, arn: Option<&str>, name: Option<&str>) -> Option<CcStatus> {
+        if let Some(c) = arn.and_then(|a| self.by_arn.read().expect("catalog lock").get(a).cloned())
+        {
+            return Some(c.as_status());
+        }
+        // Unknown ARN (catalog not read yet): the id is the ARN's last segment.
+        let id = arn?.rsplit('/').next()?.to_owned();
+        Some(CcStatus {
+            name: name.unwrap_or(&id).to_owned(),
+            id,
+        })
+    }
+
+    async fn poll_all(&self) -> Result<Vec<AgentStatus>, ConnectorError> {
+        if self.by_arn.read().expect("catalog lock").is_empty() {
+            self.status_catalog().await?;
+        }
+        let mut ids: Vec<String> = self
+            .described
+            .lock()
+            .expect("describe cache")
+            .keys()
+            .cloned()
+            .collect();
+        if ids.is_empty() {
+            ids = self
+                .list_agents()
+                .await?
+                .into_iter()
+                .map(|a| a.id)
+                .collect();
+        }
+        self.current_statuses(&ids).await
+    }
+}
+
+#[async_trait]
+impl ContactCenter for AmazonConnectConnector {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    async fn list_agents(&self) -> Result<Vec<Agent>, ConnectorError> {
+        let mut summaries = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .resilience
+                .call("ListUsers", || async {
+                    self.client
+                        .list_users()
+                        .instance_id(&self.cfg.instance_id)
+                        .max_results(LIST_PAGE)
+                        .set_next_token(token.clone())
+                        .send()
+                        .await
+                        .map_err(map_err)
+                })
+                .await?;
+            summaries.extend(
+                out.user_summary_list()
+                    .iter()
+                    .filter_map(|u| Some((u.id()?.to_owned(), u.username().map(str::to_owned)))),
+            );
+            token = out.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        let listed: std::collections::HashSet<&String> =
+            summaries.iter().map(|(id, _)| id).collect();
+        self.described
+            .lock()
+            .expect("describe cache")
+            .retain(|id, _| listed.contains(id));
+        let mut agents = Vec::with_capacity(summaries.len());
+        for (id, username) in &summaries {
+            agents.push(self.describe(id, username.as_deref()).await?);
+        }
+        Ok(agents)
+    }
+
+    async fn status_catalog(&self) -> Result<Vec<CatalogStatus>, ConnectorError> {
+        let mut catalog = Vec::new();
+        let mut by_arn = HashMap::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .resilience
+                .call("ListAgentStatuses", || async {
+                    self.client
+                        .list_agent_statuses()
+                        .instance_id(&self.cfg.instance_id)
+                        .max_results(LIST_PAGE)
+                        .set_next_token(token.clone())
+                        .send()
+                        .await
+                        .map_err(map_err)
+                })
+                .await?;
+            for s in out.agent_status_summary_list() {
+                let (Some(id), Some(name)) = (s.id(), s.name()) else {
+                    continue;
+                };
+                let kind = match s.r#type() {
+                    Some(AgentStatusType::Routable) => StatusKind::Routable,
+                    Some(AgentStatusType::Offline) => StatusKind::Offline,
+                    _ => StatusKind::NotRoutable,
+                };
+                let c = CatalogStatus {
+                    id: id.to_owned(),
+                    name: name.to_owned(),
+                    kind,
+                    settable: true,
+                };
+                if let Some(arn) = s.arn() {
+                    by_arn.insert(arn.to_owned(), c.clone());
+                }
+                catalog.push(c);
+            }
+            token = out.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        *self.by_arn.write().expect("catalog lock") = by_arn;
+        Ok(catalog)
+    }
+
+    async fn current_statuses(
+        &self,
+        agent_ids: &[String],
+    ) -> Result<Vec<AgentStatus>, ConnectorError> {
+        let mut out = Vec::with_capacity(agent_ids.len());
+        for batch in agent_ids.chunks(USERDATA_BATCH) {
+            let mut token: Option<String> = None;
+            loop {
+                let filters = UserDataFilters::builder()
+                    .set_agents(Some(batch.to_vec()))
+                    .build();
+                let page = self
+                    .resilience
+                    .call("GetCurrentUserData", || async {
+                        self.client
+                            .get_current_user_data()
+                            .instance_id(&self.cfg.instance_id)
+                            .filters(filters.clone())
+                            .max_results(USERDATA_BATCH as i32)
+                            .set_next_token(token.clone())
+                            .send()
+                            .await
+                            .map_err(map_err)
+                    })
+                    .await?;
+                for d in page.user_data_list() {
+                    let Some(id) = d.user().and_then(|u| u.id()) else {
+                        continue;
+                    };
+                    let Some(st) = d.status() else { continue };
+                    if let Some(status) = self.resolve(st.status_arn(), st.status_name()) {
+                        out.push(AgentStatus {
+                            agent_id: id.to_owned(),
+                            status,
+                            since: st.status_start_timestamp().and_then(to_chrono),
+                        });
+                    }
+                }
+                token = page.next_token().map(str::to_owned);
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn set_status(&self, agent_id: &str, status: &CcStatus) -> Result<(), ConnectorError> {
+        self.resilience
+            .call("PutUserStatus", || async {
+                self.client
+                    .put_user_status()
+                    .instance_id(&self.cfg.instance_id)
+                    .user_id(agent_id)
+                    .agent_status_id(&status.id)
+                    .send()
+                    .await
+                    .map_err(map_err)
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn run_events(
+        &self,
+        events: mpsc::Sender<AgentEvent>,
+        cancel: CancellationToken,
+    ) -> Result<(), ConnectorError> {
+        let interval = Duration::from_secs(self.cfg.poll_interval_secs);
+        super::http::poll_loop(interval, events, cancel, || self.poll_all()).await
+    }
+
+    async fn health(&self) -> (HealthState, String) {
+        self.resilience.health.get()
+    }
+}

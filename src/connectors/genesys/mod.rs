@@ -1,0 +1,337 @@
+//! Genesys Cloud (`kind = "genesys"`): OAuth client credentials at `login.{region}`, REST at
+//! `api.{region}`, presence definitions as the catalog, bulk presence reads (≤ 50 ids per
+//! call), `PATCH …/presences/purecloud` to set, and the Notifications API WebSocket for
+//! events ([`notifications`]).
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::http::config::{ClientAuth, OAuth2Config};
+use super::oauth::TokenCache;
+use super::rest::{Auth, RestClient};
+use super::retry::Resilience;
+use super::{
+    Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter, StatusKind,
+};
+use crate::health::HealthState;
+use crate::model::{CcStatus, Source};
+use config::GenesysConfig;
+
+pub mod config;
+mod notifications;
+
+/// Ids per bulk presence read (the documented limit).
+pub const BULK_IDS: usize = 50;
+
+pub struct GenesysConnector {
+    cfg: GenesysConfig,
+    api: url::Url,
+    rest: RestClient,
+    catalog: RwLock<HashMap<String, CatalogStatus>>,
+    /// Agent ids of the last full listing; the event source subscribes these.
+    agent_ids: RwLock<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct Page<T> {
+    entities: Vec<T>,
+    #[serde(rename = "pageCount", default)]
+    page_count: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct User {
+    id: String,
+    name: Option<String>,
+    email: Option<String>,
+    username: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Definition {
+    id: String,
+    #[serde(rename = "systemPresence")]
+    system_presence: Option<String>,
+    #[serde(rename = "languageLabels", default)]
+    language_labels: HashMap<String, String>,
+    name: Option<String>,
+    #[serde(default)]
+    deactivated: bool,
+}
+
+#[derive(Deserialize)]
+struct SystemPresence {
+    id: String,
+    name: String,
+}
+
+/// What a system presence means for routing: only ON_QUEUE receives ACD interactions.
+fn kind_of(system_presence: &str) -> StatusKind {
+    match system_presence.to_ascii_uppercase().as_str() {
+        "ON_QUEUE" => StatusKind::Routable,
+        "OFFLINE" => StatusKind::Offline,
+        _ => StatusKind::NotRoutable,
+    }
+}
+
+impl GenesysConnector {
+    /// `cfg` must have been validated (secret resolved).
+    pub fn new(cfg: GenesysConfig, http: reqwest::Client) -> Result<Self, ConnectorError> {
+        let token_url =
+            cfg.login_base()
+                .join("oauth/token")
+                .map_err(|e| ConnectorError::Rejected {
+                    reason: e.to_string(),
+                })?;
+        let tokens = TokenCache::new(
+            http.clone(),
+            OAuth2Config {
+                token_url,
+                client_id: cfg.client_id.clone(),
+                client_secret: cfg.client_secret.clone(),
+                client_secret_file: None,
+                scope: None,
+                resource: None,
+                client_auth: ClientAuth::Basic,
+                expiry_skew_secs: 300,
+            },
+        )?;
+        Ok(Self {
+            api: cfg.api_base(),
+            rest: RestClient {
+                http,
+                auth: Auth::OAuth2(Box::new(tokens)),
+                resilience: Resilience::new(&cfg.limits),
+            },
+            catalog: RwLock::new(HashMap::new()),
+            agent_ids: RwLock::new(Vec::new()),
+            cfg,
+        })
+    }
+
+    fn url(&self, path: &str) -> url::Url {
+        self.api.join(path).expect("static API paths join")
+    }
+
+    async fn get(&self, what: &str, url: url::Url) -> Result<Value, ConnectorError> {
+        let timeout = Duration::from_secs(self.cfg.limits.request_timeout_secs);
+        self.rest
+            .send(what, None, |h| h.get(url.clone()).timeout(timeout))
+            .await?
+            .json()
+    }
+
+    fn resolve(&self, definition_id: &str, system_presence: Option<&str>) -> CcStatus {
+        match self
+            .catalog
+            .read()
+            .expect("catalog lock")
+            .get(definition_id)
+        {
+            Some(c) => c.as_status(),
+            None => CcStatus {
+                id: definition_id.to_owned(),
+                name: system_presence.unwrap_or(definition_id).to_owned(),
+            },
+        }
+    }
+
+    /// A presence object (`{presenceDefinition:{id, systemPresence}, modifiedDate}`) as a status.
+    fn presence_of(&self, v: &Value) -> Option<(CcStatus, Option<DateTime<Utc>>)> {
+        let def = v.get("presenceDefinition")?;
+        let id = def.get("id")?.as_str()?;
+        let status = self.resolve(id, def.get("systemPresence").and_then(Value::as_str));
+        let at = v
+            .get("modifiedDate")
+            .and_then(Value::as_str)
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc));
+        Some((status, at))
+    }
+
+    /// Bulk reads for a reconnect: every given agent's presence as reconcile events.
+    async fn reconcile(&self, agent_ids: &[String]) -> Result<Vec<AgentEvent>, ConnectorError> {
+        let now = Utc::now();
+        Ok(self
+            .current_statuses(agent_ids)
+            .await?
+            .into_iter()
+            .map(|s| AgentEvent {
+                agent_id: s.agent_id,
+                status: s.status,
+                at: s.since.unwrap_or(now),
+                event_id: None,
+                source: Source::Reconcile,
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ContactCenter for GenesysConnector {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    async fn list_agents(&self) -> Result<Vec<Agent>, ConnectorError> {
+        let mut out = Vec::new();
+        let mut page = 1u32;
+        loop {
+            let mut url = self.url("api/v2/users");
+            url.query_pairs_mut()
+                .append_pair("pageSize", &self.cfg.page_size.to_string())
+                .append_pair("pageNumber", &page.to_string())
+                .append_pair("state", "active");
+            let p: Page<User> = serde_json::from_value(self.get("list users", url).await?)
+                .map_err(|e| ConnectorError::Decode(format!("users page: {e}")))?;
+            let n = p.entities.len();
+            out.extend(p.entities.into_iter().map(|u| Agent {
+                id: u.id,
+                email: u.email,
+                username: u.username,
+                display_name: u.name,
+            }));
+            if n == 0 || p.page_count.is_none_or(|c| page >= c) {
+                *self.agent_ids.write().expect("agents lock") =
+                    out.iter().map(|a| a.id.clone()).collect();
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    async fn status_catalog(&self) -> Result<Vec<CatalogStatus>, ConnectorError> {
+        let system: Vec<SystemPresence> = serde_json::from_value(
+            self.get("system presences", self.url("api/v2/systempresences"))
+                .await?,
+        )
+        .map_err(|e| ConnectorError::Decode(format!("system presences: {e}")))?;
+        let system_names: HashMap<String, String> = system
+            .into_iter()
+            .map(|s| (s.id.to_ascii_uppercase(), s.name))
+            .collect();
+        let defs: Page<Definition> = serde_json::from_value(
+            self.get(
+                "presence definitions",
+                self.url("api/v2/presence/definitions"),
+            )
+            .await?,
+        )
+        .map_err(|e| ConnectorError::Decode(format!("presence definitions: {e}")))?;
+        let catalog: Vec<CatalogStatus> = defs
+            .entities
+            .into_iter()
+            .filter(|d| !d.deactivated)
+            .map(|d| {
+                let sp = d
+                    .system_presence
+                    .clone()
+                    .unwrap_or_default()
+                    .to_ascii_uppercase();
+                let name = d
+                    .language_labels
+                    .get("en_US")
+                    .cloned()
+                    .or(d.name)
+                    .or_else(|| system_names.get(&sp).cloned())
+                    .unwrap_or_else(|| d.id.clone());
+                CatalogStatus {
+                    id: d.id,
+                    name,
+                    kind: kind_of(&sp),
+                    settable: true,
+                }
+            })
+            .collect();
+        *self.catalog.write().expect("catalog lock") =
+            catalog.iter().map(|c| (c.id.clone(), c.clone())).collect();
+        Ok(catalog)
+    }
+
+    async fn current_statuses(
+        &self,
+        agent_ids: &[String],
+    ) -> Result<Vec<AgentStatus>, ConnectorError> {
+        let mut out = Vec::with_capacity(agent_ids.len());
+        for chunk in agent_ids.chunks(BULK_IDS) {
+            let mut url = self.url("api/v2/users/presences/purecloud/bulk");
+            url.query_pairs_mut().append_pair("id", &chunk.join(","));
+            let rows = self.get("bulk presence", url).await?;
+            for row in rows.as_array().map(Vec::as_slice).unwrap_or_default() {
+                let Some(agent_id) = row
+                    .get("userId")
+                    .or_else(|| row.get("id"))
+                    .and_then(Value::as_str)
+                else {
+                    continue;
+                };
+                if let Some((status, since)) = self.presence_of(row) {
+                    out.push(AgentStatus {
+                        agent_id: agent_id.to_owned(),
+                        status,
+                        since,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn set_status(&self, agent_id: &str, status: &CcStatus) -> Result<(), ConnectorError> {
+        let url = self.url(&format!(
+            "api/v2/users/{}/presences/purecloud",
+            urlencode(agent_id)
+        ));
+        let body = json!({"presenceDefinition": {"id": status.id}});
+        let timeout = Duration::from_secs(self.cfg.limits.request_timeout_secs);
+        self.rest
+            .send("set presence", None, |h| {
+                h.patch(url.clone()).json(&body).timeout(timeout)
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn run_events(
+        &self,
+        events: mpsc::Sender<AgentEvent>,
+        cancel: CancellationToken,
+    ) -> Result<(), ConnectorError> {
+        if self.catalog.read().expect("catalog lock").is_empty() {
+            self.status_catalog().await?;
+        }
+        let agents: Vec<String> = self
+            .list_agents()
+            .await?
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        let channels = agents
+            .chunks(self.cfg.topics_per_channel)
+            .map(|chunk| notifications::run_channel(self, chunk, &events, &cancel));
+        let result = futures::future::try_join_all(channels).await.map(|_| ());
+        if let Err(e) = &result {
+            self.rest
+                .resilience
+                .health
+                .record("notifications", &Err::<(), _>(e.clone()));
+        }
+        result
+    }
+
+    async fn health(&self) -> (HealthState, String) {
+        self.rest.resilience.health.get()
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

@@ -1,0 +1,129 @@
+//! One authenticated REST client for the connectors that speak HTTP: every request goes
+//! through the connector's [`Resilience`] (rate limit, retries, Retry-After, health), and an
+//! OAuth2 token is fetched again once after a 401.
+
+use base64::Engine;
+use bytes::Bytes;
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::ConnectorError;
+use super::oauth::TokenCache;
+use super::retry::{Resilience, classify, transport};
+
+/// How requests authenticate.
+pub enum Auth {
+    None,
+    Header(HeaderName, SecretString),
+    Basic(String, SecretString),
+    Bearer(SecretString),
+    OAuth2(Box<TokenCache>),
+}
+
+impl Auth {
+    /// The header this auth adds, with the secret part shown as `[redacted]`.
+    pub fn redacted_header(&self) -> Option<(String, String)> {
+        match self {
+            Auth::None => None,
+            Auth::Header(n, _) => Some((n.to_string(), "[redacted]".into())),
+            Auth::Basic(..) => Some(("Authorization".into(), "Basic [redacted]".into())),
+            Auth::Bearer(_) | Auth::OAuth2(_) => {
+                Some(("Authorization".into(), "Bearer [redacted]".into()))
+            }
+        }
+    }
+
+    async fn apply(
+        &self,
+        rb: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, ConnectorError> {
+        Ok(match self {
+            Auth::None => rb,
+            Auth::Header(n, v) => rb.header(n, v.expose_secret()),
+            Auth::Basic(u, p) => {
+                let b64 = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{u}:{}", p.expose_secret()));
+                rb.header(AUTHORIZATION, format!("Basic {b64}"))
+            }
+            Auth::Bearer(t) => rb.bearer_auth(t.expose_secret()),
+            Auth::OAuth2(c) => rb.bearer_auth(c.token().await?.expose_secret()),
+        })
+    }
+}
+
+/// A response whose status was accepted.
+#[derive(Debug, Clone)]
+pub struct RestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl RestResponse {
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConnectorError> {
+        serde_json::from_slice(&self.body).map_err(|e| ConnectorError::Decode(e.to_string()))
+    }
+}
+
+pub struct RestClient {
+    pub http: reqwest::Client,
+    pub auth: Auth,
+    pub resilience: Resilience,
+}
+
+impl RestClient {
+    /// Sends the request `build` makes (rebuilt for each attempt). `accepted` lists the
+    /// success codes (`None` = any 2xx).
+    pub async fn send<F>(
+        &self,
+        what: &str,
+        accepted: Option<&[u16]>,
+        build: F,
+    ) -> Result<RestResponse, ConnectorError>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    {
+        self.resilience
+            .call(what, || self.attempt(accepted, &build))
+            .await
+    }
+
+    async fn attempt<F>(
+        &self,
+        accepted: Option<&[u16]>,
+        build: &F,
+    ) -> Result<RestResponse, ConnectorError>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    {
+        let mut refreshed = false;
+        loop {
+            let rb = self.auth.apply(build(&self.http)).await?;
+            let resp = rb.send().await.map_err(transport)?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await.map_err(transport)?;
+            let ok = match accepted {
+                Some(codes) => codes.contains(&status.as_u16()),
+                None => status.is_success(),
+            };
+            if ok {
+                return Ok(RestResponse {
+                    status,
+                    headers,
+                    body,
+                });
+            }
+            if status == StatusCode::UNAUTHORIZED
+                && !refreshed
+                && let Auth::OAuth2(c) = &self.auth
+            {
+                c.invalidate().await;
+                refreshed = true;
+                continue;
+            }
+            return Err(classify(status, &headers, &body));
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! `presence-bridge accounts add|list|remove`: manage the delegated sync accounts.
+
+use std::io::Write;
+
+use crate::config::Config;
+use crate::graph::accounts::AccountTokens;
+
+/// `accounts` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum AccountsCommand {
+    /// Sign in a sync account with the device-code flow: prints a URL and a code, then waits
+    /// until the account has signed in (scopes Presence.Read.All offline_access).
+    Add,
+    /// List the sync accounts: id, user, state, last refresh.
+    List,
+    /// Remove a sync account, by id or user principal name.
+    Remove {
+        /// Account id or user principal name.
+        account: String,
+    },
+}
+
+/// Runs an `accounts` subcommand; returns the exit code.
+pub async fn run(config: &Config, command: AccountsCommand) -> i32 {
+    match run_inner(config, command).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            crate::cli::EXIT_FAILURE
+        }
+    }
+}
+
+async fn run_inner(config: &Config, command: AccountsCommand) -> anyhow::Result<()> {
+    if !config.graph.enabled() {
+        anyhow::bail!("[graph] is not configured (graph.tenant_id is missing)");
+    }
+    let store = crate::store::open(&config.store).await?;
+    let tokens = AccountTokens::new(&config.graph, store.clone(), None)?;
+    match command {
+        AccountsCommand::Add => {
+            let rec = tokens
+                .add_account(|p| {
+                    println!("{}", p.message);
+                    println!("Waiting for the sign-in to finish...");
+                    let _ = std::io::stdout().flush();
+                })
+                .await?;
+            println!("Added sync account {} ({}).", rec.upn, rec.id);
+        }
+        AccountsCommand::List => {
+            let accounts = store.list_accounts().await?;
+            if accounts.is_empty() {
+                println!("No sync accounts. Add one with `presence-bridge accounts add`.");
+            }
+            println!("{:<36}  {:<32}  {:<8}  LAST REFRESH", "ID", "USER", "STATE");
+            for a in accounts {
+                let last = a
+                    .last_refresh_at
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_else(|| "never".into());
+                println!("{:<36}  {:<32}  {:<8}  {last}", a.id, a.upn, a.state);
+            }
+        }
+        AccountsCommand::Remove { account } => {
+            let rec = tokens.remove_account(&account).await?;
+            println!("Removed sync account {} ({}).", rec.upn, rec.id);
+        }
+    }
+    Ok(())
+}

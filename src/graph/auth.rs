@@ -1,0 +1,258 @@
+//! App-only auth: the client-credentials grant through the `oauth2` crate, with a client
+//! secret or a certificate (signed client assertion). The access token is cached and renewed
+//! ahead of its `expires_in`; concurrent callers wait for one refresh.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use oauth2::basic::BasicClient;
+use oauth2::{AuthType, ClientId, ClientSecret, RequestTokenError, Scope, TokenResponse, TokenUrl};
+use secrecy::{ExposeSecret, SecretString};
+use sha1::Digest as _;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::GraphError;
+use super::config::{AssertionAlgorithm, GraphConfig};
+use crate::health::{HealthRegistry, HealthState};
+
+/// The readiness component this module reports.
+pub const HEALTH_COMPONENT: &str = "graph";
+/// Lifetime of a client assertion; Entra wants "5-10 minutes after nbf at most".
+const ASSERTION_LIFETIME_SECS: i64 = 300;
+/// Assumed token lifetime when the identity platform omits `expires_in`.
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(600);
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A certificate and its private key, used to sign client assertions.
+pub struct CertificateCredential {
+    key: jsonwebtoken::EncodingKey,
+    algorithm: AssertionAlgorithm,
+    /// base64url SHA-256 of the certificate DER (`x5t#S256`).
+    pub x5t_s256: String,
+    /// base64url SHA-1 of the certificate DER (`x5t`).
+    pub x5t: String,
+}
+
+impl std::fmt::Debug for CertificateCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateCredential")
+            .field("algorithm", &self.algorithm)
+            .field("x5t_s256", &self.x5t_s256)
+            .finish_non_exhaustive()
+    }
+}
+
+/// base64url SHA-256 and SHA-1 thumbprints of a PEM certificate: `(x5t#S256, x5t)`.
+pub fn cert_thumbprints(cert_pem: &str) -> Result<(String, String), String> {
+    use x509_cert::der::{DecodePem, Encode};
+    let cert = x509_cert::Certificate::from_pem(cert_pem.as_bytes())
+        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    let der = cert.to_der().map_err(|e| e.to_string())?;
+    Ok((
+        URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(&der)),
+        URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(&der)),
+    ))
+}
+
+impl CertificateCredential {
+    pub fn load(cert: &Path, key: &Path, algorithm: AssertionAlgorithm) -> Result<Self, String> {
+        let cert_pem = std::fs::read_to_string(cert)
+            .map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
+        let key_pem =
+            std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
+        let (x5t_s256, x5t) = cert_thumbprints(&cert_pem)?;
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(&key_pem)
+            .map_err(|_| format!("{} is not a PEM RSA private key", key.display()))?;
+        Ok(Self {
+            key,
+            algorithm,
+            x5t_s256,
+            x5t,
+        })
+    }
+
+    /// A signed client assertion for `client_id` addressed to `token_url`.
+    pub fn assertion(&self, client_id: &str, token_url: &str) -> Result<String, GraphError> {
+        let mut header = jsonwebtoken::Header::new(match self.algorithm {
+            AssertionAlgorithm::PS256 => jsonwebtoken::Algorithm::PS256,
+            AssertionAlgorithm::RS256 => jsonwebtoken::Algorithm::RS256,
+        });
+        header.typ = Some("JWT".into());
+        match self.algorithm {
+            AssertionAlgorithm::PS256 => header.x5t_s256 = Some(self.x5t_s256.clone()),
+            AssertionAlgorithm::RS256 => header.x5t = Some(self.x5t.clone()),
+        }
+        let now = chrono::Utc::now().timestamp();
+        let claims = serde_json::json!({
+            "aud": token_url,
+            "exp": now + ASSERTION_LIFETIME_SECS,
+            "iss": client_id,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "nbf": now,
+            "iat": now,
+            "sub": client_id,
+        });
+        jsonwebtoken::encode(&header, &claims, &self.key)
+            .map_err(|e| GraphError::Unauthorized(format!("cannot sign client assertion: {e}")))
+    }
+}
+
+/// How the app proves itself.
+#[derive(Debug)]
+pub enum AppCredential {
+    Secret(SecretString),
+    Certificate(CertificateCredential),
+}
+
+impl AppCredential {
+    pub fn from_config(cfg: &GraphConfig) -> Result<Self, GraphError> {
+        match (
+            &cfg.client_secret,
+            &cfg.certificate_file,
+            &cfg.certificate_key_file,
+        ) {
+            (Some(s), _, _) => Ok(Self::Secret(s.clone())),
+            (None, Some(c), Some(k)) => CertificateCredential::load(c, k, cfg.assertion_algorithm)
+                .map(Self::Certificate)
+                .map_err(GraphError::Unauthorized),
+            _ => Err(GraphError::Unauthorized(
+                "no client secret or certificate configured".into(),
+            )),
+        }
+    }
+}
+
+struct CachedToken {
+    token: SecretString,
+    refresh_at: Instant,
+    expires_at: Instant,
+}
+
+/// App-only token source; shared by all clones of the client.
+pub struct AppAuth {
+    cfg: Arc<GraphConfig>,
+    http: reqwest::Client,
+    credential: AppCredential,
+    cache: Mutex<Option<CachedToken>>,
+    health: Option<HealthRegistry>,
+}
+
+impl AppAuth {
+    pub fn new(
+        cfg: Arc<GraphConfig>,
+        http: reqwest::Client,
+        health: Option<HealthRegistry>,
+    ) -> Result<Self, GraphError> {
+        let credential = AppCredential::from_config(&cfg)?;
+        Ok(Self {
+            cfg,
+            http,
+            credential,
+            cache: Mutex::new(None),
+            health,
+        })
+    }
+
+    /// A valid access token, from the cache when it is fresh enough.
+    pub async fn token(&self) -> Result<SecretString, GraphError> {
+        let mut cache = self.cache.lock().await;
+        let now = Instant::now();
+        if let Some(c) = cache.as_ref()
+            && now < c.refresh_at
+        {
+            return Ok(c.token.clone());
+        }
+        match self.fetch().await {
+            Ok((token, lifetime)) => {
+                let margin =
+                    Duration::from_secs(self.cfg.token_refresh_margin_secs).min(lifetime / 2);
+                *cache = Some(CachedToken {
+                    token: token.clone(),
+                    refresh_at: now + lifetime - margin,
+                    expires_at: now + lifetime,
+                });
+                self.report(HealthState::Up, "app token acquired".into());
+                Ok(token)
+            }
+            // An early refresh that fails is not fatal while the old token still lives.
+            Err(e) => match cache.as_ref() {
+                Some(c) if now < c.expires_at => {
+                    self.report(HealthState::Degraded, format!("token refresh failing: {e}"));
+                    Ok(c.token.clone())
+                }
+                _ => {
+                    self.report(HealthState::Down, format!("token request failed: {e}"));
+                    Err(e)
+                }
+            },
+        }
+    }
+
+    /// Drops the cached token if it is still `used` (Graph answered 401 to it), so the next
+    /// `token()` fetches a new one; concurrent 401s on one token cause one refresh.
+    pub async fn invalidate(&self, used: &SecretString) {
+        let mut cache = self.cache.lock().await;
+        if cache
+            .as_ref()
+            .is_some_and(|c| c.token.expose_secret() == used.expose_secret())
+        {
+            *cache = None;
+        }
+    }
+
+    fn report(&self, state: HealthState, detail: String) {
+        if let Some(h) = &self.health {
+            h.set(HEALTH_COMPONENT, true, state, detail);
+        }
+    }
+
+    async fn fetch(&self) -> Result<(SecretString, Duration), GraphError> {
+        let client_id = self.cfg.client_id.clone().unwrap_or_default();
+        let token_url = self.cfg.identity_url("token");
+        let mut client = BasicClient::new(ClientId::new(client_id.clone()))
+            .set_token_uri(
+                TokenUrl::new(token_url.clone())
+                    .map_err(|e| GraphError::Unauthorized(format!("bad token url: {e}")))?,
+            )
+            .set_auth_type(AuthType::RequestBody);
+        let assertion = match &self.credential {
+            AppCredential::Secret(s) => {
+                client = client.set_client_secret(ClientSecret::new(s.expose_secret().to_owned()));
+                None
+            }
+            AppCredential::Certificate(c) => Some(c.assertion(&client_id, &token_url)?),
+        };
+        let mut req = client
+            .exchange_client_credentials()
+            .add_scope(Scope::new(self.cfg.app_scope()));
+        if let Some(a) = assertion {
+            req = req
+                .add_extra_param("client_assertion_type", ASSERTION_TYPE)
+                .add_extra_param("client_assertion", a);
+        }
+        let resp = req.request_async(&self.http).await.map_err(token_error)?;
+        let lifetime = resp.expires_in().unwrap_or(DEFAULT_TOKEN_LIFETIME);
+        Ok((
+            SecretString::from(resp.access_token().secret().clone()),
+            lifetime,
+        ))
+    }
+}
+
+/// Maps an `oauth2` token error to a [`GraphError`]; never includes request parameters.
+pub fn token_error<RE, T>(e: RequestTokenError<RE, T>) -> GraphError
+where
+    RE: std::error::Error + 'static,
+    T: oauth2::ErrorResponse + 'static,
+{
+    match e {
+        RequestTokenError::ServerResponse(r) => GraphError::Unauthorized(r.to_string()),
+        RequestTokenError::Request(e) => GraphError::Transport(e.to_string()),
+        RequestTokenError::Parse(e, _) => GraphError::Decode(e.to_string()),
+        RequestTokenError::Other(e) => GraphError::Decode(e),
+    }
+}

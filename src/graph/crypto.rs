@@ -1,0 +1,298 @@
+//! Rich-notification crypto: Graph encrypts each item's resource data with a fresh AES key and
+//! encrypts that key with the public key of a certificate we uploaded. Decryption order
+//! (reference/graph.md §3.7): pick the private key by `encryptionCertificateId`, RSA-OAEP-SHA1
+//! the `dataKey`, verify HMAC-SHA256(key, data) in constant time, and only then AES-256-CBC
+//! (PKCS7, IV = first 16 key bytes) the `data`. All primitives come from the RustCrypto crates.
+
+use std::path::Path;
+
+use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use hmac::{Hmac, Mac};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use x509_cert::der::{Decode, DecodePem, Encode};
+
+type Aes256CbcDec = cbc::Decryptor<aes::Aes256>;
+type Aes256CbcEnc = cbc::Encryptor<aes::Aes256>;
+
+/// Why an encrypted item could not be opened. Callers drop the item and count the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    #[error("no private key for encryption certificate id")]
+    UnknownCertificate,
+    #[error("field is not valid base64")]
+    Base64,
+    #[error("data key cannot be decrypted")]
+    DataKey,
+    #[error("data signature does not match")]
+    Signature,
+    #[error("data cannot be decrypted")]
+    Data,
+}
+
+/// Why a certificate or key file could not be loaded (reported at start).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyLoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Parse { path: String, reason: String },
+}
+
+/// The `encryptedContent` object of a rich notification.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptedContent {
+    pub data: String,
+    pub data_key: String,
+    pub data_signature: String,
+    pub encryption_certificate_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_certificate_thumbprint: Option<String>,
+}
+
+/// One certificate we hand to Graph: its id, the public certificate (base64 DER, as Graph
+/// wants it in `encryptionCertificate`) and the private key that opens what Graph sends.
+pub struct NotificationKey {
+    pub id: String,
+    pub certificate_b64: String,
+    private_key: RsaPrivateKey,
+}
+
+impl std::fmt::Debug for NotificationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NotificationKey {
+    /// Loads a PEM certificate and its PEM private key (PKCS#8 or PKCS#1).
+    pub fn load(id: &str, certificate: &Path, private_key: &Path) -> Result<Self, KeyLoadError> {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).map_err(|source| KeyLoadError::Read {
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        let parse_err = |p: &Path, reason: String| KeyLoadError::Parse {
+            path: p.display().to_string(),
+            reason,
+        };
+        let cert_pem = read(certificate)?;
+        let key_pem = read(private_key)?;
+        let key = parse_private_key(&key_pem).map_err(|e| parse_err(private_key, e))?;
+        let cert_der = certificate_der(&cert_pem).map_err(|e| parse_err(certificate, e))?;
+        let public = public_key_from_certificate_der(&cert_der)
+            .map_err(|e| parse_err(certificate, e.to_string()))?;
+        if public != key.to_public_key() {
+            return Err(parse_err(
+                private_key,
+                "private key does not belong to the certificate".into(),
+            ));
+        }
+        Ok(Self::new(id, B64.encode(cert_der), key))
+    }
+
+    pub fn new(id: &str, certificate_b64: String, private_key: RsaPrivateKey) -> Self {
+        Self {
+            id: id.to_owned(),
+            certificate_b64,
+            private_key,
+        }
+    }
+}
+
+/// Parses a PEM RSA private key, PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA ...`).
+pub fn parse_private_key(pem: &str) -> Result<RsaPrivateKey, String> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    RsaPrivateKey::from_pkcs8_pem(pem)
+        .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
+        .map_err(|e| format!("not an RSA private key: {e}"))
+}
+
+fn certificate_der(pem: &str) -> Result<Vec<u8>, String> {
+    let cert = x509_cert::Certificate::from_pem(pem.as_bytes())
+        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    cert.to_der().map_err(|e| e.to_string())
+}
+
+/// The RSA public key inside a DER X.509 certificate.
+pub fn public_key_from_certificate_der(der: &[u8]) -> Result<RsaPublicKey, CryptoError> {
+    let cert =
+        x509_cert::Certificate::from_der(der).map_err(|_| CryptoError::UnknownCertificate)?;
+    let spki = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|_| CryptoError::UnknownCertificate)?;
+    RsaPublicKey::from_public_key_der(&spki).map_err(|_| CryptoError::UnknownCertificate)
+}
+
+/// The configured certificates (at most two, for rotation), chosen by id.
+#[derive(Debug, Default)]
+pub struct Decryptor {
+    keys: Vec<NotificationKey>,
+}
+
+impl Decryptor {
+    pub fn new(keys: Vec<NotificationKey>) -> Self {
+        Self { keys }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The certificate new subscriptions use (the first configured).
+    pub fn current(&self) -> Option<&NotificationKey> {
+        self.keys.first()
+    }
+
+    /// Verifies and decrypts one item; returns the plaintext (UTF-8 JSON of the resource).
+    pub fn decrypt(&self, content: &EncryptedContent) -> Result<Vec<u8>, CryptoError> {
+        let key = self
+            .keys
+            .iter()
+            .find(|k| {
+                bool::from(
+                    k.id.as_bytes()
+                        .ct_eq(content.encryption_certificate_id.as_bytes()),
+                )
+            })
+            .ok_or(CryptoError::UnknownCertificate)?;
+        let data_key = B64
+            .decode(&content.data_key)
+            .map_err(|_| CryptoError::Base64)?;
+        let data = B64.decode(&content.data).map_err(|_| CryptoError::Base64)?;
+        let signature = B64
+            .decode(&content.data_signature)
+            .map_err(|_| CryptoError::Base64)?;
+        let sym = key
+            .private_key
+            .decrypt(Oaep::new::<sha1::Sha1>(), &data_key)
+            .map_err(|_| CryptoError::DataKey)?;
+        if sym.len() != 32 {
+            return Err(CryptoError::DataKey);
+        }
+        let mut mac = Hmac::<Sha256>::new_from_slice(&sym).map_err(|_| CryptoError::DataKey)?;
+        mac.update(&data);
+        // verify_slice compares in constant time.
+        mac.verify_slice(&signature)
+            .map_err(|_| CryptoError::Signature)?;
+        let dec = Aes256CbcDec::new_from_slices(&sym, &sym[..16]).map_err(|_| CryptoError::Data)?;
+        dec.decrypt_padded_vec_mut::<Pkcs7>(&data)
+            .map_err(|_| CryptoError::Data)
+    }
+}
+
+/// Encrypts `plaintext` the way Graph does (used by the simulated tenant and the benchmarks).
+pub fn encrypt_for_notification(
+    public_key: &RsaPublicKey,
+    certificate_id: &str,
+    plaintext: &[u8],
+) -> Result<EncryptedContent, CryptoError> {
+    use rand::RngCore;
+    let mut sym = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut sym);
+    let enc = Aes256CbcEnc::new_from_slices(&sym, &sym[..16]).map_err(|_| CryptoError::Data)?;
+    let data = enc.encrypt_padded_vec_mut::<Pkcs7>(plaintext);
+    let mut mac = Hmac::<Sha256>::new_from_slice(&sym).map_err(|_| CryptoError::DataKey)?;
+    mac.update(&data);
+    let signature = mac.finalize().into_bytes();
+    let data_key = public_key
+        .encrypt(&mut rand::thread_rng(), Oaep::new::<sha1::Sha1>(), &sym)
+        .map_err(|_| CryptoError::DataKey)?;
+    Ok(EncryptedContent {
+        data: B64.encode(data),
+        data_key: B64.encode(data_key),
+        data_signature: B64.encode(signature),
+        encryption_certificate_id: certificate_id.to_owned(),
+        encryption_certificate_thumbprint: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/graph")
+            .join(name)
+    }
+
+    fn key(n: u8, id: &str) -> NotificationKey {
+        NotificationKey::load(
+            id,
+            &fixture(&format!("notify-cert-{n}.pem")),
+            &fixture(&format!("notify-key-{n}.pem")),
+        )
+        .expect("fixture loads")
+    }
+
+    fn public(k: &NotificationKey) -> RsaPublicKey {
+        public_key_from_certificate_der(&B64.decode(&k.certificate_b64).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn round_trip_and_rotation() {
+        let (a, b) = (key(1, "cert-a"), key(2, "cert-b"));
+        let (pa, pb) = (public(&a), public(&b));
+        let d = Decryptor::new(vec![a, b]);
+        let ca = encrypt_for_notification(&pa, "cert-a", b"{\"x\":1}").unwrap();
+        let cb = encrypt_for_notification(&pb, "cert-b", b"{\"y\":2}").unwrap();
+        assert_eq!(d.decrypt(&ca).unwrap(), b"{\"x\":1}");
+        assert_eq!(d.decrypt(&cb).unwrap(), b"{\"y\":2}");
+    }
+
+    #[test]
+    fn rejects_tampering_and_wrong_keys() {
+        let a = key(1, "cert-a");
+        let pa = public(&a);
+        let pb = public(&key(2, "cert-b"));
+        let d = Decryptor::new(vec![a]);
+        let good = encrypt_for_notification(&pa, "cert-a", b"hello").unwrap();
+
+        let mut c = good.clone();
+        c.encryption_certificate_id = "cert-x".into();
+        assert_eq!(d.decrypt(&c), Err(CryptoError::UnknownCertificate));
+
+        let mut c = good.clone();
+        let mut data = B64.decode(&c.data).unwrap();
+        data[0] ^= 1;
+        c.data = B64.encode(data);
+        assert_eq!(d.decrypt(&c), Err(CryptoError::Signature));
+
+        let mut c = good.clone();
+        c.data_signature = B64.encode([0u8; 32]);
+        assert_eq!(d.decrypt(&c), Err(CryptoError::Signature));
+
+        let mut c = encrypt_for_notification(&pb, "cert-a", b"hello").unwrap();
+        c.encryption_certificate_id = "cert-a".into();
+        assert_eq!(d.decrypt(&c), Err(CryptoError::DataKey));
+
+        let mut c = good;
+        c.data = "***".into();
+        assert_eq!(d.decrypt(&c), Err(CryptoError::Base64));
+    }
+
+    #[test]
+    fn key_must_match_certificate() {
+        let err = NotificationKey::load(
+            "x",
+            &fixture("notify-cert-1.pem"),
+            &fixture("notify-key-2.pem"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("does not belong"), "{err}");
+    }
+}

@@ -1,0 +1,332 @@
+//! The directory: Teams-licensed users (an `assignedPlans` advanced query, paged), kept
+//! current through `/users/delta` with the delta link persisted in the store. A rejected or
+//! expired link triggers a full resync. Users who lose the licence, are disabled or deleted are
+//! deactivated in the store (kept for the audit trail).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use reqwest::Method;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use super::GraphError;
+use super::client::{GraphClient, GraphRequest};
+use super::limiter::ApiFamily;
+use crate::store::{Store, StoreError, UserRecord};
+
+/// Store key of the users delta link.
+pub const DELTA_LINK_KEY: &str = "graph.users.delta_link";
+/// Fields read for each user.
+const USER_FIELDS: &str =
+    "id,userPrincipalName,mail,displayName,businessPhones,mobilePhone,accountEnabled,assignedPlans";
+/// Page size of the licensed-users query (Graph's maximum for users is 999).
+const PAGE_SIZE: u32 = 999;
+/// After a failed sync, the next try comes this soon rather than a full interval later: long
+/// enough not to hammer a throttled tenant, short enough that new agents appear quickly.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignedPlan {
+    #[serde(default)]
+    pub service_plan_id: String,
+    #[serde(default)]
+    pub capability_status: String,
+}
+
+/// A user as the directory queries return it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryUser {
+    pub id: String,
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+    #[serde(default)]
+    pub mail: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub business_phones: Option<Vec<String>>,
+    #[serde(default)]
+    pub mobile_phone: Option<String>,
+    #[serde(default)]
+    pub account_enabled: Option<bool>,
+    /// Absent when the answer did not carry it (delta may omit it; UNCERTAIN).
+    #[serde(default)]
+    pub assigned_plans: Option<Vec<AssignedPlan>>,
+    #[serde(default, rename = "@removed")]
+    pub removed: Option<serde_json::Value>,
+}
+
+impl DirectoryUser {
+    /// `Some(false)` when the answer shows the user is not (or no longer) a Teams user.
+    fn licensed(&self, plans: &[String]) -> Option<bool> {
+        if self.removed.is_some() || self.account_enabled == Some(false) {
+            return Some(false);
+        }
+        self.assigned_plans.as_ref().map(|ap| {
+            ap.iter().any(|p| {
+                p.capability_status.eq_ignore_ascii_case("Enabled")
+                    && plans
+                        .iter()
+                        .any(|id| id.eq_ignore_ascii_case(&p.service_plan_id))
+            })
+        })
+    }
+
+    /// The store record, keeping the agent match of `previous`.
+    fn to_record(&self, previous: Option<&UserRecord>) -> UserRecord {
+        UserRecord {
+            teams_id: self.id.clone(),
+            upn: self
+                .user_principal_name
+                .clone()
+                .or_else(|| previous.map(|p| p.upn.clone()))
+                .unwrap_or_default(),
+            mail: self
+                .mail
+                .clone()
+                .or_else(|| previous.and_then(|p| p.mail.clone())),
+            display_name: self
+                .display_name
+                .clone()
+                .or_else(|| previous.and_then(|p| p.display_name.clone())),
+            business_phones: self
+                .business_phones
+                .clone()
+                .or_else(|| previous.map(|p| p.business_phones.clone()))
+                .unwrap_or_default(),
+            mobile_phone: self
+                .mobile_phone
+                .clone()
+                .or_else(|| previous.and_then(|p| p.mobile_phone.clone())),
+            cc_connector: previous.and_then(|p| p.cc_connector.clone()),
+            cc_agent_id: previous.and_then(|p| p.cc_agent_id.clone()),
+            active: true,
+            updated_at: Utc::now(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Page {
+    value: Vec<DirectoryUser>,
+    #[serde(rename = "@odata.nextLink")]
+    next_link: Option<String>,
+    #[serde(rename = "@odata.deltaLink")]
+    delta_link: Option<String>,
+}
+
+/// Why a directory sync failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("graph: {0}")]
+    Graph(#[from] GraphError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub full: bool,
+    pub upserted: usize,
+    pub deactivated: u64,
+}
+
+impl GraphClient {
+    /// Follows `@odata.nextLink` from `first`; returns the users and the final delta link.
+    async fn follow(
+        &self,
+        first: GraphRequest,
+    ) -> Result<(Vec<DirectoryUser>, Option<String>), GraphError> {
+        let mut out = Vec::new();
+        let mut req = first;
+        loop {
+            let page: Page = self.send_json(req.clone()).await?;
+            out.extend(page.value);
+            match page.next_link {
+                Some(next) => req.url = next,
+                None => return Ok((out, page.delta_link)),
+            }
+        }
+    }
+
+    /// Every enabled user holding one of `plans` with capabilityStatus Enabled.
+    pub async fn list_teams_users(
+        &self,
+        plans: &[String],
+    ) -> Result<Vec<DirectoryUser>, GraphError> {
+        let any: Vec<String> = plans
+            .iter()
+            .map(|p| {
+                format!("assignedPlans/any(a:a/servicePlanId eq {p} and a/capabilityStatus eq 'Enabled')")
+            })
+            .collect();
+        let filter = format!("accountEnabled eq true and ({})", any.join(" or "));
+        let mut url = url::Url::parse(&self.config().graph_url("users"))
+            .map_err(|e| GraphError::Decode(e.to_string()))?;
+        url.query_pairs_mut()
+            .append_pair("$filter", &filter)
+            .append_pair("$select", USER_FIELDS)
+            .append_pair("$count", "true")
+            .append_pair("$top", &PAGE_SIZE.to_string());
+        let req = GraphRequest::new(Method::GET, url.to_string(), ApiFamily::Directory)
+            .header("ConsistencyLevel", "eventual");
+        Ok(self.follow(req).await?.0)
+    }
+
+    /// Changes since `link`; or, with `None`, a fresh link without data (`$deltatoken=latest`).
+    pub async fn users_delta(
+        &self,
+        link: Option<&str>,
+    ) -> Result<(Vec<DirectoryUser>, String), GraphError> {
+        let url = match link {
+            Some(l) => l.to_owned(),
+            None => self.config().graph_url(&format!(
+                "users/delta?$select={USER_FIELDS}&$deltatoken=latest"
+            )),
+        };
+        let (users, delta) = self
+            .follow(GraphRequest::new(Method::GET, url, ApiFamily::Directory))
+            .await?;
+        let delta =
+            delta.ok_or_else(|| GraphError::Decode("delta without @odata.deltaLink".into()))?;
+        Ok((users, delta))
+    }
+}
+
+/// True when Graph refused a delta link (expired or unknown sync state).
+fn link_rejected(e: &GraphError) -> bool {
+    match e {
+        GraphError::BadRequest { code, .. } => {
+            code.eq_ignore_ascii_case("syncStateNotFound")
+                || code.eq_ignore_ascii_case("resyncRequired")
+        }
+        GraphError::NotFound => true,
+        _ => e.to_string().contains("http_410"),
+    }
+}
+
+/// Keeps the store's users in step with the tenant.
+#[derive(Clone)]
+pub struct DirectorySync {
+    client: GraphClient,
+    store: Arc<dyn Store>,
+}
+
+impl DirectorySync {
+    pub fn new(client: GraphClient, store: Arc<dyn Store>) -> Self {
+        Self { client, store }
+    }
+
+    /// One sync: incremental from the stored link, or full when there is none or it is refused.
+    pub async fn run_once(&self) -> Result<SyncReport, DirectoryError> {
+        if let Some(link) = self.store.get_kv(DELTA_LINK_KEY).await? {
+            match self.client.users_delta(Some(&link)).await {
+                Ok((changes, next)) => return self.apply_delta(changes, next).await,
+                Err(e) if link_rejected(&e) => {
+                    tracing::info!("users delta link refused; running a full directory resync");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.full().await
+    }
+
+    async fn known(&self) -> Result<HashMap<String, UserRecord>, StoreError> {
+        Ok(self
+            .store
+            .list_users()
+            .await?
+            .into_iter()
+            .map(|u| (u.teams_id.clone(), u))
+            .collect())
+    }
+
+    async fn full(&self) -> Result<SyncReport, DirectoryError> {
+        // Take the link first so that changes made during the listing come with the next delta.
+        let (_, link) = self.client.users_delta(None).await?;
+        let plans = &self.client.config().teams_service_plan_ids;
+        let users = self.client.list_teams_users(plans).await?;
+        let known = self.known().await?;
+        let seen: HashSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
+        let records: Vec<UserRecord> = users
+            .iter()
+            .map(|u| u.to_record(known.get(&u.id)))
+            .collect();
+        self.store.upsert_users(&records).await?;
+        let gone: Vec<String> = known
+            .values()
+            .filter(|u| u.active && !seen.contains(u.teams_id.as_str()))
+            .map(|u| u.teams_id.clone())
+            .collect();
+        let deactivated = self.store.deactivate_users(&gone).await?;
+        self.store.put_kv(DELTA_LINK_KEY, &link).await?;
+        Ok(SyncReport {
+            full: true,
+            upserted: records.len(),
+            deactivated,
+        })
+    }
+
+    async fn apply_delta(
+        &self,
+        changes: Vec<DirectoryUser>,
+        next: String,
+    ) -> Result<SyncReport, DirectoryError> {
+        let plans = &self.client.config().teams_service_plan_ids;
+        let known = self.known().await?;
+        let mut upserts = Vec::new();
+        let mut gone = Vec::new();
+        for u in &changes {
+            match u.licensed(plans) {
+                Some(true) => upserts.push(u.to_record(known.get(&u.id))),
+                Some(false) => gone.push(u.id.clone()),
+                // No licence information: refresh the fields of users we already sync.
+                None => {
+                    if let Some(prev) = known.get(&u.id).filter(|p| p.active) {
+                        upserts.push(u.to_record(Some(prev)));
+                    }
+                }
+            }
+        }
+        self.store.upsert_users(&upserts).await?;
+        let deactivated = self.store.deactivate_users(&gone).await?;
+        self.store.put_kv(DELTA_LINK_KEY, &next).await?;
+        Ok(SyncReport {
+            full: false,
+            upserted: upserts.len(),
+            deactivated,
+        })
+    }
+
+    /// Syncs every `graph.directory_sync_interval_secs` until cancelled.
+    pub async fn run(self, cancel: CancellationToken) {
+        let interval = Duration::from_secs(self.client.config().directory_sync_interval_secs);
+        loop {
+            let wait = match self.run_once().await {
+                Ok(r) => {
+                    tracing::info!(
+                        full = r.full,
+                        upserted = r.upserted,
+                        deactivated = r.deactivated,
+                        "directory synced"
+                    );
+                    interval
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "directory sync failed");
+                    RETRY_AFTER_FAILURE.min(interval)
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! Change notifications: checks a batch Graph posted (subscription and `clientState`,
+//! validation tokens, signature, decryption), turns what passes into inbox items, and writes
+//! them durably before the HTTP layer answers 202.
+//!
+//! Answers (the receiver's contract, also what the table-driven tests check):
+//! - at least one notification accepted (or only duplicates): `202`, the rest dropped and counted;
+//! - every notification names an unknown subscription or a wrong `clientState`: `403`;
+//! - rich data whose validation tokens are missing or invalid: `401` for the whole batch;
+//! - rich data that fails its signature or cannot be decrypted (and nothing else passed): `400`;
+//! - the inbox or the signing-key endpoint cannot be reached, or rich batches arrive faster
+//!   than they can be decrypted (a batch waited over 1 s for a slot): `503`, so Graph retries.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+use tokio::sync::{Notify, RwLock, mpsc};
+
+use crate::graph::crypto::{CryptoError, Decryptor, EncryptedContent};
+use crate::graph::jwt::TokenValidator;
+use crate::inbox::{Inbox, KIND_TEAMS_REFRESH, TeamsRefresh, observation_item};
+use crate::model::{Observation, Source, Status, TeamsPresence};
+use crate::store::{NewInboxItem, Store, StoreError, SubscriptionRecord};
+use crate::telemetry::Metrics;
+
+pub use crate::graph::presence_memory::PresenceMemory;
+
+/// Longest a rich batch waits for a decryption slot before it is answered 503: Graph wants
+/// the answer within 3 s, and a batch that waited 1 s still has time to decrypt and commit.
+const DECRYPT_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Most subscription ids remembered as "already logged"; beyond it, logging starts over.
+const MAX_LOGGED_SUBSCRIPTIONS: usize = 10_000;
+
+/// A `changeNotificationCollection`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationCollection {
+    pub value: Vec<ChangeNotification>,
+    #[serde(default)]
+    pub validation_tokens: Option<Vec<String>>,
+}
+
+/// One `changeNotification` (a change or a lifecycle event).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeNotification {
+    pub subscription_id: String,
+    #[serde(default)]
+    pub client_state: Option<String>,
+    #[serde(default)]
+    pub change_type: Option<String>,
+    #[serde(default)]
+    pub lifecycle_event: Option<String>,
+    #[serde(default)]
+    pub resource: Option<String>,
+    #[serde(default)]
+    pub resource_data: Option<ResourceData>,
+    #[serde(default)]
+    pub encrypted_content: Option<EncryptedContent>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ResourceData {
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// The decrypted resource of a rich presence notification.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DecryptedPresence {
+    id: String,
+    availability: String,
+    activity: String,
+    #[serde(default)]
+    sequence_number: Option<String>,
+}
+
+/// A lifecycle event for the subscription manager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleEvent {
+    pub subscription_id: String,
+    /// `reauthorizationRequired`, `subscriptionRemoved`, `missed`.
+    pub event: String,
+}
+
+/// Why a batch was refused; the HTTP layer maps it to a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// 400: nothing usable in it.
+    BadContent,
+    /// 401: validation tokens missing or invalid.
+    BadTokens,
+    /// 403: unknown subscriptions or wrong clientState only.
+    NotOurs,
+    /// 503: we could not store or check it; Graph should retry.
+    Unavailable,
+}
+
+/// Shared receiver state. Cheap to clone.
+#[derive(Clone)]
+pub struct NotificationReceiver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    inbox: Inbox,
+    metrics: Metrics,
+    decryptor: Decryptor,
+    tokens: Option<TokenValidator>,
+    subscriptions: RwLock<HashMap<String, (String, String)>>,
+    logged: Mutex<HashSet<String>>,
+    memory: PresenceMemory,
+    lifecycle_tx: mpsc::UnboundedSender<LifecycleEvent>,
+    lifecycle_rx: Mutex<Option<mpsc::UnboundedReceiver<LifecycleEvent>>>,
+    directory_changed: Arc<Notify>,
+    decrypt_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// What one notification turned into.
+enum Item {
+    Observation(Observation),
+    Refresh(String),
+    Directory,
+    Lifecycle(LifecycleEvent),
+}
+
+impl NotificationReceiver {
+    /// `tokens` is `None` when the Graph app identity is not configured; rich notifications
+    /// are then refused (401).
+    pub fn new(
+        inbox: Inbox,
+        metrics: Metrics,
+        decryptor: Decryptor,
+        tokens: Option<TokenValidator>,
+        memory: PresenceMemory,
+    ) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Self {
+            inner: Arc::new(Inner {
+                store: inbox.store().clone(),
+                inbox,
+                metrics,
+                decryptor,
+                tokens,
+                subscriptions: RwLock::new(HashMap::new()),
+                logged: Mutex::new(HashSet::new()),
+                memory,
+                lifecycle_tx: tx,
+                lifecycle_rx: Mutex::new(Some(rx)),
+                directory_changed: Arc::new(Notify::new()),
+                decrypt_slots: Arc::new(tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, |n| n.get()),
+                )),
+            }),
+        }
+    }
+
+    /// The lifecycle events, for the subscription manager (only the first caller gets them).
+    pub fn take_lifecycle_events(&self) -> Option<mpsc::UnboundedReceiver<LifecycleEvent>> {
+        self.inner.lifecycle_rx.lock().expect("lock").take()
+    }
+
+    /// Fires when a `users` subscription reported a directory change (run a delta sync).
+    pub fn directory_changed(&self) -> Arc<Notify> {
+        self.inner.directory_changed.clone()
+    }
+
+    pub fn memory(&self) -> &PresenceMemory {
+        &self.inner.memory
+    }
+
+    pub fn decryptor(&self) -> &Decryptor {
+        &self.inner.decryptor
+    }
+
+    /// Makes a subscription known at once (the manager calls it after creating one).
+    pub async fn remember(&self, sub: &SubscriptionRecord) {
+        self.inner
+            .subscriptions
+            .write()
+            .await
+            .insert(sub.id.clone(), (sub.client_state.clone(), sub.kind.clone()));
+    }
+
+    /// Forgets a deleted subscription.
+    pub async fn forget(&self, id: &str) {
+        self.inner.subscriptions.write().await.remove(id);
+    }
+
+    /// Checks and stores one batch. `Ok(n)` = `n` items written (answer 202).
+    pub async fn receive(&self, batch: NotificationCollection) -> Result<usize, Rejection> {
+        let inner = &self.inner;
+        if batch.value.is_empty() {
+            return Err(Rejection::BadContent);
+        }
+        let mut trusted = Vec::with_capacity(batch.value.len());
+        for n in batch.value {
+            match self.subscription_kind(&n).await? {
+                Some(kind) => trusted.push((kind, n)),
+                None => self.drop_one("not_ours"),
+            }
+        }
+        if trusted.is_empty() {
+            return Err(Rejection::NotOurs);
+        }
+        if trusted.iter().any(|(_, n)| n.encrypted_content.is_some()) {
+            let tokens = batch.validation_tokens.unwrap_or_default();
+            let Some(validator) = &inner.tokens else {
+                self.drop_batch("no_token_validator", trusted.len());
+                return Err(Rejection::BadTokens);
+            };
+            if let Err(e) = validator.validate_all(&tokens).await {
+                self.drop_batch("bad_token", trusted.len());
+                tracing::warn!(error = %e, "notification batch refused: validation tokens");
+                return Err(if e.is_ours() {
+                    Rejection::Unavailable
+                } else {
+                    Rejection::BadTokens
+                });
+            }
+        }
+        // Opening rich items is CPU-bound (one RSA private-key operation each). Batches wait
+        // for a slot at most DECRYPT_SLOT_WAIT; beyond that the answer is 503 and Graph
+        // retries, rather than an ack that misses Graph's 3 s and gets the endpoint throttled.
+        let rich = trusted.iter().any(|(_, n)| n.encrypted_content.is_some());
+        let _slot = if rich {
+            let wait = inner.decrypt_slots.clone().acquire_owned();
+            match tokio::time::timeout(DECRYPT_SLOT_WAIT, wait).await {
+                Ok(Ok(permit)) => Some(permit),
+                _ => {
+                    self.drop_batch("overloaded", trusted.len());
+                    return Err(Rejection::Unavailable);
+                }
+            }
+        } else {
+            None
+        };
+        let this = self.clone();
+        let items = tokio::task::spawn_blocking(move || this.open_all(trusted))
+            .await
+            .map_err(|_| Rejection::Unavailable)?;
+        if items.is_empty() {
+            return Err(Rejection::BadContent);
+        }
+        self.commit(items).await
+    }
+
+    /// Decrypts and classifies; drops (and counts) what fails.
+    fn open_all(&self, trusted: Vec<(String, ChangeNotification)>) -> Vec<Item> {
+        let mut out = Vec::with_capacity(trusted.len());
+        for (kind, n) in trusted {
+            if let Some(event) = n.lifecycle_event {
+                out.push(Item::Lifecycle(LifecycleEvent {
+                    subscription_id: n.subscription_id,
+                    event,
+                }));
+            } else if kind == "users" {
+                out.push(Item::Directory);
+            } else if let Some(content) = &n.encrypted_content {
+                match self.open(content) {
+                    Ok(obs) => out.push(Item::Observation(obs)),
+                    Err(reason) => self.drop_one(reason),
+                }
+            } else {
+                match basic_user_id(&n) {
+                    Some(id) => out.push(Item::Refresh(id)),
+                    None => self.drop_one("no_user_id"),
+                }
+            }
+        }
+        out
+    }
+
+    fn open(&self, content: &EncryptedContent) -> Result<Observation, &'static str> {
+        let plain = self.inner.decryptor.decrypt(content).map_err(|e| match e {
+            CryptoError::UnknownCertificate => "unknown_certificate",
+            CryptoError::Signature => "bad_signature",
+            _ => "undecryptable",
+        })?;
+        let p: DecryptedPresence = serde_json::from_slice(&plain).map_err(|_| "undecryptable")?;
+        if !valid_user_id(&p.id) {
+            return Err("no_user_id");
+        }
+        Ok(Observation {
+            user: p.id,
+            status: Status::Teams(TeamsPresence {
+                availability: p.availability,
+                activity: p.activity,
+                sequence: p.sequence_number,
+            }),
+            observed_at: Utc::now(),
+            source: Source::GraphWebhook,
+        })
+    }
+
+    /// Writes the items, then updates the in-memory state (only after the commit).
+    async fn commit(&self, items: Vec<Item>) -> Result<usize, Rejection> {
+        let inner = &self.inner;
+        let mut inbox_items: Vec<NewInboxItem> = Vec::new();
+        let mut observed = Vec::new();
+        let mut refresh: Vec<String> = Vec::new();
+        let mut lifecycle = Vec::new();
+        let mut directory = false;
+        for item in items {
+            match item {
+                Item::Observation(o) => {
+                    let Status::Teams(p) = &o.status else {
+                        continue;
+                    };
+                    let dup = observed
+                        .iter()
+                        .any(|(u, q): &(String, TeamsPresence)| *u == o.user && q.same_state(p));
+                    if dup || !inner.memory.is_news(&o.user, p) {
+                        self.drop_one("duplicate");
+                        continue;
+                    }
+                    observed.push((o.user.clone(), p.clone()));
+                    inbox_items.push(observation_item(&o));
+                }
+                Item::Refresh(u) => {
+                    if !refresh.contains(&u) {
+                        refresh.push(u);
+                    }
+                }
+                Item::Directory => directory = true,
+                Item::Lifecycle(e) => lifecycle.push(e),
+            }
+        }
+        if !refresh.is_empty() {
+            inbox_items.push(NewInboxItem {
+                kind: KIND_TEAMS_REFRESH.to_owned(),
+                user_id: None,
+                payload: serde_json::to_value(TeamsRefresh { user_ids: refresh })
+                    .expect("refresh serializes"),
+                received_at: Utc::now(),
+            });
+        }
+        let written = inbox_items.len();
+        if let Err(e) = inner.inbox.push(inbox_items).await {
+            tracing::error!(error = %e, "notifications not stored; asking Graph to retry");
+            return Err(Rejection::Unavailable);
+        }
+        for (user, p) in &observed {
+            inner.memory.record(user, p);
+        }
+        for e in lifecycle {
+            // The manager may be absent (poll mode); then nobody needs the event.
+            let _ = inner.lifecycle_tx.send(e);
+        }
+        if directory {
+            inner.directory_changed.notify_one();
+        }
+        inner
+            .metrics
+            .counter("graph_notifications_accepted_total", &[])
+            .increment(written as u64);
+        Ok(written)
+    }
+
+    /// The subscription's kind when the notification is ours and its clientState matches.
+    async fn subscription_kind(&self, n: &ChangeNotification) -> Result<Option<String>, Rejection> {
+        let id = &n.subscription_id;
+        let cached = self.inner.subscriptions.read().await.get(id).cloned();
+        let (state, kind) = match cached {
+            Some(v) => v,
+            None => match self.inner.store.get_subscription(id).await {
+                Ok(sub) => {
+                    self.remember(&sub).await;
+                    (sub.client_state, sub.kind)
+                }
+                Err(StoreError::NotFound) => {
+                    self.log_once(id, "notification for an unknown subscription dropped");
+                    return Ok(None);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "subscription lookup failed");
+                    return Err(Rejection::Unavailable);
+                }
+            },
+        };
+        let given = n.client_state.as_deref().unwrap_or("");
+        if bool::from(given.as_bytes().ct_eq(state.as_bytes())) {
+            Ok(Some(kind))
+        } else {
+            self.log_once(id, "notification with a wrong clientState dropped");
+            Ok(None)
+        }
+    }
+
+    fn log_once(&self, subscription_id: &str, message: &'static str) {
+        let mut logged = self.inner.logged.lock().expect("lock");
+        if logged.len() >= MAX_LOGGED_SUBSCRIPTIONS {
+            logged.clear();
+        }
+        if logged.insert(subscription_id.to_owned()) {
+            tracing::warn!(subscription_id, "{message}");
+        }
+    }
+
+    fn drop_one(&self, reason: &'static str) {
+        self.drop_batch(reason, 1);
+    }
+
+    fn drop_batch(&self, reason: &'static str, n: usize) {
+        self.inner
+            .metrics
+            .counter(
+                "graph_notifications_dropped_total",
+                &[("reason", reason.to_owned())],
+            )
+            .increment(n as u64);
+    }
+}
+
+/// The user a basic presence notification is about.
+fn basic_user_id(n: &ChangeNotification) -> Option<String> {
+    let id = n
+        .resource_data
+        .as_ref()
+        .and_then(|d| d.id.clone())
+        .or_else(|| {
+            n.resource
+                .as_deref()
+                .and_then(|r| r.rsplit('/').next())
+                .map(str::to_owned)
+        })?;
+    valid_user_id(&id).then_some(id)
+}
+
+/// Graph user ids are GUIDs; accept only id-like strings so no junk reaches the inbox.
+fn valid_user_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}

@@ -1,0 +1,57 @@
+//! `POST /connectors/{name}/events`: a contact center's inbound webhook. The request is
+//! verified and parsed by the connector, stored in the durable inbox, and only then
+//! acknowledged (202). Bad signatures get 401, malformed bodies 400; neither changes state.
+//! When the inbox cannot be written the answer is 503, so the platform redelivers.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+use super::{ApiError, AppState};
+use crate::connectors::InboundError;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/connectors/{name}/events", post(inbound_events))
+}
+
+async fn inbound_events(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let handle = state.connectors.get(&name).ok_or(ApiError::NotFound)?;
+    let webhook = handle.connector.webhook().ok_or(ApiError::NotFound)?;
+    let rejected = |reason: &'static str| {
+        state
+            .metrics
+            .counter(
+                "connector_webhook_rejected_total",
+                &[("connector", name.clone()), ("reason", reason.to_owned())],
+            )
+            .increment(1);
+    };
+    let events = match webhook.parse(&headers, &body, chrono::Utc::now()) {
+        Ok(events) => events,
+        Err(InboundError::Unauthorized(why)) => {
+            tracing::info!(connector = %name, reason = %why, "inbound event refused");
+            rejected("unauthorized");
+            return Err(ApiError::Unauthorized);
+        }
+        Err(InboundError::Malformed(why)) => {
+            rejected("malformed");
+            return Err(ApiError::BadRequest(why));
+        }
+    };
+    match handle.ingest.ingest(events).await {
+        Ok(outcome) => Ok((StatusCode::ACCEPTED, Json(outcome)).into_response()),
+        Err(e) => {
+            tracing::error!(connector = %name, error = %e, "inbound events not stored");
+            Err(ApiError::Unavailable)
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The Graph webhook: `POST /graph/notifications` and `POST /graph/lifecycle`.
+//!
+//! - `?validationToken=…`: the subscription handshake. `200`, `text/plain`, the URL-decoded
+//!   token as the whole body. A token that is empty, longer than 1,024 bytes, or holds markup
+//!   (`<`, `>`, `&`, quotes) or control characters is refused with `400` (Graph never sends
+//!   such tokens).
+//! - Otherwise the body must be JSON (`415`), at most `graph.webhook.max_body_bytes` (`413`),
+//!   a notification collection (`400`); then [`NotificationReceiver::receive`] decides
+//!   (`202` after the inbox write; `400`/`401`/`403`/`503` as documented there).
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+use super::{ApiError, AppState};
+use crate::graph::notifications::{NotificationCollection, Rejection};
+
+/// Longest validation token echoed back.
+const MAX_VALIDATION_TOKEN_BYTES: usize = 1024;
+
+/// The webhook routes, with their own body cap.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/graph/notifications", post(receive))
+        .route("/graph/lifecycle", post(receive))
+        .layer(DefaultBodyLimit::max(
+            state.config.graph.webhook.max_body_bytes,
+        ))
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if let Some(token) = query.get("validationToken") {
+        return handshake(token);
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let batch: NotificationCollection = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::BadRequest("not a change notification collection".into()))?;
+    match state.notifications.receive(batch).await {
+        Ok(_) => Ok(StatusCode::ACCEPTED.into_response()),
+        Err(Rejection::BadContent) => Err(ApiError::BadRequest(
+            "no notification in the batch could be opened".into(),
+        )),
+        Err(Rejection::BadTokens) => Err(ApiError::Unauthorized),
+        Err(Rejection::NotOurs) => Err(ApiError::Forbidden),
+        Err(Rejection::Unavailable) => Err(ApiError::Unavailable),
+    }
+}
+
+fn handshake(token: &str) -> Result<Response, ApiError> {
+    let acceptable = !token.is_empty()
+        && token.len() <= MAX_VALIDATION_TOKEN_BYTES
+        && !token
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '<' | '>' | '&' | '"' | '\''));
+    if !acceptable {
+        return Err(ApiError::BadRequest("unacceptable validation token".into()));
+    }
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/plain"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        token.to_owned(),
+    )
+        .into_response())
+}

@@ -1,0 +1,132 @@
+//! The one implementation of [`super::Store`] that both backends share. The SQL is the same
+//! for SQLite and Postgres (numbered `$n` parameters, `ON CONFLICT … DO UPDATE`, `RETURNING`),
+//! and sqlx maps the Rust types to each backend's columns (timestamps as RFC 3339 TEXT or
+//! TIMESTAMPTZ, JSON as TEXT or JSONB), so [`impl_store!`] expands the same method bodies for
+//! each pool type. The only dialect difference, the row locking of `inbox_claim`, is a
+//! parameter of the macro.
+
+use chrono::{DateTime, Utc};
+
+use super::StoreError;
+use crate::model::Side;
+
+mod methods;
+mod support;
+
+pub(crate) use methods::impl_store;
+pub(crate) use support::{from_row, impl_support};
+
+/// Bind parameters per multi-row statement. Below SQLite's limit (32,766) and Postgres's
+/// (65,535) with room to spare, and large enough that a 1,000-item inbox push is one statement.
+pub(crate) const CHUNK_PARAMS: usize = 4_000;
+
+/// How many rows of `cols` columns fit in one statement.
+pub(crate) fn rows_per_chunk(cols: usize) -> usize {
+    CHUNK_PARAMS / cols
+}
+
+/// Maps sqlx errors to what callers branch on.
+pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::Conflict(d.message().to_owned())
+        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+/// The URL as it may be shown: the password replaced, even when the URL does not parse.
+pub(crate) fn shown_url(url: &str) -> String {
+    if url::Url::parse(url).is_ok() {
+        return crate::config::redact_url(url);
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!(
+                "{scheme}://{user}:[redacted]@{host}{}",
+                &rest[authority_end..]
+            )
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Removes the URL's password from an error message, should a driver ever echo it.
+pub(crate) fn scrub(message: &str, url: &str) -> String {
+    let password = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_owned));
+    match password {
+        Some(pw) if !pw.is_empty() => message.replace(&pw, "[redacted]"),
+        _ => message.to_owned(),
+    }
+}
+
+/// Timestamps are kept to the millisecond, so what is read back equals what was written on
+/// both backends (Postgres keeps microseconds, SQLite text keeps nanoseconds).
+pub(crate) fn ms(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+pub(crate) fn side_from_str(s: &str) -> Result<Side, sqlx::Error> {
+    match s {
+        "teams" => Ok(Side::Teams),
+        "contact_center" => Ok(Side::ContactCenter),
+        other => Err(sqlx::Error::Decode(
+            format!("unknown side {other:?} in the database").into(),
+        )),
+    }
+}
+
+/// Keeps the last item for each key, in first-seen order, so one multi-row upsert never
+/// touches a row twice (Postgres rejects that; SQLite would apply both).
+pub(crate) fn last_by_key<'a, T, K: Eq + std::hash::Hash>(
+    items: &'a [T],
+    key: impl Fn(&'a T) -> K,
+) -> Vec<&'a T> {
+    let mut index = std::collections::HashMap::with_capacity(items.len());
+    let mut out: Vec<&T> = Vec::with_capacity(items.len());
+    for item in items {
+        match index.entry(key(item)) {
+            std::collections::hash_map::Entry::Occupied(e) => out[*e.get()] = item,
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(out.len());
+                out.push(item);
+            }
+        }
+    }
+    out
+}
+
+/// `observed_status` and `bridge_writes` share one shape: per (user, side) a status, a time and
+/// one more text column; one pair of functions reads and writes both.
+pub(crate) struct StatusTable {
+    pub table: &'static str,
+    pub at: &'static str,
+    pub extra: &'static str,
+}
+
+pub(crate) const OBSERVED: StatusTable = StatusTable {
+    table: "observed_status",
+    at: "observed_at",
+    extra: "source",
+};
+
+pub(crate) const WRITES: StatusTable = StatusTable {
+    table: "bridge_writes",
+    at: "written_at",
+    extra: "sequence",
+};
+
+/// A row of a [`StatusTable`]: user, side, status, time, extra column.
+pub(crate) type StatusRow<U, V, E> = (U, Side, V, DateTime<Utc>, Option<E>);
