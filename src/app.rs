@@ -100,6 +100,10 @@ impl Application {
                 .await
                 .map_err(AppError::Config)?;
         }
+        if let Some(client) = &graph {
+            let presence = Arc::new(client.clone());
+            crate::engine::runtime::wire(&state, presence, &cancel, &mut jobs).await?;
+        }
         Ok(Application {
             listener,
             addr,

@@ -20,9 +20,6 @@ use crate::model::{CcStatus, TeamsPresence, UserId};
 pub const LAST_REPORT_KEY: &str = "engine.reconcile.last";
 /// At most this many affected users are listed in a report (counts cover all).
 const REPORT_USERS: usize = 200;
-/// Audit entries are pruned this often: often enough that the table stays bounded, rarely
-/// enough that the delete is negligible.
-const AUDIT_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// What a reconciliation found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,30 +47,14 @@ impl Reconciler {
     pub async fn run(self, cancel: CancellationToken) {
         let interval = Duration::from_secs(self.shared.config.sync.reconcile_interval_secs);
         let mut next = tokio::time::Instant::now() + interval;
-        let mut next_prune = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep_until(next_prune) => {
-                    self.prune_audit().await;
-                    next_prune += AUDIT_PRUNE_INTERVAL;
-                    continue;
-                }
                 _ = tokio::time::sleep_until(next) => {}
                 _ = self.shared.reconcile_now.notified() => {}
             }
             self.run_once().await;
             next = tokio::time::Instant::now() + interval;
-        }
-    }
-
-    async fn prune_audit(&self) {
-        let days = self.shared.config.store.audit_retention_days as i64;
-        let before = Utc::now() - chrono::Duration::days(days);
-        match self.shared.store.prune_audit(before).await {
-            Ok(n) if n > 0 => tracing::info!(deleted = n, "audit entries pruned"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "audit prune failed"),
         }
     }
 

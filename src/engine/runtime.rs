@@ -108,6 +108,36 @@ pub struct EngineRuntime {
     cancel: CancellationToken,
 }
 
+/// Builds the engine runtime when the Teams side (`client`) and at least one connector are
+/// configured, and pushes its jobs. Called by [`crate::app::Application::build`].
+pub async fn wire(
+    state: &crate::http::AppState,
+    client: Arc<dyn PresenceApi>,
+    cancel: &CancellationToken,
+    jobs: &mut Vec<Job>,
+) -> StoreResult<()> {
+    if state.connectors.is_empty() {
+        tracing::info!("no connector configured: the sync engine is not started");
+        return Ok(());
+    }
+    let connectors = state
+        .connectors
+        .iter()
+        .map(|h| (h.connector.name().to_owned(), h.connector.clone()))
+        .collect();
+    let deps = RuntimeDeps {
+        config: state.config.clone(),
+        store: state.store.clone(),
+        inbox: state.inbox.clone(),
+        presence: client,
+        connectors,
+        metrics: state.metrics.clone(),
+        health: state.health.clone(),
+    };
+    jobs.extend(EngineRuntime::new(deps, cancel.clone()).await?.jobs());
+    Ok(())
+}
+
 /// The worker that owns a user.
 pub fn shard(user: &str, workers: usize) -> usize {
     let mut h = DefaultHasher::new();
