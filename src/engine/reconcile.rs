@@ -21,6 +21,15 @@ pub const LAST_REPORT_KEY: &str = "engine.reconcile.last";
 /// At most this many affected users are listed in a report (counts cover all).
 const REPORT_USERS: usize = 200;
 
+/// Delay before the first matching of users to agents: the directory sync and the
+/// connectors' agent listings start together with the engine and need a moment.
+const FIRST_MATCH_DELAY: Duration = Duration::from_secs(10);
+
+/// How often users are matched to agents between full passes, so people added to the
+/// directory or to a contact center are synced within a minute rather than at the next
+/// hourly pass. A pass reads both lists from the store and writes only changed matches.
+const MATCH_INTERVAL: Duration = Duration::from_secs(60);
+
 /// What a reconciliation found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReconcileReport {
@@ -47,15 +56,38 @@ impl Reconciler {
     pub async fn run(self, cancel: CancellationToken) {
         let interval = Duration::from_secs(self.shared.config.sync.reconcile_interval_secs);
         let mut next = tokio::time::Instant::now() + interval;
+        let mut next_match = tokio::time::Instant::now() + FIRST_MATCH_DELAY;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep_until(next_match) => {
+                    next_match = tokio::time::Instant::now() + MATCH_INTERVAL;
+                    self.rematch().await;
+                    continue;
+                }
                 _ = tokio::time::sleep_until(next) => {}
                 _ = self.shared.reconcile_now.notified() => {}
             }
             self.run_once().await;
             next = tokio::time::Instant::now() + interval;
         }
+    }
+
+    /// Matches users to agents and reloads the engine's user → agent map; returns errors.
+    async fn rematch(&self) -> Vec<String> {
+        let s = &self.shared;
+        let mut errors = Vec::new();
+        if let Err(e) = crate::engine::matching::apply(&s.config, s.store.as_ref()).await {
+            errors.push(format!("matching: {e}"));
+        }
+        match load_directory(s.store.as_ref()).await {
+            Ok(dir) => *s.directory.write().expect("directory lock") = dir,
+            Err(e) => errors.push(format!("directory: {e}")),
+        }
+        for e in &errors {
+            tracing::warn!(error = %e, "user matching failed");
+        }
+        errors
     }
 
     /// One full pass over all matched users.
@@ -66,13 +98,7 @@ impl Reconciler {
             started_at,
             ..Default::default()
         };
-        if let Err(e) = crate::engine::matching::apply(&s.config, s.store.as_ref()).await {
-            report.errors.push(format!("matching: {e}"));
-        }
-        match load_directory(s.store.as_ref()).await {
-            Ok(dir) => *s.directory.write().expect("directory lock") = dir,
-            Err(e) => report.errors.push(format!("directory: {e}")),
-        }
+        report.errors.extend(self.rematch().await);
         let dir: Vec<(UserId, (String, String))> = s
             .directory
             .read()

@@ -217,7 +217,13 @@ impl Worker {
             Some(Action::ClearTeams { .. }) => "clear_teams",
             None => "none",
         };
-        tracing::debug!(user, action, reason = ?d.reason, rule = ?d.rule_label(), "decision");
+        tracing::debug!(
+            user,
+            action,
+            rule = d.rule_label().as_deref().unwrap_or("-"),
+            reason = d.reason.words(),
+            "decision"
+        );
         let mut detail = json!({ "reason": d.reason, "trigger": d.trigger });
         if let Some(a) = &d.action {
             detail["write"] = serde_json::to_value(a).unwrap_or_default();
