@@ -18,6 +18,13 @@ use crate::model::{CcStatus, TeamsPresence, UserId};
 
 /// Store key of the last report.
 pub const LAST_REPORT_KEY: &str = "engine.reconcile.last";
+/// Users are matched to agents again this often (and at start): the directory and agent
+/// listings are refreshed by their own jobs, and a minute keeps a new hire's wait short while
+/// a pass costs two list queries.
+const DIRECTORY_REFRESH: Duration = Duration::from_secs(60);
+/// While no user is matched yet (the directory and agents are still being listed at start),
+/// matching is retried this often.
+const DIRECTORY_REFRESH_EMPTY: Duration = Duration::from_secs(3);
 /// At most this many affected users are listed in a report (counts cover all).
 const REPORT_USERS: usize = 200;
 
@@ -47,15 +54,38 @@ impl Reconciler {
     pub async fn run(self, cancel: CancellationToken) {
         let interval = Duration::from_secs(self.shared.config.sync.reconcile_interval_secs);
         let mut next = tokio::time::Instant::now() + interval;
+        let mut next_refresh = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep_until(next_refresh) => {
+                    if let Err(e) = self.refresh_directory().await {
+                        tracing::warn!(error = %e, "user matching failed");
+                    }
+                    let empty = self.shared.directory.read().expect("directory lock").is_empty();
+                    let wait = if empty { DIRECTORY_REFRESH_EMPTY } else { DIRECTORY_REFRESH };
+                    next_refresh = tokio::time::Instant::now() + wait;
+                    continue;
+                }
                 _ = tokio::time::sleep_until(next) => {}
                 _ = self.shared.reconcile_now.notified() => {}
             }
             self.run_once().await;
             next = tokio::time::Instant::now() + interval;
         }
+    }
+
+    /// Matches users to agents and reloads the engine's user → agent map.
+    async fn refresh_directory(&self) -> Result<(), String> {
+        let s = &self.shared;
+        crate::engine::matching::apply(&s.config, s.store.as_ref())
+            .await
+            .map_err(|e| format!("matching: {e}"))?;
+        let dir = load_directory(s.store.as_ref())
+            .await
+            .map_err(|e| format!("directory: {e}"))?;
+        *s.directory.write().expect("directory lock") = dir;
+        Ok(())
     }
 
     /// One full pass over all matched users.
@@ -66,12 +96,8 @@ impl Reconciler {
             started_at,
             ..Default::default()
         };
-        if let Err(e) = crate::engine::matching::apply(&s.config, s.store.as_ref()).await {
-            report.errors.push(format!("matching: {e}"));
-        }
-        match load_directory(s.store.as_ref()).await {
-            Ok(dir) => *s.directory.write().expect("directory lock") = dir,
-            Err(e) => report.errors.push(format!("directory: {e}")),
+        if let Err(e) = self.refresh_directory().await {
+            report.errors.push(e);
         }
         let dir: Vec<(UserId, (String, String))> = s
             .directory
