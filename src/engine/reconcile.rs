@@ -55,6 +55,7 @@ impl Reconciler {
         let interval = Duration::from_secs(self.shared.config.sync.reconcile_interval_secs);
         let mut next = tokio::time::Instant::now() + interval;
         let mut next_refresh = tokio::time::Instant::now();
+        let mut initial_done = false;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -63,6 +64,13 @@ impl Reconciler {
                         tracing::warn!(error = %e, "user matching failed");
                     }
                     let empty = self.shared.directory.read().expect("directory lock").is_empty();
+                    if !empty && !initial_done {
+                        // Learn both sides of every matched user once at start, so guards
+                        // such as only_if_cc see real statuses before the first event.
+                        initial_done = true;
+                        self.run_once().await;
+                        next = tokio::time::Instant::now() + interval;
+                    }
                     let wait = if empty { DIRECTORY_REFRESH_EMPTY } else { DIRECTORY_REFRESH };
                     next_refresh = tokio::time::Instant::now() + wait;
                     continue;
