@@ -55,7 +55,11 @@ async fn run() {
         state: "active".into(),
         last_error: None,
     };
-    state.store.upsert_subscription(&sub).await.expect("subscription");
+    state
+        .store
+        .upsert_subscription(&sub)
+        .await
+        .expect("subscription");
     state.notifications.remember(&sub).await;
 
     // Wait until the engine has matched everyone (directory sync, agent listing, matching).
@@ -120,7 +124,10 @@ async fn run() {
         assert_eq!(res.status().as_u16(), 202, "notification not accepted");
         let deadline = start + Duration::from_secs(10);
         while cc.writes().len() == before {
-            assert!(Instant::now() < deadline, "no contact-center write for round {round}");
+            assert!(
+                Instant::now() < deadline,
+                "no contact-center write for round {round}"
+            );
             tokio::task::yield_now().await;
         }
         latencies.push(start.elapsed());

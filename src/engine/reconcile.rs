@@ -18,17 +18,15 @@ use crate::model::{CcStatus, TeamsPresence, UserId};
 
 /// Store key of the last report.
 pub const LAST_REPORT_KEY: &str = "engine.reconcile.last";
+/// Users are matched to agents again this often (and at start): the directory and agent
+/// listings are refreshed by their own jobs, and a minute keeps a new hire's wait short while
+/// a pass costs two list queries.
+const DIRECTORY_REFRESH: Duration = Duration::from_secs(60);
+/// While no user is matched yet (the directory and agents are still being listed at start),
+/// matching is retried this often.
+const DIRECTORY_REFRESH_EMPTY: Duration = Duration::from_secs(3);
 /// At most this many affected users are listed in a report (counts cover all).
 const REPORT_USERS: usize = 200;
-
-/// Delay before the first matching of users to agents: the directory sync and the
-/// connectors' agent listings start together with the engine and need a moment.
-const FIRST_MATCH_DELAY: Duration = Duration::from_secs(10);
-
-/// How often users are matched to agents between full passes, so people added to the
-/// directory or to a contact center are synced within a minute rather than at the next
-/// hourly pass. A pass reads both lists from the store and writes only changed matches.
-const MATCH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What a reconciliation found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,13 +54,25 @@ impl Reconciler {
     pub async fn run(self, cancel: CancellationToken) {
         let interval = Duration::from_secs(self.shared.config.sync.reconcile_interval_secs);
         let mut next = tokio::time::Instant::now() + interval;
-        let mut next_match = tokio::time::Instant::now() + FIRST_MATCH_DELAY;
+        let mut next_refresh = tokio::time::Instant::now();
+        let mut initial_done = false;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep_until(next_match) => {
-                    next_match = tokio::time::Instant::now() + MATCH_INTERVAL;
-                    self.rematch().await;
+                _ = tokio::time::sleep_until(next_refresh) => {
+                    if let Err(e) = self.refresh_directory().await {
+                        tracing::warn!(error = %e, "user matching failed");
+                    }
+                    let empty = self.shared.directory.read().expect("directory lock").is_empty();
+                    if !empty && !initial_done {
+                        // Learn both sides of every matched user once at start, so guards
+                        // such as only_if_cc see real statuses before the first event.
+                        initial_done = true;
+                        self.run_once().await;
+                        next = tokio::time::Instant::now() + interval;
+                    }
+                    let wait = if empty { DIRECTORY_REFRESH_EMPTY } else { DIRECTORY_REFRESH };
+                    next_refresh = tokio::time::Instant::now() + wait;
                     continue;
                 }
                 _ = tokio::time::sleep_until(next) => {}
@@ -73,21 +83,17 @@ impl Reconciler {
         }
     }
 
-    /// Matches users to agents and reloads the engine's user → agent map; returns errors.
-    async fn rematch(&self) -> Vec<String> {
+    /// Matches users to agents and reloads the engine's user → agent map.
+    async fn refresh_directory(&self) -> Result<(), String> {
         let s = &self.shared;
-        let mut errors = Vec::new();
-        if let Err(e) = crate::engine::matching::apply(&s.config, s.store.as_ref()).await {
-            errors.push(format!("matching: {e}"));
-        }
-        match load_directory(s.store.as_ref()).await {
-            Ok(dir) => *s.directory.write().expect("directory lock") = dir,
-            Err(e) => errors.push(format!("directory: {e}")),
-        }
-        for e in &errors {
-            tracing::warn!(error = %e, "user matching failed");
-        }
-        errors
+        crate::engine::matching::apply(&s.config, s.store.as_ref())
+            .await
+            .map_err(|e| format!("matching: {e}"))?;
+        let dir = load_directory(s.store.as_ref())
+            .await
+            .map_err(|e| format!("directory: {e}"))?;
+        *s.directory.write().expect("directory lock") = dir;
+        Ok(())
     }
 
     /// One full pass over all matched users.
@@ -98,7 +104,9 @@ impl Reconciler {
             started_at,
             ..Default::default()
         };
-        report.errors.extend(self.rematch().await);
+        if let Err(e) = self.refresh_directory().await {
+            report.errors.push(e);
+        }
         let dir: Vec<(UserId, (String, String))> = s
             .directory
             .read()

@@ -484,7 +484,7 @@ async fn reconcile_writes_nothing_when_correct_and_only_the_drift_otherwise() {
     r.until("u2 busy in teams", |r| r.graph.count("set") == 1)
         .await;
     let (g0, c0) = (r.graph.calls().len(), r.cc.writes().len());
-    let first = r.reconcile(None).await;
+    let first = r.reconcile().await;
     assert_eq!(first.users_checked, 3);
     assert_eq!(first.writes, 0, "{first:?}");
     assert!(first.drift.is_empty(), "{first:?}");
@@ -497,7 +497,7 @@ async fn reconcile_writes_nothing_when_correct_and_only_the_drift_otherwise() {
         .lock()
         .unwrap()
         .insert("u3".into(), TeamsPresence::new("Busy", "InACall"));
-    let second = r.reconcile(Some(first.started_at)).await;
+    let second = r.reconcile().await;
     assert_eq!(second.drift.get("session_lost"), Some(&1), "{second:?}");
     assert_eq!(second.drift.get("teams_missed"), Some(&2), "{second:?}");
     let mut users = second.users.clone();
@@ -512,8 +512,9 @@ async fn reconcile_writes_nothing_when_correct_and_only_the_drift_otherwise() {
 }
 
 impl Rig {
-    /// Requests a reconciliation through the inbox and waits for a report newer than `after`.
-    async fn reconcile(&self, after: Option<DateTime<Utc>>) -> ReconcileReport {
+    /// Requests a reconciliation through the inbox and waits for its report.
+    async fn reconcile(&self) -> ReconcileReport {
+        let after = Utc::now();
         let item = NewInboxItem {
             kind: KIND_RECONCILE.into(),
             user_id: None,
@@ -525,7 +526,7 @@ impl Rig {
         while std::time::Instant::now() < deadline {
             if let Some(text) = self.store.get_kv(LAST_REPORT_KEY).await.unwrap() {
                 let r: ReconcileReport = serde_json::from_str(&text).unwrap();
-                if after.is_none_or(|a| r.started_at > a) {
+                if r.started_at >= after {
                     return r;
                 }
             }
