@@ -93,7 +93,7 @@ async fn run() {
         let user = demo_user_id(i);
         // Odd passes over the users start a Teams call (CC → "Busy (Teams)"), even passes
         // end it (the previous status is restored): every round causes one CC write.
-        let in_call = (round / USERS) % 2 == 0;
+        let in_call = (round / USERS).is_multiple_of(2);
         let status = if in_call {
             ("Busy", "InACall")
         } else {
