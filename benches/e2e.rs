@@ -32,6 +32,15 @@ async fn run() {
     let mut cfg = demo_config(&graph, &cc, Some("127.0.0.1:0".parse().unwrap())).expect("config");
     cfg.store.url = format!("sqlite://{}/bench.db", dir.path().display()).into();
     cfg.sync.hold_down_secs = 0;
+    // Each person changes many times a minute here; that is load, not flapping.
+    cfg.sync.flap_max_writes = 1_000_000;
+    // The connector's default limit (5 requests/s) would dominate the figure; measure the
+    // pipeline itself (with the default, consecutive writes are spaced 200 ms apart).
+    if let Some(presence_bridge::connectors::config::ConnectorConfig::Http(c)) =
+        cfg.connectors.first_mut()
+    {
+        c.limits.requests_per_sec = 10_000.0;
+    }
     // Keep the poller out of the way: only notifications should bring changes in.
     cfg.graph.poll.interval_secs = 3600;
     cfg.graph.poll.safety_interval_secs = 3600;
