@@ -4,6 +4,7 @@
 mod connectors;
 mod connectors_amazon;
 mod connectors_genesys;
+mod demo;
 mod engine;
 mod foundation;
 mod graph;
