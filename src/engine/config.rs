@@ -8,24 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigErrors};
 
-/// The five availability/activity pairs `setPresence` accepts (graph.md §2.1).
-pub const SESSION_PAIRS: &[(&str, &str)] = &[
-    ("Available", "Available"),
-    ("Busy", "InACall"),
-    ("Busy", "InAConferenceCall"),
-    ("Away", "Away"),
-    ("DoNotDisturb", "Presenting"),
-];
-
-/// The six pairs `setUserPreferredPresence` accepts (graph.md §2.3).
-pub const PREFERRED_PAIRS: &[(&str, &str)] = &[
-    ("Available", "Available"),
-    ("Busy", "Busy"),
-    ("DoNotDisturb", "DoNotDisturb"),
-    ("BeRightBack", "BeRightBack"),
-    ("Away", "Away"),
-    ("Offline", "OffWork"),
-];
+/// What Graph accepts for `setPresence` and `setUserPreferredPresence` (graph.md §2.1, §2.3);
+/// one list, owned by the Graph client that enforces it.
+pub use crate::graph::presence::{PREFERRED_PAIRS, SET_PRESENCE_PAIRS as SESSION_PAIRS};
 
 /// A sync direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
