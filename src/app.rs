@@ -171,16 +171,29 @@ impl Application {
         let server = axum::serve(listener, app)
             .with_graceful_shutdown(async move { serve_stop.cancelled().await });
         let mut server = std::pin::pin!(server.into_future());
+        // The server future may finish first (graceful shutdown started by the same token);
+        // remember that so it is never polled again after completion.
+        let mut server_done = false;
         tokio::select! {
-            res = &mut server => { res?; }
+            res = &mut server => {
+                server_done = true;
+                if let Err(e) = res {
+                    cancel.cancel();
+                    return Err(e.into());
+                }
+            }
             _ = cancel.cancelled() => {}
         }
+        // Whatever ended serving, the background jobs stop too.
+        cancel.cancel();
         tracing::info!(
             grace_secs = grace.as_secs(),
             "shutting down: draining requests and jobs"
         );
         let drained = tokio::time::timeout(grace, async {
-            let _ = (&mut server).await;
+            if !server_done {
+                let _ = (&mut server).await;
+            }
             tracker.wait().await;
         })
         .await

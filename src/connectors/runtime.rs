@@ -247,7 +247,8 @@ async fn run_connector(
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
-            _ = &mut source => {}
+            // The source only returns once cancelled; never poll it again after that.
+            _ = &mut source => break,
             Some(first) = rx.recv() => {
                 let mut batch = vec![first];
                 while batch.len() < INGEST_BATCH && let Ok(e) = rx.try_recv() {
