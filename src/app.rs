@@ -81,7 +81,14 @@ impl Application {
             connectors,
         };
         let cancel = CancellationToken::new();
-        let mut jobs = Vec::new();
+        let mut jobs: Vec<Job> = vec![(
+            "audit_prune",
+            Box::pin(store::prune::audit_prune_job(
+                state.store.clone(),
+                state.config.store.audit_retention_days,
+                cancel.clone(),
+            )),
+        )];
         jobs.extend(state.connectors.jobs(&state.store, &state.health, &cancel));
         let graph = crate::graph::wiring::build(&state, &cancel, &mut jobs)
             .map_err(|e| AppError::Config(format!("graph: {e}")))?;

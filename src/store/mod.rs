@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::Side;
 
 pub mod postgres;
+pub mod prune;
 mod sql;
 pub mod sqlite;
 

@@ -138,6 +138,7 @@ pub fn item(n: usize) -> NewInboxItem {
 }
 
 mod errors;
+mod prune;
 mod scratch;
 mod suite;
 
