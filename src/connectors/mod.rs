@@ -26,6 +26,7 @@ pub mod genesys;
 pub mod http;
 pub mod ingest;
 pub mod oauth;
+pub mod poll;
 pub mod rest;
 pub mod retry;
 pub mod runtime;

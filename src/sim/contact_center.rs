@@ -242,62 +242,8 @@ impl SimContactCenter {
     }
 }
 
-const CONNECTOR_TEMPLATE: &str = r#"
-[[connectors]]
-name = "@NAME@"
-kind = "http"
-base_url = "@BASE@"
-
-[connectors.auth]
-type = "oauth2"
-token_url = "@BASE@oauth/token"
-client_id = "@CLIENT_ID@"
-client_secret = "@CLIENT_SECRET@"
-
-[connectors.set_status]
-method = "PUT"
-url = "{{ base_url }}api/agents/{{ agent_id | urlencode }}/status"
-body = '{"status_id": {{ status_id | tojson }}, "teams_user_id": {{ teams_user_id | tojson }}}'
-accepted_status_codes = [204]
-
-[connectors.list_statuses]
-request = { url = "{{ base_url }}api/statuses" }
-items_pointer = "/statuses"
-id_pointer = "/id"
-name_pointer = "/name"
-kind_pointer = "/kind"
-
-[connectors.list_agents]
-request = { url = "{{ base_url }}api/agents?cursor={{ cursor }}" }
-items_pointer = "/agents"
-next_pointer = "/next"
-id_pointer = "/id"
-email_pointer = "/email"
-display_name_pointer = "/name"
-
-[connectors.poll]
-request = { url = "{{ base_url }}api/agents/status?cursor={{ cursor }}" }
-items_pointer = "/items"
-next_pointer = "/next"
-interval_secs = 0
-agent_id_pointer = "/agent_id"
-status_pointer = "/status_id"
-timestamp_pointer = "/since"
-
-[connectors.inbound]
-agent_id_pointer = "/agent_id"
-status_pointer = "/status_id"
-timestamp_pointer = "/changed_at"
-event_id_pointer = "/event_id"
-
-[connectors.inbound.verify]
-type = "hmac"
-header = "X-Sim-Signature"
-prefix = "sha256="
-signed = "timestamp_body"
-timestamp_header = "X-Sim-Timestamp"
-secret = "@WEBHOOK_SECRET@"
-"#;
+/// The generic-connector configuration that drives the simulator (placeholders `@…@`).
+const CONNECTOR_TEMPLATE: &str = include_str!("contact_center_connector.toml");
 
 /// Applies a status change; returns the event to deliver.
 fn change(state: &Shared, agent_id: &str, status_id: &str) -> Option<serde_json::Value> {

@@ -158,6 +158,15 @@ impl FakeGenesys {
         notify(&mut s, user, definition_id);
     }
 
+    /// Adds a user (Available).
+    pub fn add_user(&self, id: &str) {
+        let mut s = self.lock();
+        s.users
+            .insert(id.to_owned(), (id.to_owned(), format!("{id}@example.com")));
+        s.presence
+            .insert(id.to_owned(), DEFINITIONS[0].0.to_owned());
+    }
+
     /// Sends `v2.system.socket_closing` on every open socket.
     pub fn send_socket_closing(&self) {
         let s = self.lock();

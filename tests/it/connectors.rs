@@ -244,3 +244,39 @@ async fn auth_failure_shows_in_readiness() {
     sim.reject_credentials(false);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn events_are_not_acknowledged_when_the_inbox_cannot_be_written() {
+    use sqlx::Connection;
+    let sim = contact_center::spawn(SimOptions::default()).await.unwrap();
+    let app = app_with_sim(&sim).await;
+    app.state
+        .store
+        .upsert_users(&[user("u1", "agent-1")])
+        .await
+        .unwrap();
+    // break the inbox table behind the store's back
+    let db = app.dir.path().join("test.db");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE inbox RENAME TO inbox_away")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let body = json!({"event_id": "e-1", "agent_id": "agent-1", "status_id": "break", "changed_at": chrono::Utc::now().to_rfc3339()}).to_string();
+    assert_eq!(
+        post_signed(&app, &body, SIM_WEBHOOK_SECRET).await.status(),
+        503
+    );
+    sqlx::query("ALTER TABLE inbox_away RENAME TO inbox")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    // the failed delivery was not remembered: the redelivery is stored
+    let r = post_signed(&app, &body, SIM_WEBHOOK_SECRET).await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["accepted"], 1);
+    assert_eq!(inbox_len(&app).await, 1);
+    app.shutdown().await;
+}

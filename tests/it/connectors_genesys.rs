@@ -224,3 +224,25 @@ async fn throttling_token_expiry_and_auth_failure() {
     assert!(matches!(err, ConnectorError::Unauthorized(_)), "{err:?}");
     assert_eq!(c.health().await.0, HealthState::Down);
 }
+
+#[tokio::test]
+async fn a_changed_agent_list_is_subscribed_again() {
+    let fake = genesys::spawn(2, Some(Duration::from_millis(200)))
+        .await
+        .unwrap();
+    let c = std::sync::Arc::new(connector(&fake, ""));
+    c.list_agents().await.unwrap();
+    let (mut rx, cancel, task) = start_events(c.clone(), 2).await;
+    fake.add_user("user-new");
+    assert_eq!(c.list_agents().await.unwrap().len(), 3);
+    for _ in 0..3 {
+        assert_eq!(next_event(&mut rx).await.source, Source::Reconcile);
+    }
+    assert_eq!(fake.channels_created(), 2);
+    until("new socket", || fake.connections() == 2).await;
+    fake.set_presence("user-new", DEFINITIONS[2].0);
+    let e = next_event(&mut rx).await;
+    assert_eq!((e.agent_id.as_str(), e.status), ("user-new", def(2)));
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+}

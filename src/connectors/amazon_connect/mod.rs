@@ -383,7 +383,7 @@ impl ContactCenter for AmazonConnectConnector {
         cancel: CancellationToken,
     ) -> Result<(), ConnectorError> {
         let interval = Duration::from_secs(self.cfg.poll_interval_secs);
-        super::http::poll_loop(interval, events, cancel, || self.poll_all()).await
+        super::poll::poll_loop(interval, events, cancel, || self.poll_all()).await
     }
 
     async fn health(&self) -> (HealthState, String) {

@@ -38,6 +38,8 @@ pub struct GenesysConnector {
     catalog: RwLock<HashMap<String, CatalogStatus>>,
     /// Agent ids of the last full listing; the event source subscribes these.
     agent_ids: RwLock<Vec<String>>,
+    /// Fired when a listing differs from the previous one: the event source subscribes again.
+    agents_changed: tokio::sync::Notify,
 }
 
 #[derive(Deserialize)]
@@ -113,6 +115,7 @@ impl GenesysConnector {
             },
             catalog: RwLock::new(HashMap::new()),
             agent_ids: RwLock::new(Vec::new()),
+            agents_changed: tokio::sync::Notify::new(),
             cfg,
         })
     }
@@ -200,8 +203,12 @@ impl ContactCenter for GenesysConnector {
                 display_name: u.name,
             }));
             if n == 0 || p.page_count.is_none_or(|c| page >= c) {
-                *self.agent_ids.write().expect("agents lock") =
-                    out.iter().map(|a| a.id.clone()).collect();
+                let ids: Vec<String> = out.iter().map(|a| a.id.clone()).collect();
+                let mut known = self.agent_ids.write().expect("agents lock");
+                if !known.is_empty() && *known != ids {
+                    self.agents_changed.notify_one();
+                }
+                *known = ids;
                 return Ok(out);
             }
             page += 1;
@@ -308,23 +315,35 @@ impl ContactCenter for GenesysConnector {
         if self.catalog.read().expect("catalog lock").is_empty() {
             self.status_catalog().await?;
         }
-        let agents: Vec<String> = self
-            .list_agents()
-            .await?
-            .into_iter()
-            .map(|a| a.id)
-            .collect();
-        let channels = agents
-            .chunks(self.cfg.topics_per_channel)
-            .map(|chunk| notifications::run_channel(self, chunk, &events, &cancel));
-        let result = futures::future::try_join_all(channels).await.map(|_| ());
-        if let Err(e) = &result {
-            self.rest
-                .resilience
-                .health
-                .record("notifications", &Err::<(), _>(e.clone()));
+        // Channels subscribe the agents of the last listing; when a later listing (the
+        // connector job refreshes it periodically) differs, every channel is opened again.
+        loop {
+            let mut agents = self.agent_ids.read().expect("agents lock").clone();
+            if agents.is_empty() {
+                agents = self
+                    .list_agents()
+                    .await?
+                    .into_iter()
+                    .map(|a| a.id)
+                    .collect();
+            }
+            let generation = cancel.child_token();
+            let channels = agents
+                .chunks(self.cfg.topics_per_channel)
+                .map(|chunk| notifications::run_channel(self, chunk, &events, &generation));
+            tokio::select! {
+                result = futures::future::try_join_all(channels) => {
+                    if let Err(e) = &result {
+                        self.rest.resilience.health.record("notifications", &Err::<(), _>(e.clone()));
+                    }
+                    return result.map(|_| ());
+                }
+                _ = self.agents_changed.notified() => {
+                    generation.cancel();
+                    tracing::info!(connector = %self.cfg.name, "agent list changed; subscribing again");
+                }
+            }
         }
-        result
     }
 
     async fn health(&self) -> (HealthState, String) {

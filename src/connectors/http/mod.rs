@@ -12,6 +12,7 @@ use reqwest::header::HeaderMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::poll::poll_loop;
 use super::rest::{Auth, RestClient, RestResponse};
 use super::retry::Resilience;
 use super::{
@@ -19,7 +20,7 @@ use super::{
     InboundWebhook, StatusKind,
 };
 use crate::health::HealthState;
-use crate::model::{CcStatus, Source};
+use crate::model::CcStatus;
 use crate::store::Store;
 use config::{AuthConfig, HttpConnectorConfig, Paging, StatusIs};
 use extract::{items, parse_timestamp, pointer_str};
@@ -259,56 +260,6 @@ impl HttpConnector {
                 })
             })
             .collect())
-    }
-}
-
-/// Events for agents whose status differs from `last` (new agents included).
-pub fn diff_snapshot(
-    last: &HashMap<String, CcStatus>,
-    now: &[AgentStatus],
-    at: DateTime<Utc>,
-) -> Vec<AgentEvent> {
-    now.iter()
-        .filter(|s| last.get(&s.agent_id) != Some(&s.status))
-        .map(|s| AgentEvent {
-            agent_id: s.agent_id.clone(),
-            status: s.status.clone(),
-            at: s.since.unwrap_or(at),
-            event_id: None,
-            source: Source::ConnectorPoll,
-        })
-        .collect()
-}
-
-/// Runs a polling loop: `read` every `interval`, events for what changed.
-pub async fn poll_loop<F, Fut>(
-    interval: Duration,
-    events: mpsc::Sender<AgentEvent>,
-    cancel: CancellationToken,
-    mut read: F,
-) -> Result<(), ConnectorError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Vec<AgentStatus>, ConnectorError>>,
-{
-    let mut last: HashMap<String, CcStatus> = HashMap::new();
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
-            _ = tick.tick() => {}
-        }
-        let snapshot = read().await?;
-        for e in diff_snapshot(&last, &snapshot, Utc::now()) {
-            if events.send(e).await.is_err() {
-                return Ok(());
-            }
-        }
-        last = snapshot
-            .into_iter()
-            .map(|s| (s.agent_id, s.status))
-            .collect();
     }
 }
 

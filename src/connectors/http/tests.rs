@@ -5,6 +5,8 @@ use std::time::Instant as StdInstant;
 use super::*;
 use crate::config::Config;
 use crate::connectors::config::ConnectorConfig;
+use crate::connectors::poll::{diff_snapshot, poll_loop};
+use crate::model::Source;
 use crate::sim::contact_center::{self, SimContactCenter, SimOptions};
 
 pub(crate) fn config_from(toml_text: &str) -> Config {
