@@ -170,8 +170,21 @@ pub fn plan(
 
 /// Reads users, agents and (for `csv`) the mapping file, and computes the matching.
 pub async fn plan_from_store(cfg: &Config, store: &dyn Store) -> Result<MatchReport, String> {
+    let (users, agents) = read_both(store).await?;
+    plan_with(cfg, &users, &agents)
+}
+
+async fn read_both(store: &dyn Store) -> Result<(Vec<UserRecord>, Vec<AgentRecord>), String> {
     let users = store.list_users().await.map_err(|e| e.to_string())?;
     let agents = store.list_agents(None).await.map_err(|e| e.to_string())?;
+    Ok((users, agents))
+}
+
+fn plan_with(
+    cfg: &Config,
+    users: &[UserRecord],
+    agents: &[AgentRecord],
+) -> Result<MatchReport, String> {
     let csv = match (&cfg.sync.match_by, &cfg.sync.match_csv_file) {
         (MatchBy::Csv, Some(path)) => {
             let text =
@@ -180,20 +193,16 @@ pub async fn plan_from_store(cfg: &Config, store: &dyn Store) -> Result<MatchRep
         }
         _ => Vec::new(),
     };
-    Ok(plan(&users, &agents, cfg.sync.match_by, &csv))
+    Ok(plan(users, agents, cfg.sync.match_by, &csv))
 }
 
 /// Records the matching on the users (only those whose match changed). Users whose agent is
 /// gone are unmatched, but only while the agent list is not empty (a connector that has
 /// not listed its agents yet unmatches nobody).
 pub async fn apply(cfg: &Config, store: &dyn Store) -> Result<MatchReport, String> {
-    let report = plan_from_store(cfg, store).await?;
-    let users = store.list_users().await.map_err(|e| e.to_string())?;
-    let have_agents = !store
-        .list_agents(None)
-        .await
-        .map_err(|e| e.to_string())?
-        .is_empty();
+    let (users, agents) = read_both(store).await?;
+    let report = plan_with(cfg, &users, &agents)?;
+    let have_agents = !agents.is_empty();
     let by_id: HashMap<&str, &Pair> = report
         .matched
         .iter()
