@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use presence_bridge::app::Application;
-use presence_bridge::demo::{demo_config, demo_user_id, start_simulators};
+use presence_bridge::cli::demo::{demo_config, demo_user_id, start_simulators};
 use presence_bridge::store::SubscriptionRecord;
 use serde_json::json;
 

@@ -11,17 +11,17 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use futures::StreamExt;
+use presence_bridge::app::notifications::{TokenAudience, token_validator};
 use presence_bridge::config::{Config, StoreConfig};
-use presence_bridge::graph::crypto::{
+use presence_bridge::graph::notifications::NotificationReceiver;
+use presence_bridge::graph::notifications::crypto::{
     Decryptor, NotificationKey, encrypt_for_notification, public_key_from_certificate_der,
 };
-use presence_bridge::graph::notifications::NotificationReceiver;
-use presence_bridge::graph::notify_wiring::{TokenAudience, token_validator};
-use presence_bridge::graph::presence_memory::PresenceMemory;
+use presence_bridge::graph::presence::memory::PresenceMemory;
 use presence_bridge::health::HealthRegistry;
 use presence_bridge::http::{AppState, router};
-use presence_bridge::inbox::Inbox;
 use presence_bridge::sim::graph::tokens::{TokenIssuer, serve_jwks};
+use presence_bridge::store::inbox::Inbox;
 use presence_bridge::store::{self, SubscriptionRecord};
 use presence_bridge::telemetry::Metrics;
 use serde_json::json;

@@ -35,11 +35,11 @@ fn load_config(cli: &Cli) -> Result<Config, i32> {
 
 async fn run(cli: Cli) -> i32 {
     if let Command::Demo { users, listen } = cli.command {
-        let opts = presence_bridge::demo::DemoOptions {
+        let opts = presence_bridge::cli::demo::DemoOptions {
             users: usize::from(users),
             listen,
         };
-        return match presence_bridge::demo::run(opts).await {
+        return match presence_bridge::cli::demo::run(opts).await {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("error: demo: {e:#}");
@@ -90,12 +90,12 @@ async fn run(cli: Cli) -> i32 {
         },
         Command::Demo { .. } => unreachable!("handled before the configuration is loaded"),
         Command::Accounts { command } => {
-            presence_bridge::graph::accounts_cli::run(&config, command).await
+            presence_bridge::cli::accounts::run(&config, command).await
         }
         Command::Explain { user, limit } => {
-            presence_bridge::engine::cli::explain(&config, &user, limit).await
+            presence_bridge::cli::engine::explain(&config, &user, limit).await
         }
-        Command::Users { report } => presence_bridge::engine::cli::users(&config, report).await,
+        Command::Users { report } => presence_bridge::cli::engine::users(&config, report).await,
         Command::Run => {
             if let Err(e) = presence_bridge::telemetry::init_tracing(&config.log) {
                 eprintln!("error: log.filter: {e}");

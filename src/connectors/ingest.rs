@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 
 use super::AgentEvent;
-use crate::inbox::Inbox;
 use crate::model::{Observation, Status};
+use crate::store::inbox::Inbox;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 

@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 use super::config::ConnectorConfig;
 use super::ingest::Ingest;
 use super::{AgentEvent, ConnectorError, ContactCenter};
-use crate::app::Job;
 use crate::health::HealthRegistry;
-use crate::inbox::Inbox;
+use crate::job::Job;
+use crate::store::inbox::Inbox;
 use crate::store::{AgentRecord, Store};
 use crate::telemetry::Metrics;
 

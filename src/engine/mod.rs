@@ -4,21 +4,14 @@
 //! [`writer`] (Graph and connector writes with retry) and [`reconcile`]. Owns `[sync]` and
 //! the mapping tables; talks to Graph and contact centers only through their traits.
 
-pub mod audit;
-pub mod cli;
 pub mod config;
 pub mod decide;
 pub mod matching;
-pub mod reconcile;
 pub mod rules;
-pub mod runtime;
 pub mod state;
-pub mod worker;
-pub mod writer;
 
 #[cfg(test)]
 mod tests;
 
 pub use decide::{Drift, Engine};
-pub use runtime::{EngineRuntime, RuntimeDeps};
 pub use state::{Action, Decision, Millis, Reason, UserState};

@@ -199,7 +199,7 @@ impl AccountTokens {
             .add_scopes(DELEGATED_SCOPES.iter().map(|s| Scope::new((*s).to_owned())))
             .request_async(&self.http)
             .await
-            .map_err(super::auth::token_error)?;
+            .map_err(crate::graph::client::auth::token_error)?;
         prompt(&DeviceCodePrompt {
             verification_uri: details.verification_uri().to_string(),
             user_code: details.user_code().secret().clone(),
@@ -213,7 +213,7 @@ impl AccountTokens {
             .exchange_device_access_token(&details)
             .request_async(&self.http, tokio::time::sleep, None)
             .await
-            .map_err(super::auth::token_error)?;
+            .map_err(crate::graph::client::auth::token_error)?;
         let refresh = token.refresh_token().ok_or_else(|| {
             super::GraphError::Decode("no refresh token (is offline_access consented?)".into())
         })?;
@@ -265,7 +265,7 @@ impl AccountTokens {
             .await
             .map_err(|e| super::GraphError::Transport(e.to_string()))?;
         if status != 200 {
-            return Err(super::client::error_from(status, None, &body).into());
+            return Err(crate::graph::client::error_from(status, None, &body).into());
         }
         serde_json::from_slice(&body).map_err(|e| super::GraphError::Decode(e.to_string()).into())
     }
@@ -331,7 +331,7 @@ impl AccountTokens {
                     AccountError::Revoked(rec.upn)
                 });
             }
-            Err(e) => return Err(super::auth::token_error(e).into()),
+            Err(e) => return Err(crate::graph::client::auth::token_error(e).into()),
         };
         let access = SecretString::from(token.access_token().secret().clone());
         if let Some(new_refresh) = token.refresh_token() {

@@ -8,7 +8,9 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigErrors, resolve_secret, serialize_redacted_opt};
-use crate::graph::notify_config::{PollConfig, PresenceSource, SubscriptionsConfig, WebhookConfig};
+use crate::graph::notifications::config::{
+    PollConfig, PresenceSource, SubscriptionsConfig, WebhookConfig,
+};
 
 /// The Microsoft Teams (`TEAMS1`) service plan id.
 pub const TEAMS1_PLAN_ID: &str = "57ff2da0-773e-42df-b2af-ffb7a2317929";
@@ -175,7 +177,7 @@ fn check_http_url(errs: &mut ConfigErrors, path: &str, u: &url::Url) {
 }
 
 pub fn validate(cfg: &mut Config, errs: &mut ConfigErrors) {
-    crate::graph::notify_config::validate(cfg, &cfg.graph.webhook, errs);
+    crate::graph::notifications::config::validate(cfg, &cfg.graph.webhook, errs);
     let g = &mut cfg.graph;
     let on = g.enabled();
     check_guid(errs, "graph.tenant_id", &g.tenant_id, false);
@@ -220,7 +222,8 @@ pub fn validate(cfg: &mut Config, errs: &mut ConfigErrors) {
         );
     }
     if let (Some(c), Some(k)) = (&g.certificate_file, &g.certificate_key_file)
-        && let Err(e) = crate::graph::auth::CertificateCredential::load(c, k, g.assertion_algorithm)
+        && let Err(e) =
+            crate::graph::client::auth::CertificateCredential::load(c, k, g.assertion_algorithm)
     {
         errs.push("graph.certificate_file", e.to_string());
     }

@@ -8,35 +8,18 @@ use async_trait::async_trait;
 use crate::model::TeamsPresence;
 
 pub mod accounts;
-pub mod accounts_cli;
-pub mod auth;
-pub mod batch;
 pub mod client;
-pub mod clock;
 pub mod config;
-pub mod coverage;
-pub mod crypto;
 pub mod directory;
-pub mod error;
-pub mod jwt;
-pub mod limiter;
 pub mod notifications;
-pub mod notify_config;
-pub mod notify_wiring;
-pub mod poller;
 pub mod presence;
-pub mod presence_memory;
-pub mod shards;
-pub mod subscription_api;
-pub mod subscription_client;
 pub mod subscriptions;
-pub mod wiring;
 
 #[cfg(test)]
 mod tests;
 
 pub use client::GraphClient;
-pub use error::GraphError;
+pub use client::error::GraphError;
 
 /// The presence calls the engine needs. The Graph client implements it; engine tests may use
 /// the simulated tenant through the real client, or a fake.

@@ -8,10 +8,10 @@ use chrono::Utc;
 use secrecy::SecretString;
 
 use super::accounts::TokenCipher;
-use super::auth::CertificateCredential;
 use super::config::AssertionAlgorithm;
 use super::presence::{PresenceWrite, iso_duration};
 use crate::config::{Config, ConfigError};
+use crate::graph::client::auth::CertificateCredential;
 use crate::sim::graph::PresenceState;
 use crate::sim::graph::presence::{AppSession, Preferred};
 

@@ -21,8 +21,8 @@ use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
 use crate::engine::UserState;
-use crate::engine::reconcile::LAST_REPORT_KEY;
-use crate::engine::runtime::KIND_RECONCILE;
+use crate::runtime::reconcile::LAST_REPORT_KEY;
+use crate::runtime::service::KIND_RECONCILE;
 use crate::store::NewInboxItem;
 
 /// Most decisions returned by the decisions endpoint.
@@ -103,7 +103,7 @@ async fn users(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
                 "teams": observed.get(&(u.teams_id.clone(), "teams")),
                 "contact_center": observed.get(&(u.teams_id.clone(), "contact_center")),
                 "suspended_until": st.and_then(|s| s.suspended_until)
-                    .map(crate::engine::worker::to_utc),
+                    .map(crate::runtime::worker::to_utc),
                 "sync_state": sync,
             })
         })

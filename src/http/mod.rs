@@ -17,8 +17,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::health::HealthRegistry;
-use crate::inbox::Inbox;
 use crate::store::Store;
+use crate::store::inbox::Inbox;
 use crate::telemetry::Metrics;
 
 pub mod api;

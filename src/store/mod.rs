@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Side;
 
+pub mod inbox;
 pub mod postgres;
 pub mod prune;
 mod sql;

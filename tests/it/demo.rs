@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use presence_bridge::app::Application;
-use presence_bridge::demo::{demo_config, demo_user_id, start_simulators};
+use presence_bridge::cli::demo::{demo_config, demo_user_id, start_simulators};
 
 async fn until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -26,7 +26,7 @@ async fn both_directions_through_the_simulators() {
     cc.set_webhook_url(&format!(
         "http://{}/connectors/{}/events",
         app.local_addr(),
-        presence_bridge::demo::DEMO_CONNECTOR
+        presence_bridge::cli::demo::DEMO_CONNECTOR
     ));
     let store = app.state().store.clone();
     let stop = app.cancel_token();

@@ -13,13 +13,13 @@ use presence_bridge::config::Config;
 use presence_bridge::connectors::{
     Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter, StatusKind,
 };
-use presence_bridge::engine::reconcile::{LAST_REPORT_KEY, ReconcileReport};
-use presence_bridge::engine::runtime::KIND_RECONCILE;
-use presence_bridge::engine::{EngineRuntime, RuntimeDeps};
 use presence_bridge::graph::{GraphError, PresenceApi};
 use presence_bridge::health::{HealthRegistry, HealthState};
-use presence_bridge::inbox::{Inbox, KIND_TEAMS_REFRESH, TeamsRefresh};
 use presence_bridge::model::{CcStatus, Observation, Source, Status, TeamsPresence};
+use presence_bridge::runtime::reconcile::{LAST_REPORT_KEY, ReconcileReport};
+use presence_bridge::runtime::service::KIND_RECONCILE;
+use presence_bridge::runtime::{EngineRuntime, RuntimeDeps};
+use presence_bridge::store::inbox::{Inbox, KIND_TEAMS_REFRESH, TeamsRefresh};
 use presence_bridge::store::{
     self, AgentRecord, AuditEntry, InboxItem, NewInboxItem, ObservedStatus, Store, StoreResult,
     SubscriptionRecord, SyncAccountRecord, UserRecord, WriteRecord,

@@ -9,17 +9,17 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use presence_bridge::graph::crypto::{
+use presence_bridge::app::notifications::{TokenAudience, token_validator};
+use presence_bridge::graph::notifications::NotificationReceiver;
+use presence_bridge::graph::notifications::config::{CertificateConfig, load_keys};
+use presence_bridge::graph::notifications::crypto::{
     Decryptor, EncryptedContent, encrypt_for_notification, public_key_from_certificate_der,
 };
-use presence_bridge::graph::notifications::NotificationReceiver;
-use presence_bridge::graph::notify_config::{CertificateConfig, load_keys};
-use presence_bridge::graph::notify_wiring::{TokenAudience, token_validator};
-use presence_bridge::graph::presence_memory::PresenceMemory;
+use presence_bridge::graph::presence::memory::PresenceMemory;
 use presence_bridge::health::HealthRegistry;
 use presence_bridge::http::{AppState, router};
-use presence_bridge::inbox::{Inbox, KIND_OBSERVATION, KIND_TEAMS_REFRESH};
 use presence_bridge::sim::graph::tokens::{SIM_KID, TokenIssuer};
+use presence_bridge::store::inbox::{Inbox, KIND_OBSERVATION, KIND_TEAMS_REFRESH};
 use presence_bridge::store::{self, Store, SubscriptionRecord};
 use presence_bridge::telemetry::Metrics;
 use serde_json::{Value, json};
@@ -256,7 +256,7 @@ async fn rich_notification_reaches_the_inbox_decrypted_once() {
     let v1 = rig.issuer.sign(&json!({
         "aud": CLIENT_ID, "iss": format!("https://sts.windows.net/{TENANT_ID}/"),
         "iat": now, "nbf": now, "exp": now + 3600, "ver": "1.0",
-        "appid": presence_bridge::graph::jwt::GRAPH_CHANGE_TRACKING_APP_ID,
+        "appid": presence_bridge::graph::notifications::jwt::GRAPH_CHANGE_TRACKING_APP_ID,
     }));
     let next = encrypt(1, "cert-a", &presence(USER, "Available", "Available"));
     let body = serde_json::to_vec(&json!({

@@ -10,4 +10,5 @@ mod foundation;
 mod graph;
 mod graph_notify;
 mod helpers;
+mod layering;
 mod store;

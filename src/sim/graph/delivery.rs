@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 use super::SimGraph;
 use super::subscriptions::{SimSubscription, post_json};
 use super::tokens::TokenIssuer;
-use crate::graph::crypto::{encrypt_for_notification, public_key_from_certificate_der};
+use crate::graph::notifications::crypto::{
+    encrypt_for_notification, public_key_from_certificate_der,
+};
 
 /// Delivery attempts per notification batch (Graph retries for hours; tests need a few).
 const DELIVERY_ATTEMPTS: u32 = 4;

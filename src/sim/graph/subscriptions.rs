@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use super::tokens::TokenIssuer;
 use super::{SimGraph, graph_error};
-use crate::graph::subscription_api::presence_resource_ids;
+use crate::graph::subscriptions::api::presence_resource_ids;
 
 /// One live subscription.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rsa::traits::PublicKeyParts;
 use serde_json::{Value, json};
 
-use crate::graph::jwt::GRAPH_CHANGE_TRACKING_APP_ID;
+use crate::graph::notifications::jwt::GRAPH_CHANGE_TRACKING_APP_ID;
 
 /// The simulator's token-signing key (a test key, used by nothing else).
 const SIGNING_KEY_PEM: &str = include_str!("keys/token-signing-key.pem");
@@ -30,7 +30,7 @@ impl Default for TokenIssuer {
 
 impl TokenIssuer {
     pub fn new() -> Self {
-        let private = crate::graph::crypto::parse_private_key(SIGNING_KEY_PEM)
+        let private = crate::graph::notifications::crypto::parse_private_key(SIGNING_KEY_PEM)
             .expect("simulator signing key parses");
         let public = private.to_public_key();
         let jwks = json!({ "keys": [{

@@ -86,7 +86,7 @@ pub struct Limiters {
 }
 
 impl Limiters {
-    pub fn from_config(cfg: &super::config::GraphConfig) -> Self {
+    pub fn from_config(cfg: &crate::graph::config::GraphConfig) -> Self {
         let window = Duration::from_secs(cfg.budget_window_secs);
         Self {
             presence_read: RateLimiter::new(cfg.presence_read_budget, window),

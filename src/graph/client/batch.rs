@@ -9,10 +9,10 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::GraphError;
-use super::client::{GraphClient, GraphRequest, error_from, parse_retry_after};
-use super::limiter::ApiFamily;
-use super::presence::PresenceWrite;
+use crate::graph::GraphError;
+use crate::graph::client::{GraphClient, GraphRequest, error_from, parse_retry_after};
+use crate::graph::presence::PresenceWrite;
+use crate::net::bucket::ApiFamily;
 
 /// Graph's limit of requests in one batch.
 pub const MAX_BATCH: usize = 20;

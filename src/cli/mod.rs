@@ -1,5 +1,9 @@
 //! The command line: `presence-bridge [--config PATH] <command>`.
 
+pub mod accounts;
+pub mod demo;
+pub mod engine;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -37,7 +41,7 @@ pub enum Command {
     /// Manage the delegated sync accounts that hold presence subscriptions.
     Accounts {
         #[command(subcommand)]
-        command: crate::graph::accounts_cli::AccountsCommand,
+        command: crate::cli::accounts::AccountsCommand,
     },
     /// Contact-center connector tools.
     #[command(subcommand)]

@@ -14,7 +14,7 @@ use crate::sim::contact_center::{self, SimContactCenter};
 use crate::sim::graph::{self as sim_graph, SimGraph, SimGraphOptions, SimUser};
 
 /// The demo's static configuration (the simulators' addresses are appended at start).
-pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
+pub const DEMO_TOML: &str = include_str!("../../config/demo.toml");
 
 /// Name of the simulated contact center's connector.
 pub const DEMO_CONNECTOR: &str = "simcc";

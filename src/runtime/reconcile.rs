@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::runtime::{Shared, load_directory, shard};
-use crate::engine::worker::{Read, WorkerMsg};
 use crate::model::{CcStatus, TeamsPresence, UserId};
+use crate::runtime::service::{Shared, load_directory, shard};
+use crate::runtime::worker::{Read, WorkerMsg};
 
 /// Store key of the last report.
 pub const LAST_REPORT_KEY: &str = "engine.reconcile.last";

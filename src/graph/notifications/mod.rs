@@ -10,6 +10,10 @@
 //! - the inbox or the signing-key endpoint cannot be reached, or rich batches arrive faster
 //!   than they can be decrypted (a batch waited over 1 s for a slot): `503`, so Graph retries.
 
+pub mod config;
+pub mod crypto;
+pub mod jwt;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -18,14 +22,14 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use tokio::sync::{Notify, RwLock, mpsc};
 
-use crate::graph::crypto::{CryptoError, Decryptor, EncryptedContent};
-use crate::graph::jwt::TokenValidator;
-use crate::inbox::{Inbox, KIND_TEAMS_REFRESH, TeamsRefresh, observation_item};
+use crate::graph::notifications::crypto::{CryptoError, Decryptor, EncryptedContent};
+use crate::graph::notifications::jwt::TokenValidator;
 use crate::model::{Observation, Source, Status, TeamsPresence};
+use crate::store::inbox::{Inbox, KIND_TEAMS_REFRESH, TeamsRefresh, observation_item};
 use crate::store::{NewInboxItem, Store, StoreError, SubscriptionRecord};
 use crate::telemetry::Metrics;
 
-pub use crate::graph::presence_memory::PresenceMemory;
+pub use crate::graph::presence::memory::PresenceMemory;
 
 /// Longest a rich batch waits for a decryption slot before it is answered 503: Graph wants
 /// the answer within 3 s, and a batch that waited 1 s still has time to decrypt and commit.

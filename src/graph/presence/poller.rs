@@ -13,13 +13,15 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::graph::notify_config::{MAX_SHARD_SIZE, PollConfig, PresenceSource, poll_cadence};
-use crate::graph::presence_memory::PresenceMemory;
-use crate::graph::shards::active_user_ids;
+use crate::graph::notifications::config::{
+    MAX_SHARD_SIZE, PollConfig, PresenceSource, poll_cadence,
+};
+use crate::graph::presence::memory::PresenceMemory;
 use crate::graph::subscriptions::Coverage;
+use crate::graph::subscriptions::shards::active_user_ids;
 use crate::graph::{GraphError, PresenceApi};
-use crate::inbox::Inbox;
 use crate::model::{Observation, Source, Status};
+use crate::store::inbox::Inbox;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 
@@ -169,7 +171,7 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::graph::coverage::CoverageState;
+    use crate::graph::subscriptions::coverage::CoverageState;
     use crate::model::TeamsPresence;
     use crate::store::UserRecord;
 

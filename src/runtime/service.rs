@@ -12,18 +12,18 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::Job;
 use crate::config::Config;
 use crate::connectors::ContactCenter;
-use crate::engine::reconcile::Reconciler;
 use crate::engine::state::{Millis, UserState};
-use crate::engine::worker::{Worker, WorkerMsg};
-use crate::engine::writer::{Directory, Writer};
 use crate::engine::{Engine, rules};
 use crate::graph::PresenceApi;
 use crate::health::{HealthRegistry, HealthState};
-use crate::inbox::{Inbox, KIND_OBSERVATION, KIND_TEAMS_REFRESH, TeamsRefresh};
+use crate::job::Job;
 use crate::model::{Observation, Source, Status, UserId};
+use crate::runtime::reconcile::Reconciler;
+use crate::runtime::worker::{Worker, WorkerMsg};
+use crate::runtime::writer::{Directory, Writer};
+use crate::store::inbox::{Inbox, KIND_OBSERVATION, KIND_TEAMS_REFRESH, TeamsRefresh};
 use crate::store::{InboxItem, Store, StoreResult};
 use crate::telemetry::Metrics;
 

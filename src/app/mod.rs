@@ -2,9 +2,11 @@
 //! the router; [`Application::run_until_stopped`] serves until the shutdown future resolves,
 //! then cancels the background jobs and drains within the configured grace period.
 
+pub mod graph;
+pub mod notifications;
+
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::health::HealthRegistry;
 use crate::http::{self, AppState};
-use crate::inbox::Inbox;
+use crate::store::inbox::Inbox;
 use crate::store::{self, StoreError};
 use crate::telemetry::Metrics;
 
@@ -35,8 +37,7 @@ pub enum AppError {
     Other(String),
 }
 
-/// A background job: a name for the logs and a future that ends when its token is cancelled.
-pub type Job = (&'static str, Pin<Box<dyn Future<Output = ()> + Send>>);
+pub use crate::job::Job;
 
 /// A built application: the port is bound, nothing runs yet.
 pub struct Application {
@@ -72,7 +73,7 @@ impl Application {
                     .map_err(|e| AppError::Config(format!("connectors: {e}")))?;
             crate::connectors::ConnectorRegistry::new(built, &inbox, &metrics)
         };
-        let notifications = crate::graph::notify_wiring::receiver(&config, &inbox, &metrics)
+        let notifications = crate::app::notifications::receiver(&config, &inbox, &metrics)
             .map_err(AppError::Config)?;
         let state = AppState {
             config: Arc::new(config),
@@ -93,16 +94,16 @@ impl Application {
             )),
         )];
         jobs.extend(state.connectors.jobs(&state.store, &state.health, &cancel));
-        let graph = crate::graph::wiring::build(&state, &cancel, &mut jobs)
+        let graph = crate::app::graph::build(&state, &cancel, &mut jobs)
             .map_err(|e| AppError::Config(format!("graph: {e}")))?;
         if let Some(client) = &graph {
-            crate::graph::notify_wiring::jobs(&state, client, &cancel, &mut jobs)
+            crate::app::notifications::jobs(&state, client, &cancel, &mut jobs)
                 .await
                 .map_err(AppError::Config)?;
         }
         if let Some(client) = &graph {
             let presence = Arc::new(client.clone());
-            crate::engine::runtime::wire(&state, presence, &cancel, &mut jobs).await?;
+            crate::runtime::service::wire(&state, presence, &cancel, &mut jobs).await?;
         }
         Ok(Application {
             listener,

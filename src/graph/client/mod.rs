@@ -2,6 +2,10 @@
 //! limiter, app-only auth (401 → one refresh and retry), `Retry-After` on 429/503 and bounded
 //! exponential backoff with jitter for 5xx, dropped connections and timeouts.
 
+pub mod auth;
+pub mod batch;
+pub mod error;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,11 +14,11 @@ use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
-use super::GraphError;
-use super::auth::AppAuth;
-use super::config::GraphConfig;
-use super::limiter::{ApiFamily, Limiters};
+use crate::graph::GraphError;
+use crate::graph::client::auth::AppAuth;
+use crate::graph::config::GraphConfig;
 use crate::health::HealthRegistry;
+use crate::net::bucket::{ApiFamily, Limiters};
 use crate::telemetry::Metrics;
 
 /// A Graph client. Cheap to clone; clones share the token cache and the limiters.

@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connectors::CatalogStatus;
 use crate::engine::config::WriteMode;
-use crate::engine::runtime::Shared;
 use crate::engine::state::{Action, Decision, Millis, Reason, Trigger, UserState};
 use crate::engine::{Drift, Engine};
 use crate::model::{CcStatus, Observation, TeamsPresence, UserId};
+use crate::runtime::service::Shared;
 use crate::store::{AuditEntry, ObservedStatus, WriteRecord};
 
 /// How long clearing sessions on shutdown may take in total.

@@ -10,17 +10,17 @@ use crate::app::Job;
 use crate::config::Config;
 use crate::graph::accounts::AccountTokens;
 use crate::graph::client::GraphClient;
-use crate::graph::clock::Clock;
-use crate::graph::crypto::Decryptor;
-use crate::graph::jwt::{JwksCache, TokenValidator};
 use crate::graph::notifications::NotificationReceiver;
-use crate::graph::notify_config::{PresenceSource, load_keys};
-use crate::graph::poller::Poller;
-use crate::graph::presence_memory::PresenceMemory;
-use crate::graph::subscription_client::GraphSubscriptions;
+use crate::graph::notifications::config::{PresenceSource, load_keys};
+use crate::graph::notifications::crypto::Decryptor;
+use crate::graph::notifications::jwt::{JwksCache, TokenValidator};
+use crate::graph::presence::memory::PresenceMemory;
+use crate::graph::presence::poller::Poller;
+use crate::graph::subscriptions::client::GraphSubscriptions;
 use crate::graph::subscriptions::{Coverage, ManagerSettings, SubscriptionManager};
 use crate::http::AppState;
-use crate::inbox::Inbox;
+use crate::model::clock::Clock;
+use crate::store::inbox::Inbox;
 use crate::telemetry::Metrics;
 
 /// The identity the validation tokens must be issued for.

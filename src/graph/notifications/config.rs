@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigErrors};
-use crate::graph::crypto::NotificationKey;
+use crate::graph::notifications::crypto::NotificationKey;
 
 /// Users per presence subscription and per `getPresencesByUserId` call (Graph's limit).
 pub const MAX_SHARD_SIZE: usize = 650;
@@ -222,7 +222,7 @@ mod tests {
     fn parse(extra: &str) -> Result<Config, String> {
         let text = format!(
             "{}\n{extra}",
-            include_str!("../../config/presence-bridge.example.toml")
+            include_str!("../../../config/presence-bridge.example.toml")
         );
         Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new())
             .map_err(|e| e.to_string())

@@ -1,13 +1,18 @@
 //! The subscription manager: one presence subscription per shard of ≤650 users, each owned by
 //! one delegated sync account, plus one app-only `users` subscription for directory changes.
 //!
-//! Every [`CHECK_INTERVAL`] it plans the shards ([`crate::graph::shards`]) and acts: creates
+//! Every [`CHECK_INTERVAL`] it plans the shards ([`crate::graph::subscriptions::shards`]) and acts: creates
 //! what is missing (a `409` adopts the existing subscription), renews by PATCH on the configured
 //! cadence (a `404` recreates), replaces a shard's subscription when its members changed
 //! (the shard is polled meanwhile), and deletes what no shard needs. Graph sends presence no
 //! `missed`/`subscriptionRemoved` events, so the manager is its own watchdog: an expired or
 //! failing subscription marks its shard uncovered, and [`Coverage`] tells the poller which
 //! users to poll fast. State is persisted in the store, so a restart adopts what exists.
+
+pub mod api;
+pub mod client;
+pub mod coverage;
+pub mod shards;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,15 +22,15 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::graph::GraphError;
-use crate::graph::clock::Clock;
-pub use crate::graph::coverage::{Coverage, CoverageState};
+use crate::graph::notifications::config::SubscriptionsConfig;
 use crate::graph::notifications::{LifecycleEvent, NotificationReceiver};
-use crate::graph::notify_config::SubscriptionsConfig;
-use crate::graph::shards::{Slot, active_user_ids, plan};
-use crate::graph::subscription_api::{
+use crate::graph::subscriptions::api::{
     Caller, NewSubscription, RemoteSubscription, SubscriptionApi, presence_resource,
 };
+pub use crate::graph::subscriptions::coverage::{Coverage, CoverageState};
+use crate::graph::subscriptions::shards::{Slot, active_user_ids, plan};
 use crate::health::{HealthRegistry, HealthState};
+use crate::model::clock::Clock;
 use crate::store::{Store, StoreError, SubscriptionRecord};
 use crate::telemetry::Metrics;
 

@@ -420,5 +420,4 @@ fn describe_config_error(e: &config::ConfigError) -> String {
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
 mod tests;

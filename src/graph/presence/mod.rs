@@ -1,6 +1,9 @@
 //! Presence read and write calls. Each write is described once as a [`PresenceWrite`], which
 //! becomes either a single request or an item of a `$batch`.
 
+pub mod memory;
+pub mod poller;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,10 +13,10 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::client::{GraphClient, GraphRequest};
-use super::limiter::ApiFamily;
-use super::{GraphError, PresenceApi};
+use crate::graph::client::{GraphClient, GraphRequest};
+use crate::graph::{GraphError, PresenceApi};
 use crate::model::TeamsPresence;
+use crate::net::bucket::ApiFamily;
 
 /// Most user ids per `getPresencesByUserId` call.
 pub const MAX_IDS_PER_READ: usize = 650;

@@ -2,7 +2,8 @@
 
 use crate::cli::EXIT_FAILURE;
 use crate::config::Config;
-use crate::engine::{audit, matching};
+use crate::engine::matching;
+use crate::runtime::audit;
 
 /// `presence-bridge explain <user>`.
 pub async fn explain(config: &Config, user: &str, limit: u32) -> i32 {

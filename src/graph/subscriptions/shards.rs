@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::graph::subscription_api::presence_resource_ids;
+use crate::graph::subscriptions::api::presence_resource_ids;
 use crate::store::{Store, StoreResult, SubscriptionRecord};
 
 /// The ids of the active users, sorted (the population shards and polls cover).
@@ -135,7 +135,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::subscription_api::presence_resource;
+    use crate::graph::subscriptions::api::presence_resource;
 
     fn users(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("u{i:05}")).collect()

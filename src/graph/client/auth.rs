@@ -15,8 +15,8 @@ use sha1::Digest as _;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::GraphError;
-use super::config::{AssertionAlgorithm, GraphConfig};
+use crate::graph::GraphError;
+use crate::graph::config::{AssertionAlgorithm, GraphConfig};
 use crate::health::{HealthRegistry, HealthState};
 
 /// The readiness component this module reports.

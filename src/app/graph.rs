@@ -22,7 +22,7 @@ pub fn build(
     let client =
         GraphClient::with_metrics(cfg, Some(state.health.clone()), Some(state.metrics.clone()))?;
     state.health.set(
-        super::auth::HEALTH_COMPONENT,
+        crate::graph::client::auth::HEALTH_COMPONENT,
         true,
         HealthState::Degraded,
         "no token requested yet",

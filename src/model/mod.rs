@@ -1,6 +1,8 @@
 //! Types shared by every part: who a person is, what a status is on each side, and the
 //! observation every input is turned into.
 
+pub mod clock;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,4 @@
+//! Outbound HTTP policy shared by Microsoft Graph and the contact-center connectors: one
+//! `Retry-After` parser, one token bucket, one refreshing client-credential token.
+
+pub mod bucket;

@@ -1,0 +1,11 @@
+//! The engine's I/O shell: takes observations from the durable inbox, runs the pure engine
+//! per user on sharded workers, carries decisions out through Microsoft Graph and the
+//! contact-center connectors, reconciles both sides and keeps the audit log.
+
+pub mod audit;
+pub mod reconcile;
+pub mod service;
+pub mod worker;
+pub mod writer;
+
+pub use service::{EngineRuntime, RuntimeDeps};
