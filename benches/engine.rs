@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
-use presence_bridge::config::Config;
+use presence_bridge::app::config::Config;
 use presence_bridge::engine::{Engine, UserState};
 use presence_bridge::model::{CcStatus, Source, Status, TeamsPresence};
 
@@ -69,7 +69,7 @@ fn engine() -> Engine {
     let mut cfg = Config::from_toml_str_with_env(CONFIG, Vec::<(String, String)>::new())
         .expect("bench config parses");
     cfg.resolve_and_validate().expect("bench config is valid");
-    Engine::from_config(&cfg)
+    Engine::from_config(&cfg.engine())
 }
 
 fn cc(name: &str) -> CcStatus {

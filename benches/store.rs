@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use presence_bridge::config::StoreConfig;
+use presence_bridge::store::config::StoreConfig;
 use presence_bridge::store::{self, NewInboxItem, Store};
 use secrecy::SecretString;
 use serde_json::json;

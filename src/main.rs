@@ -1,9 +1,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use presence_bridge::app::config::{Config, ConfigError};
 use presence_bridge::app::{AppError, Application, shutdown_signal};
 use presence_bridge::cli::{Cli, Command, EXIT_CONFIG, EXIT_FAILURE};
-use presence_bridge::config::{Config, ConfigError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -2,6 +2,7 @@
 //! the router; [`Application::run_until_stopped`] serves until the shutdown future resolves,
 //! then cancels the background jobs and drains within the configured grace period.
 
+pub mod config;
 pub mod graph;
 pub mod notifications;
 
@@ -14,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::health::HealthRegistry;
 use crate::http::{self, AppState};
 use crate::store::inbox::Inbox;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Job;
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::graph::accounts::AccountTokens;
 use crate::graph::client::GraphClient;
 use crate::graph::notifications::NotificationReceiver;

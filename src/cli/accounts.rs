@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::graph::accounts::AccountTokens;
 
 /// `accounts` subcommands.

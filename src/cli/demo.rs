@@ -9,7 +9,7 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 
 use crate::app::Application;
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::sim::contact_center::{self, SimContactCenter};
 use crate::sim::graph::{self as sim_graph, SimGraph, SimGraphOptions, SimUser};
 
@@ -92,7 +92,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let config = demo_config(&graph, &cc, opts.listen)?;
     crate::telemetry::init_tracing(&config.log)?;
     // A fresh database every run: the simulators start fresh too.
-    if let Some(path) = config.store_path().filter(|p| p.exists()) {
+    if let Some(path) = config.store.sqlite_path().filter(|p| p.exists()) {
         std::fs::remove_file(&path)?;
         for ext in ["-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{ext}", path.display()));

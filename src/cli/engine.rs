@@ -1,7 +1,7 @@
 //! The engine's CLI commands: `explain <user>` and `users --report`. They return the exit code.
 
+use crate::app::config::Config;
 use crate::cli::EXIT_FAILURE;
-use crate::config::Config;
 use crate::engine::matching;
 use crate::runtime::audit;
 
@@ -41,7 +41,7 @@ pub async fn users(config: &Config, report: bool) -> i32 {
             return EXIT_FAILURE;
         }
     };
-    let r = match matching::plan_from_store(config, store.as_ref()).await {
+    let r = match matching::plan_from_store(&config.engine(), store.as_ref()).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

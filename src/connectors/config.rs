@@ -5,7 +5,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
-use crate::config::{Config, ConfigErrors, resolve_secret};
+use crate::config::{ConfigErrors, resolve_secret};
 
 pub use super::amazon_connect::config::AmazonConnectConfig;
 pub use super::genesys::config::GenesysConfig;
@@ -111,10 +111,11 @@ pub fn require_secret(
     }
 }
 
-pub fn validate(cfg: &mut Config, errs: &mut ConfigErrors) {
+/// Checks every `[[connectors]]` entry (`path` is the array's key) and resolves secrets.
+pub fn validate(connectors: &mut [ConnectorConfig], path: &str, errs: &mut ConfigErrors) {
     let mut names = HashSet::new();
-    for (i, c) in cfg.connectors.iter_mut().enumerate() {
-        let path = format!("connectors[{i}]");
+    for (i, c) in connectors.iter_mut().enumerate() {
+        let path = format!("{path}[{i}]");
         let name = c.name().to_owned();
         if name.is_empty()
             || !name

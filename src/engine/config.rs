@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, ConfigErrors};
+use crate::config::ConfigErrors;
 
 /// What Graph accepts for `setPresence` and `setUserPreferredPresence` (graph.md §2.1, §2.3);
 /// one list, owned by the Graph client that enforces it.
-pub use crate::graph::presence::{PREFERRED_PAIRS, SET_PRESENCE_PAIRS as SESSION_PAIRS};
+use crate::model::presence_pairs::{PREFERRED_PAIRS, SET_PRESENCE_PAIRS as SESSION_PAIRS};
 
 /// A sync direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -212,71 +212,100 @@ fn list_pairs(pairs: &[(&str, &str)]) -> String {
         .join(", ")
 }
 
-pub fn validate(cfg: &mut Config, errs: &mut ConfigErrors) {
-    let s = &cfg.sync;
-    if s.directions.is_empty() {
-        errs.push(
-            "sync.directions",
-            "name at least one of teams_to_cc, cc_to_teams",
+/// What the engine is configured with: `[sync]` and both mapping tables (top-level arrays in
+/// the file, so they are assembled here rather than nested in `[sync]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EngineConfig {
+    #[serde(default)]
+    pub sync: SyncConfig,
+    #[serde(default)]
+    pub teams_to_cc: Vec<TeamsToCcRule>,
+    #[serde(default)]
+    pub cc_to_teams: Vec<CcToTeamsRule>,
+}
+
+impl EngineConfig {
+    pub fn validate(&self, errs: &mut ConfigErrors) {
+        self.sync.validate("sync", errs);
+        validate_rules(&self.teams_to_cc, &self.cc_to_teams, errs);
+    }
+}
+
+impl SyncConfig {
+    pub fn validate(&self, path: &str, errs: &mut ConfigErrors) {
+        let s = self;
+        if s.directions.is_empty() {
+            errs.push(
+                ConfigErrors::key(path, "directions"),
+                "name at least one of teams_to_cc, cc_to_teams",
+            );
+        }
+        errs.at_least(
+            path,
+            "reconcile_interval_secs",
+            s.reconcile_interval_secs,
+            60,
         );
+        if s.hold_down_secs > 3600 {
+            errs.push(
+                ConfigErrors::key(path, "hold_down_secs"),
+                "must be at most 3600",
+            );
+        }
+        errs.at_least(path, "flap_max_writes", s.flap_max_writes, 2);
+        if s.flap_max_writes > 64 {
+            errs.push(
+                ConfigErrors::key(path, "flap_max_writes"),
+                "must be at most 64",
+            );
+        }
+        errs.at_least(path, "flap_window_secs", s.flap_window_secs, 1);
+        errs.at_least(path, "flap_cooldown_secs", s.flap_cooldown_secs, 1);
+        if !(300..=14_400).contains(&s.session_expiration_secs) {
+            errs.push(
+                ConfigErrors::key(path, "session_expiration_secs"),
+                "must be between 300 and 14400 (Graph allows PT5M to PT4H)",
+            );
+        }
+        if s.keepalive_interval_secs < 10 || s.keepalive_interval_secs >= 300 {
+            errs.push(
+                ConfigErrors::key(path, "keepalive_interval_secs"),
+                "must be between 10 and 299 (Graph fades Available after 5 minutes)",
+            );
+        } else if s.keepalive_interval_secs >= s.session_expiration_secs {
+            errs.push(
+                ConfigErrors::key(path, "keepalive_interval_secs"),
+                "must be shorter than sync.session_expiration_secs",
+            );
+        }
+        errs.between(path, "workers", s.workers, 1, 64);
+        errs.at_least(path, "write_retry_max_secs", s.write_retry_max_secs, 1);
+        match (s.match_by, &s.match_csv_file) {
+            (MatchBy::Csv, None) => errs.push(
+                ConfigErrors::key(path, "match_csv_file"),
+                "is required when sync.match_by = \"csv\"",
+            ),
+            (MatchBy::Csv, Some(p)) if !p.is_file() => errs.push(
+                ConfigErrors::key(path, "match_csv_file"),
+                format!("{} is not a readable file", p.display()),
+            ),
+            (m, Some(_)) if m != MatchBy::Csv => errs.push(
+                ConfigErrors::key(path, "match_csv_file"),
+                "is only used with sync.match_by = \"csv\"",
+            ),
+            _ => {}
+        }
     }
-    if s.reconcile_interval_secs < 60 {
-        errs.push("sync.reconcile_interval_secs", "must be at least 60");
-    }
-    if s.hold_down_secs > 3600 {
-        errs.push("sync.hold_down_secs", "must be at most 3600");
-    }
-    if s.flap_max_writes < 2 {
-        errs.push("sync.flap_max_writes", "must be at least 2");
-    }
-    if s.flap_max_writes > 64 {
-        errs.push("sync.flap_max_writes", "must be at most 64");
-    }
-    if s.flap_window_secs == 0 {
-        errs.push("sync.flap_window_secs", "must be at least 1");
-    }
-    if s.flap_cooldown_secs == 0 {
-        errs.push("sync.flap_cooldown_secs", "must be at least 1");
-    }
-    if !(300..=14_400).contains(&s.session_expiration_secs) {
-        errs.push(
-            "sync.session_expiration_secs",
-            "must be between 300 and 14400 (Graph allows PT5M to PT4H)",
-        );
-    }
-    if s.keepalive_interval_secs < 10 || s.keepalive_interval_secs >= 300 {
-        errs.push(
-            "sync.keepalive_interval_secs",
-            "must be between 10 and 299 (Graph fades Available after 5 minutes)",
-        );
-    } else if s.keepalive_interval_secs >= s.session_expiration_secs {
-        errs.push(
-            "sync.keepalive_interval_secs",
-            "must be shorter than sync.session_expiration_secs",
-        );
-    }
-    if s.workers == 0 || s.workers > 64 {
-        errs.push("sync.workers", "must be between 1 and 64");
-    }
-    if s.write_retry_max_secs == 0 {
-        errs.push("sync.write_retry_max_secs", "must be at least 1");
-    }
-    match (s.match_by, &s.match_csv_file) {
-        (MatchBy::Csv, None) => errs.push(
-            "sync.match_csv_file",
-            "is required when sync.match_by = \"csv\"",
-        ),
-        (MatchBy::Csv, Some(p)) if !p.is_file() => errs.push(
-            "sync.match_csv_file",
-            format!("{} is not a readable file", p.display()),
-        ),
-        (m, Some(_)) if m != MatchBy::Csv => errs.push(
-            "sync.match_csv_file",
-            "is only used with sync.match_by = \"csv\"",
-        ),
-        _ => {}
-    }
-    for (i, r) in cfg.teams_to_cc.iter().enumerate() {
+}
+
+/// Checks both mapping tables' shape; statuses are checked against a connector's catalog
+/// once it is known ([`crate::engine::rules`]).
+pub fn validate_rules(
+    teams_to_cc: &[TeamsToCcRule],
+    cc_to_teams: &[CcToTeamsRule],
+    errs: &mut ConfigErrors,
+) {
+    for (i, r) in teams_to_cc.iter().enumerate() {
         let p = format!("teams_to_cc[{i}]");
         if r.when.availability.is_empty() && r.when.activity.is_empty() {
             errs.push(
@@ -291,7 +320,7 @@ pub fn validate(cfg: &mut Config, errs: &mut ConfigErrors) {
             errs.push(format!("{p}.hold_down_secs"), "must be at most 3600");
         }
     }
-    for (i, r) in cfg.cc_to_teams.iter().enumerate() {
+    for (i, r) in cc_to_teams.iter().enumerate() {
         let p = format!("cc_to_teams[{i}]");
         if r.when.status.is_empty() {
             errs.push(format!("{p}.when.status"), "name at least one status");
@@ -350,15 +379,16 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<(), Vec<String>> {
-        let mut cfg = Config::from_toml_str_with_env(text, Vec::<(String, String)>::new())
-            .map_err(|e| vec![e.to_string()])?;
-        match cfg.resolve_and_validate() {
-            Ok(()) => Ok(()),
-            Err(crate::config::ConfigError::Invalid(errs)) => Err(errs
+        let cfg: EngineConfig = toml::from_str(text).map_err(|e| vec![e.to_string()])?;
+        let mut errs = ConfigErrors::default();
+        cfg.validate(&mut errs);
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs
                 .iter()
                 .map(|i| format!("{}: {}", i.path, i.message))
-                .collect()),
-            Err(e) => Err(vec![e.to_string()]),
+                .collect())
         }
     }
 

@@ -7,7 +7,7 @@
 //! cancels it. When the hold-down ends the change is made, unless the oscillation breaker
 //! finds too many writes in its window, which suspends the user for a cooldown.
 
-use crate::config::Config;
+use crate::engine::config::EngineConfig;
 use crate::engine::config::{Direction, OnCcLogin, WriteMode};
 use crate::engine::rules::{Rules, cc_is};
 use crate::engine::state::{
@@ -96,7 +96,7 @@ impl Ctx<'_> {
 }
 
 impl Engine {
-    pub fn from_config(cfg: &Config) -> Engine {
+    pub fn from_config(cfg: &EngineConfig) -> Engine {
         let s = &cfg.sync;
         Engine {
             rules: Rules {

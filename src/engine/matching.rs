@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::engine::config::EngineConfig;
 use crate::engine::config::MatchBy;
 use crate::store::{AgentRecord, Store, UserRecord};
 
@@ -169,7 +169,7 @@ pub fn plan(
 }
 
 /// Reads users, agents and (for `csv`) the mapping file, and computes the matching.
-pub async fn plan_from_store(cfg: &Config, store: &dyn Store) -> Result<MatchReport, String> {
+pub async fn plan_from_store(cfg: &EngineConfig, store: &dyn Store) -> Result<MatchReport, String> {
     let (users, agents) = read_both(store).await?;
     plan_with(cfg, &users, &agents)
 }
@@ -181,7 +181,7 @@ async fn read_both(store: &dyn Store) -> Result<(Vec<UserRecord>, Vec<AgentRecor
 }
 
 fn plan_with(
-    cfg: &Config,
+    cfg: &EngineConfig,
     users: &[UserRecord],
     agents: &[AgentRecord],
 ) -> Result<MatchReport, String> {
@@ -199,7 +199,7 @@ fn plan_with(
 /// Records the matching on the users (only those whose match changed). Users whose agent is
 /// gone are unmatched, but only while the agent list is not empty (a connector that has
 /// not listed its agents yet unmatches nobody).
-pub async fn apply(cfg: &Config, store: &dyn Store) -> Result<MatchReport, String> {
+pub async fn apply(cfg: &EngineConfig, store: &dyn Store) -> Result<MatchReport, String> {
     let (users, agents) = read_both(store).await?;
     let report = plan_with(cfg, &users, &agents)?;
     let have_agents = !agents.is_empty();

@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use super::config::WriteMode;
 use super::state::{Action, Decision, HeldPresence, Millis, Reason, UserState};
 use super::{Drift, Engine};
-use crate::config::Config;
 use crate::connectors::{CatalogStatus, StatusKind};
+use crate::engine::config::EngineConfig;
 use crate::model::{CcStatus, Source, Status, TeamsPresence};
 
 const RULES: &str = r#"
@@ -32,8 +32,10 @@ set = { availability = "Away", activity = "Away" }
 
 pub(crate) fn engine_with(extra: &str) -> Engine {
     let text = format!("{extra}\n{RULES}");
-    let mut cfg = Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new()).unwrap();
-    cfg.resolve_and_validate().unwrap();
+    let cfg: EngineConfig = toml::from_str(&text).unwrap();
+    let mut errs = crate::config::ConfigErrors::default();
+    cfg.validate(&mut errs);
+    assert!(errs.is_empty(), "{errs}");
     let mut e = Engine::from_config(&cfg);
     e.rules.set_catalog(
         CC.iter()

@@ -7,7 +7,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, ConfigErrors, resolve_secret, serialize_redacted_opt};
+use crate::config::{ConfigErrors, resolve_secret, serialize_redacted_opt};
 use crate::graph::notifications::config::{
     PollConfig, PresenceSource, SubscriptionsConfig, WebhookConfig,
 };
@@ -170,102 +170,124 @@ fn check_guid(errs: &mut ConfigErrors, path: &str, v: &Option<String>, required:
     }
 }
 
-fn check_http_url(errs: &mut ConfigErrors, path: &str, u: &url::Url) {
-    if u.scheme() != "https" && u.scheme() != "http" {
-        errs.push(path, "must be an http(s) URL");
-    }
-}
-
-pub fn validate(cfg: &mut Config, errs: &mut ConfigErrors) {
-    crate::graph::notifications::config::validate(cfg, &cfg.graph.webhook, errs);
-    let g = &mut cfg.graph;
-    let on = g.enabled();
-    check_guid(errs, "graph.tenant_id", &g.tenant_id, false);
-    check_guid(errs, "graph.client_id", &g.client_id, on);
-    g.client_secret = resolve_secret(
-        errs,
-        "graph.client_secret",
-        g.client_secret.take(),
-        g.client_secret_file.as_deref(),
-    );
-    g.token_encryption_key = resolve_secret(
-        errs,
-        "graph.token_encryption_key",
-        g.token_encryption_key.take(),
-        g.token_encryption_key_file.as_deref(),
-    );
-    if let Some(k) = &g.token_encryption_key
-        && crate::graph::accounts::TokenCipher::from_secret(k).is_err()
-    {
-        errs.push(
-            "graph.token_encryption_key",
-            "must be base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)",
+impl GraphConfig {
+    /// Checks `[graph]` and its sub-sections and resolves its secrets.
+    pub fn validate(&mut self, path: &str, errs: &mut ConfigErrors) {
+        crate::graph::notifications::config::validate(self, path, errs);
+        let g = self;
+        let on = g.enabled();
+        check_guid(
+            errs,
+            &ConfigErrors::key(path, "tenant_id"),
+            &g.tenant_id,
+            false,
         );
-    }
-    let cert = g.certificate_file.is_some() || g.certificate_key_file.is_some();
-    if cert && (g.certificate_file.is_none() || g.certificate_key_file.is_none()) {
-        errs.push(
-            "graph.certificate_file",
-            "certificate_file and certificate_key_file go together",
+        check_guid(
+            errs,
+            &ConfigErrors::key(path, "client_id"),
+            &g.client_id,
+            on,
         );
-    }
-    if on && cert && g.client_secret.is_some() {
-        errs.push(
-            "graph.client_secret",
-            "give either a client secret or a certificate, not both",
+        g.client_secret = resolve_secret(
+            errs,
+            &ConfigErrors::key(path, "client_secret"),
+            g.client_secret.take(),
+            g.client_secret_file.as_deref(),
         );
-    }
-    if on && !cert && g.client_secret.is_none() {
-        errs.push(
-            "graph.client_secret",
-            "a client secret or certificate_file + certificate_key_file is required",
+        g.token_encryption_key = resolve_secret(
+            errs,
+            &ConfigErrors::key(path, "token_encryption_key"),
+            g.token_encryption_key.take(),
+            g.token_encryption_key_file.as_deref(),
         );
-    }
-    if let (Some(c), Some(k)) = (&g.certificate_file, &g.certificate_key_file)
-        && let Err(e) =
-            crate::graph::client::auth::CertificateCredential::load(c, k, g.assertion_algorithm)
-    {
-        errs.push("graph.certificate_file", e.to_string());
-    }
-    check_http_url(errs, "graph.base_url", &g.base_url);
-    check_http_url(errs, "graph.authority_url", &g.authority_url);
-    for (path, v) in [
-        ("graph.request_timeout_secs", g.request_timeout_secs),
-        ("graph.presence_read_budget", g.presence_read_budget.into()),
-        (
-            "graph.presence_write_budget",
-            g.presence_write_budget.into(),
-        ),
-        ("graph.directory_budget", g.directory_budget.into()),
-        ("graph.budget_window_secs", g.budget_window_secs),
-        ("graph.backoff_initial_ms", g.backoff_initial_ms),
-        (
-            "graph.directory_sync_interval_secs",
-            g.directory_sync_interval_secs,
-        ),
-    ] {
-        if v == 0 {
-            errs.push(path, "must be at least 1");
-        }
-    }
-    if g.backoff_max_ms < g.backoff_initial_ms {
-        errs.push(
-            "graph.backoff_max_ms",
-            "must be at least backoff_initial_ms",
-        );
-    }
-    if g.teams_service_plan_ids.is_empty() {
-        errs.push(
-            "graph.teams_service_plan_ids",
-            "must name at least one plan",
-        );
-    }
-    for id in &g.teams_service_plan_ids {
-        if uuid::Uuid::parse_str(id).is_err() {
+        if let Some(k) = &g.token_encryption_key
+            && crate::graph::accounts::TokenCipher::from_secret(k).is_err()
+        {
             errs.push(
-                "graph.teams_service_plan_ids",
-                format!("{id:?} is not a GUID"),
+                ConfigErrors::key(path, "token_encryption_key"),
+                "must be base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)",
             );
+        }
+        let cert = g.certificate_file.is_some() || g.certificate_key_file.is_some();
+        if cert && (g.certificate_file.is_none() || g.certificate_key_file.is_none()) {
+            errs.push(
+                ConfigErrors::key(path, "certificate_file"),
+                "certificate_file and certificate_key_file go together",
+            );
+        }
+        if on && cert && g.client_secret.is_some() {
+            errs.push(
+                ConfigErrors::key(path, "client_secret"),
+                "give either a client secret or a certificate, not both",
+            );
+        }
+        if on && !cert && g.client_secret.is_none() {
+            errs.push(
+                ConfigErrors::key(path, "client_secret"),
+                "a client secret or certificate_file + certificate_key_file is required",
+            );
+        }
+        if let (Some(c), Some(k)) = (&g.certificate_file, &g.certificate_key_file)
+            && let Err(e) =
+                crate::graph::client::auth::CertificateCredential::load(c, k, g.assertion_algorithm)
+        {
+            errs.push(ConfigErrors::key(path, "certificate_file"), e.to_string());
+        }
+        errs.http_url(ConfigErrors::key(path, "base_url"), &g.base_url);
+        errs.http_url(ConfigErrors::key(path, "authority_url"), &g.authority_url);
+        for (path, v) in [
+            (
+                ConfigErrors::key(path, "request_timeout_secs"),
+                g.request_timeout_secs,
+            ),
+            (
+                ConfigErrors::key(path, "presence_read_budget"),
+                g.presence_read_budget.into(),
+            ),
+            (
+                ConfigErrors::key(path, "presence_write_budget"),
+                g.presence_write_budget.into(),
+            ),
+            (
+                ConfigErrors::key(path, "directory_budget"),
+                g.directory_budget.into(),
+            ),
+            (
+                ConfigErrors::key(path, "budget_window_secs"),
+                g.budget_window_secs,
+            ),
+            (
+                ConfigErrors::key(path, "backoff_initial_ms"),
+                g.backoff_initial_ms,
+            ),
+            (
+                ConfigErrors::key(path, "directory_sync_interval_secs"),
+                g.directory_sync_interval_secs,
+            ),
+        ] {
+            if v == 0 {
+                errs.push(path, "must be at least 1");
+            }
+        }
+        if g.backoff_max_ms < g.backoff_initial_ms {
+            errs.push(
+                ConfigErrors::key(path, "backoff_max_ms"),
+                "must be at least backoff_initial_ms",
+            );
+        }
+        if g.teams_service_plan_ids.is_empty() {
+            errs.push(
+                ConfigErrors::key(path, "teams_service_plan_ids"),
+                "must name at least one plan",
+            );
+        }
+        for id in &g.teams_service_plan_ids {
+            if uuid::Uuid::parse_str(id).is_err() {
+                errs.push(
+                    ConfigErrors::key(path, "teams_service_plan_ids"),
+                    format!("{id:?} is not a GUID"),
+                );
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use super::accounts::TokenCipher;
 use super::config::AssertionAlgorithm;
 use super::presence::{PresenceWrite, iso_duration};
-use crate::config::{Config, ConfigError};
+use crate::app::config::{Config, ConfigError};
 use crate::graph::client::auth::CertificateCredential;
 use crate::sim::graph::PresenceState;
 use crate::sim::graph::presence::{AppSession, Preferred};

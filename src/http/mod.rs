@@ -15,13 +15,14 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::health::HealthRegistry;
 use crate::store::Store;
 use crate::store::inbox::Inbox;
 use crate::telemetry::Metrics;
 
 pub mod api;
+pub mod config;
 pub mod connectors;
 pub mod error;
 pub mod graph;

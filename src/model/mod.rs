@@ -2,6 +2,7 @@
 //! observation every input is turned into.
 
 pub mod clock;
+pub mod presence_pairs;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

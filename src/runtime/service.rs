@@ -12,8 +12,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
 use crate::connectors::ContactCenter;
+use crate::engine::config::EngineConfig;
 use crate::engine::state::{Millis, UserState};
 use crate::engine::{Engine, rules};
 use crate::graph::PresenceApi;
@@ -75,7 +75,7 @@ impl Default for Clock {
 
 /// What the runtime needs from the rest of the application.
 pub struct RuntimeDeps {
-    pub config: Arc<Config>,
+    pub config: Arc<EngineConfig>,
     pub store: Arc<dyn Store>,
     pub inbox: Inbox,
     pub presence: Arc<dyn PresenceApi>,
@@ -87,7 +87,7 @@ pub struct RuntimeDeps {
 
 /// State shared by the dispatcher, the workers and the reconciler.
 pub struct Shared {
-    pub config: Arc<Config>,
+    pub config: Arc<EngineConfig>,
     pub store: Arc<dyn Store>,
     pub inbox: Inbox,
     pub presence: Arc<dyn PresenceApi>,
@@ -126,7 +126,7 @@ pub async fn wire(
         .map(|h| (h.connector.name().to_owned(), h.connector.clone()))
         .collect();
     let deps = RuntimeDeps {
-        config: state.config.clone(),
+        config: Arc::new(state.config.engine()),
         store: state.store.clone(),
         inbox: state.inbox.clone(),
         presence: client,

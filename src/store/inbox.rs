@@ -174,7 +174,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_pushes_are_all_stored_before_they_are_answered() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = crate::config::StoreConfig {
+        let cfg = crate::store::config::StoreConfig {
             url: format!("sqlite://{}/inbox.db", dir.path().display()).into(),
             ..Default::default()
         };

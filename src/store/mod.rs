@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Side;
 
+pub mod config;
 pub mod inbox;
 pub mod postgres;
 pub mod prune;
@@ -239,7 +240,7 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the store named by the URL (`sqlite://…` or `postgres://…`) and applies migrations.
-pub async fn open(cfg: &crate::config::StoreConfig) -> StoreResult<Arc<dyn Store>> {
+pub async fn open(cfg: &crate::store::config::StoreConfig) -> StoreResult<Arc<dyn Store>> {
     use secrecy::ExposeSecret;
     if cfg.url.expose_secret().starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(cfg).await?))

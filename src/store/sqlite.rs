@@ -11,7 +11,7 @@ use sqlx::sqlite::{
 
 use super::sql::shown_url;
 use super::{StoreError, StoreResult};
-use crate::config::StoreConfig;
+use crate::store::config::StoreConfig;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 

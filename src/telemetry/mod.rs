@@ -12,7 +12,45 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::{LogConfig, LogFormat};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigErrors;
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `presence_bridge=debug,tower_http=info`.
+    /// `RUST_LOG`, when set, wins.
+    pub filter: String,
+    /// `json`, `pretty`, or `auto` (JSON when stdout is not a terminal).
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".into(),
+            format: LogFormat::Auto,
+        }
+    }
+}
+
+impl LogConfig {
+    pub fn validate(&self, path: &str, errs: &mut ConfigErrors) {
+        if let Err(e) = EnvFilter::try_new(&self.filter) {
+            errs.push(ConfigErrors::key(path, "filter"), e.to_string());
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Pretty,
+}
 
 /// Installs the global tracing subscriber (done once, by `main`). `RUST_LOG` wins over the
 /// configured filter.

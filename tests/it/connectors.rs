@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use presence_bridge::config::Config;
+use presence_bridge::app::config::Config;
 use presence_bridge::connectors::http::config::HmacAlgorithm;
 use presence_bridge::connectors::http::inbound::hmac_sign;
 use presence_bridge::model::{CcStatus, Observation, Status};

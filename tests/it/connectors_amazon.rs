@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use presence_bridge::config::Config;
+use presence_bridge::app::config::Config;
 use presence_bridge::connectors::amazon_connect::AmazonConnectConnector;
 use presence_bridge::connectors::config::ConnectorConfig;
 use presence_bridge::connectors::{AgentEvent, ConnectorError, ContactCenter, StatusKind};

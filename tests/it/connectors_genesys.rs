@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use presence_bridge::config::Config;
+use presence_bridge::app::config::Config;
 use presence_bridge::connectors::config::ConnectorConfig;
 use presence_bridge::connectors::genesys::GenesysConnector;
 use presence_bridge::connectors::{AgentEvent, ConnectorError, ContactCenter, StatusKind};

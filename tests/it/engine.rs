@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use presence_bridge::config::Config;
+use presence_bridge::app::config::Config;
 use presence_bridge::connectors::{
     Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter, StatusKind,
 };
@@ -271,7 +271,7 @@ async fn start(
     connectors.insert("cc".into(), cc.clone());
     let rt = EngineRuntime::new(
         RuntimeDeps {
-            config: cfg.clone(),
+            config: Arc::new(cfg.engine()),
             store: store.clone(),
             inbox: inbox.clone(),
             presence: graph.clone(),
@@ -565,7 +565,7 @@ struct RealTimeStore {
 }
 
 impl RealTimeStore {
-    fn open(cfg: presence_bridge::config::StoreConfig) -> Arc<dyn Store> {
+    fn open(cfg: presence_bridge::store::config::StoreConfig) -> Arc<dyn Store> {
         let (tx, rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         std::thread::spawn(move || {

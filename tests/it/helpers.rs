@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use presence_bridge::app::Application;
-use presence_bridge::config::Config;
+use presence_bridge::app::config::Config;
 use presence_bridge::http::AppState;
 use tokio_util::sync::CancellationToken;
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures::FutureExt;
-use presence_bridge::config::StoreConfig;
 use presence_bridge::model::Side;
+use presence_bridge::store::config::StoreConfig;
 use presence_bridge::store::{
     self, AgentRecord, AuditEntry, NewInboxItem, ObservedStatus, Store, StoreError,
     SubscriptionRecord, SyncAccountRecord, UserRecord, WriteRecord,

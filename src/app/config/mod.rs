@@ -2,20 +2,24 @@
 //! (`PRESENCE_BRIDGE__SECTION__KEY`). Every struct rejects unknown keys, and
 //! [`Config::load`] reports every validation error at once, each with its key path.
 //!
-//! Each part owns the config of its section: `[graph]` is [`crate::graph::config`], `[sync]`
-//! and the mapping tables are [`crate::engine::config`], `[[connectors]]` is
-//! [`crate::connectors::config`]. This module owns the rest and the loading machinery.
+//! Each part owns its section's type and `validate`: `[server]` and `[api]` are
+//! [`crate::http::config`], `[store]` is [`crate::store::config`], `[log]` is
+//! [`crate::telemetry`], `[graph]` is [`crate::graph::config`], `[sync]` and the mapping tables
+//! are [`crate::engine::config`], `[[connectors]]` is [`crate::connectors::config`]. This
+//! module assembles them, loads the file and checks what spans several sections.
 
-use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::config::ConfigErrors;
 use crate::connectors::config::ConnectorConfig;
-use crate::engine::config::{CcToTeamsRule, SyncConfig, TeamsToCcRule};
+use crate::engine::config::{CcToTeamsRule, EngineConfig, SyncConfig, TeamsToCcRule};
 use crate::graph::config::GraphConfig;
+use crate::graph::notifications::config::PresenceSource;
+use crate::http::config::{ApiConfig, ServerConfig};
+use crate::store::config::StoreConfig;
+use crate::telemetry::LogConfig;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -48,155 +52,6 @@ pub struct Config {
     /// Contact-center connectors, each with a unique name.
     #[serde(default)]
     pub connectors: Vec<ConnectorConfig>,
-}
-
-/// `[server]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// Address the HTTP server binds, e.g. `0.0.0.0:8080`. Port 0 picks a free port.
-    pub listen: SocketAddr,
-    /// Public HTTPS base URL under which Graph and connectors reach this daemon; webhook URLs
-    /// are built from it (`{public_url}/graph/notifications`). Required for webhooks.
-    pub public_url: Option<url::Url>,
-    /// Largest request body accepted, in bytes; larger requests get 413.
-    pub body_limit_bytes: usize,
-    /// How long a graceful shutdown waits for in-flight requests and jobs, in seconds.
-    pub shutdown_grace_secs: u64,
-    /// Per-request timeout for inbound requests, in seconds.
-    pub request_timeout_secs: u64,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            listen: "0.0.0.0:8080".parse().expect("valid default address"),
-            public_url: None,
-            body_limit_bytes: 1024 * 1024,
-            shutdown_grace_secs: 20,
-            request_timeout_secs: 30,
-        }
-    }
-}
-
-/// `[store]`
-#[derive(Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
-    /// `sqlite://path/to/file.db` (created if missing) or `postgres://user@host/db`.
-    /// May carry a password, so it is redacted when printed.
-    #[serde(serialize_with = "serialize_redacted_url")]
-    pub url: SecretString,
-    /// Maximum connections in the pool.
-    pub max_connections: u32,
-    /// SQLite busy timeout, in milliseconds.
-    pub sqlite_busy_timeout_ms: u64,
-    /// How long audit entries are kept, in days.
-    pub audit_retention_days: u32,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self {
-            url: SecretString::from("sqlite://data/presence-bridge.db"),
-            max_connections: 8,
-            sqlite_busy_timeout_ms: 5_000,
-            audit_retention_days: 14,
-        }
-    }
-}
-
-impl fmt::Debug for StoreConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoreConfig")
-            .field("url", &redact_url(self.url.expose_secret()))
-            .field("max_connections", &self.max_connections)
-            .field("sqlite_busy_timeout_ms", &self.sqlite_busy_timeout_ms)
-            .field("audit_retention_days", &self.audit_retention_days)
-            .finish()
-    }
-}
-
-/// `[log]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    /// A tracing filter such as `info` or `presence_bridge=debug,tower_http=info`.
-    /// `RUST_LOG`, when set, wins.
-    pub filter: String,
-    /// `json`, `pretty`, or `auto` (JSON when stdout is not a terminal).
-    pub format: LogFormat,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self {
-            filter: "info".into(),
-            format: LogFormat::Auto,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Auto,
-    Json,
-    Pretty,
-}
-
-/// `[api]`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ApiConfig {
-    /// Bearer token that `/api/v1/*` requires. Without one (inline or file) the API answers 404.
-    #[serde(serialize_with = "serialize_redacted_opt")]
-    pub bearer_token: Option<SecretString>,
-    /// File holding the bearer token (trailing newline trimmed).
-    pub bearer_token_file: Option<PathBuf>,
-}
-
-// ---------------------------------------------------------------------------------------------
-// Errors
-
-/// One validation error: the key path and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigIssue {
-    pub path: String,
-    pub message: String,
-}
-
-/// Every problem found in a configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<ConfigIssue>);
-
-impl ConfigErrors {
-    pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigIssue {
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &ConfigIssue> {
-        self.0.iter()
-    }
-}
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, issue) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{}: {}", issue.path, issue.message)?;
-        }
-        Ok(())
-    }
 }
 
 /// Why a configuration could not be loaded.
@@ -272,13 +127,28 @@ impl Config {
             .map_err(|e| ConfigError::Parse(describe_config_error(&e)))
     }
 
-    /// Resolve `*_file` secrets and check every section; collects every error.
+    /// Resolves `*_file` secrets and checks every section, then what spans sections;
+    /// collects every error.
     pub fn resolve_and_validate(&mut self) -> Result<(), ConfigError> {
         let mut errs = ConfigErrors::default();
-        self.validate_core(&mut errs);
-        crate::graph::config::validate(self, &mut errs);
-        crate::engine::config::validate(self, &mut errs);
-        crate::connectors::config::validate(self, &mut errs);
+        self.server.validate("server", &mut errs);
+        self.store.validate("store", &mut errs);
+        self.log.validate("log", &mut errs);
+        self.api.validate("api", &mut errs);
+        self.graph.validate("graph", &mut errs);
+        self.sync.validate("sync", &mut errs);
+        crate::engine::config::validate_rules(&self.teams_to_cc, &self.cc_to_teams, &mut errs);
+        crate::connectors::config::validate(&mut self.connectors, "connectors", &mut errs);
+        if matches!(
+            self.graph.presence_source,
+            Some(PresenceSource::Webhook | PresenceSource::Hybrid)
+        ) && self.server.public_url.is_none()
+        {
+            errs.push(
+                "graph.presence_source",
+                "webhook and hybrid need server.public_url (where Graph sends notifications)",
+            );
+        }
         if errs.is_empty() {
             Ok(())
         } else {
@@ -286,131 +156,19 @@ impl Config {
         }
     }
 
-    fn validate_core(&mut self, errs: &mut ConfigErrors) {
-        if let Some(u) = &self.server.public_url
-            && u.scheme() != "https"
-            && u.scheme() != "http"
-        {
-            errs.push("server.public_url", "must be an http(s) URL");
+    /// `[sync]` and both mapping tables, as the engine takes them.
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            sync: self.sync.clone(),
+            teams_to_cc: self.teams_to_cc.clone(),
+            cc_to_teams: self.cc_to_teams.clone(),
         }
-        if self.server.body_limit_bytes < 1024 {
-            errs.push("server.body_limit_bytes", "must be at least 1024");
-        }
-        if self.server.request_timeout_secs == 0 {
-            errs.push("server.request_timeout_secs", "must be at least 1");
-        }
-        let url = self.store.url.expose_secret();
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
-            errs.push(
-                "store.url",
-                "must start with sqlite:// or postgres:// (e.g. sqlite://data/presence-bridge.db)",
-            );
-        }
-        if self.store.max_connections == 0 {
-            errs.push("store.max_connections", "must be at least 1");
-        }
-        if self.store.audit_retention_days == 0 {
-            errs.push("store.audit_retention_days", "must be at least 1");
-        }
-        self.api.bearer_token = resolve_secret(
-            errs,
-            "api.bearer_token",
-            self.api.bearer_token.take(),
-            self.api.bearer_token_file.as_deref(),
-        );
-    }
-
-    /// The SQLite database file named by `store.url`, when the store is SQLite on a file.
-    pub fn store_path(&self) -> Option<PathBuf> {
-        let url = self.store.url.expose_secret();
-        let rest = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))?;
-        let path = rest.split('?').next().unwrap_or(rest);
-        (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
     }
 
     /// The effective configuration as TOML, secrets shown as `[redacted]`.
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# could not render: {e}"))
     }
-}
-
-/// Reads a secret given inline or by file (not both). A file's trailing newline is trimmed.
-/// Errors are pushed under `path` / `{path}_file`; returns the secret when one was found.
-pub fn resolve_secret(
-    errs: &mut ConfigErrors,
-    path: &str,
-    inline: Option<SecretString>,
-    file: Option<&Path>,
-) -> Option<SecretString> {
-    match (inline, file) {
-        (Some(_), Some(_)) => {
-            errs.push(path, format!("give either {path} or {path}_file, not both"));
-            None
-        }
-        (Some(s), None) => {
-            if s.expose_secret().is_empty() {
-                errs.push(path, "is empty");
-                None
-            } else {
-                Some(s)
-            }
-        }
-        (None, Some(f)) => match std::fs::read_to_string(f) {
-            Ok(text) => {
-                let trimmed = text.trim_end_matches(['\n', '\r']);
-                if trimmed.is_empty() {
-                    errs.push(format!("{path}_file"), format!("{} is empty", f.display()));
-                    None
-                } else {
-                    Some(SecretString::from(trimmed.to_owned()))
-                }
-            }
-            Err(e) => {
-                errs.push(
-                    format!("{path}_file"),
-                    format!("cannot read {}: {e}", f.display()),
-                );
-                None
-            }
-        },
-        (None, None) => None,
-    }
-}
-
-/// `postgres://user:pw@host/db` → `postgres://user:[redacted]@host/db`.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("REDACTED"));
-            u.to_string().replacen(":REDACTED@", ":[redacted]@", 1)
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// Serializes a secret as `[redacted]`.
-pub fn serialize_redacted<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str("[redacted]")
-}
-
-/// Serializes an optional secret as `[redacted]` when present.
-pub fn serialize_redacted_opt<S: serde::Serializer>(
-    v: &Option<SecretString>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(_) => s.serialize_str("[redacted]"),
-        None => s.serialize_none(),
-    }
-}
-
-fn serialize_redacted_url<S: serde::Serializer>(v: &SecretString, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&redact_url(v.expose_secret()))
 }
 
 fn describe_config_error(e: &config::ConfigError) -> String {

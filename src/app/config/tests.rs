@@ -1,4 +1,7 @@
+use secrecy::ExposeSecret;
+
 use super::*;
+use crate::telemetry::LogFormat;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -69,13 +72,22 @@ fn inline_and_file_secret_together_is_an_error() {
 
 #[test]
 fn database_passwords_are_redacted() {
-    assert_eq!(
-        redact_url("postgres://bridge:pw@db:5432/pb"),
-        "postgres://bridge:[redacted]@db:5432/pb"
-    );
     let cfg =
         Config::from_toml_str_with_env("[store]\nurl = \"postgres://bridge:pw@db/pb\"\n", env(&[]))
             .unwrap();
     assert!(!format!("{:?}", cfg.store).contains(":pw@"));
     assert!(!cfg.to_redacted_toml().contains(":pw@"));
+}
+
+#[test]
+fn webhooks_need_a_public_url() {
+    let text = "[graph]\npresence_source = \"hybrid\"\n";
+    let mut cfg = Config::from_toml_str_with_env(text, env(&[])).unwrap();
+    let Err(ConfigError::Invalid(errs)) = cfg.resolve_and_validate() else {
+        panic!("hybrid without server.public_url must be refused");
+    };
+    assert!(
+        errs.iter().any(|i| i.path == "graph.presence_source"),
+        "{errs}"
+    );
 }

@@ -3,7 +3,7 @@
 use std::time::Instant as StdInstant;
 
 use super::*;
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::connectors::config::ConnectorConfig;
 use crate::connectors::poll::{diff_snapshot, poll_loop};
 use crate::model::Source;

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, ConfigErrors};
+use crate::config::ConfigErrors;
+use crate::graph::config::GraphConfig;
 use crate::graph::notifications::crypto::NotificationKey;
 
 /// Users per presence subscription and per `getPresencesByUserId` call (Graph's limit).
@@ -116,16 +117,19 @@ impl Default for PollConfig {
     }
 }
 
-/// Checks the sections; called from [`crate::graph::config::validate`].
-pub fn validate(cfg: &Config, webhook: &WebhookConfig, errs: &mut ConfigErrors) {
+/// Checks `webhook`, `subscriptions` and `poll` of `[graph]`; called from
+/// [`GraphConfig::validate`]. That webhooks need `server.public_url` is checked with the
+/// whole file, in [`crate::app::config`].
+pub fn validate(graph: &GraphConfig, path: &str, errs: &mut ConfigErrors) {
+    let webhook = &graph.webhook;
     if webhook.certificates.len() > 2 {
         errs.push(
-            "graph.webhook.certificates",
+            format!("{path}.webhook.certificates"),
             "at most two (current and next)",
         );
     }
     for (i, c) in webhook.certificates.iter().enumerate() {
-        let path = format!("graph.webhook.certificates[{i}]");
+        let path = format!("{path}.webhook.certificates[{i}]");
         if c.id.is_empty() || c.id.len() > 128 {
             errs.push(format!("{path}.id"), "must be 1 to 128 characters");
         }
@@ -137,15 +141,21 @@ pub fn validate(cfg: &Config, webhook: &WebhookConfig, errs: &mut ConfigErrors) 
         }
     }
     if webhook.max_body_bytes < 1024 {
-        errs.push("graph.webhook.max_body_bytes", "must be at least 1024");
+        errs.push(
+            format!("{path}.webhook.max_body_bytes"),
+            "must be at least 1024",
+        );
     }
-    let s = &cfg.graph.subscriptions;
+    let s = &graph.subscriptions;
     if s.shard_size == 0 || s.shard_size > MAX_SHARD_SIZE {
-        errs.push("graph.subscriptions.shard_size", "must be 1 to 650");
+        errs.push(
+            format!("{path}.subscriptions.shard_size"),
+            "must be 1 to 650",
+        );
     }
     if !(45 * 60..=60 * 60).contains(&s.presence_expiry_secs) {
         errs.push(
-            "graph.subscriptions.presence_expiry_secs",
+            format!("{path}.subscriptions.presence_expiry_secs"),
             "must be 2700 to 3600 (Graph keeps presence subscriptions 45 to 60 minutes)",
         );
     }
@@ -153,43 +163,33 @@ pub fn validate(cfg: &Config, webhook: &WebhookConfig, errs: &mut ConfigErrors) 
         || s.presence_renew_interval_secs * 2 > s.presence_expiry_secs
     {
         errs.push(
-            "graph.subscriptions.presence_renew_interval_secs",
+            format!("{path}.subscriptions.presence_renew_interval_secs"),
             "must be at least 60 and at most half of presence_expiry_secs",
         );
     }
     if !(3600..=41_760 * 60).contains(&s.users_expiry_secs) {
         errs.push(
-            "graph.subscriptions.users_expiry_secs",
+            format!("{path}.subscriptions.users_expiry_secs"),
             "must be 3600 to 2505600 (41,760 minutes)",
         );
     }
     if s.users_renew_interval_secs < 60 || s.users_renew_interval_secs * 2 > s.users_expiry_secs {
         errs.push(
-            "graph.subscriptions.users_renew_interval_secs",
+            format!("{path}.subscriptions.users_renew_interval_secs"),
             "must be at least 60 and at most half of users_expiry_secs",
         );
     }
-    let p = &cfg.graph.poll;
+    let p = &graph.poll;
     if p.calls_per_30s == 0 {
-        errs.push("graph.poll.calls_per_30s", "must be at least 1");
+        errs.push(format!("{path}.poll.calls_per_30s"), "must be at least 1");
     }
     if p.interval_secs == 0 {
-        errs.push("graph.poll.interval_secs", "must be at least 1");
+        errs.push(format!("{path}.poll.interval_secs"), "must be at least 1");
     }
     if p.safety_interval_secs < p.interval_secs {
         errs.push(
-            "graph.poll.safety_interval_secs",
+            format!("{path}.poll.safety_interval_secs"),
             "must be at least graph.poll.interval_secs",
-        );
-    }
-    if matches!(
-        cfg.graph.presence_source,
-        Some(PresenceSource::Webhook | PresenceSource::Hybrid)
-    ) && cfg.server.public_url.is_none()
-    {
-        errs.push(
-            "graph.presence_source",
-            "webhook and hybrid need server.public_url (where Graph sends notifications)",
         );
     }
 }
@@ -219,13 +219,19 @@ pub fn poll_cadence(users: usize, poll: &PollConfig) -> (std::time::Duration, us
 mod tests {
     use super::*;
 
-    fn parse(extra: &str) -> Result<Config, String> {
+    /// The `[graph]` section of a configuration file.
+    #[derive(serde::Deserialize)]
+    struct File {
+        #[serde(default)]
+        graph: GraphConfig,
+    }
+
+    fn parse(extra: &str) -> Result<File, String> {
         let text = format!(
             "{}\n{extra}",
             include_str!("../../../config/presence-bridge.example.toml")
         );
-        Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new())
-            .map_err(|e| e.to_string())
+        toml::from_str(&text).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -249,8 +255,6 @@ mod tests {
     #[test]
     fn every_bad_value_is_reported() {
         let mut cfg = parse("").unwrap();
-        cfg.server.public_url = None;
-        cfg.graph.presence_source = Some(PresenceSource::Hybrid);
         cfg.graph.webhook.certificates.push(CertificateConfig {
             id: "missing".into(),
             certificate_file: "/nonexistent/notify.crt.pem".into(),
@@ -263,7 +267,7 @@ mod tests {
         cfg.graph.poll.safety_interval_secs = 1;
         cfg.graph.webhook.max_body_bytes = 10;
         let mut errs = ConfigErrors::default();
-        validate(&cfg, &cfg.graph.webhook, &mut errs);
+        validate(&cfg.graph, "graph", &mut errs);
         let paths: Vec<&str> = errs.iter().map(|i| i.path.as_str()).collect();
         for p in [
             "graph.webhook.certificates[0]",
@@ -273,7 +277,6 @@ mod tests {
             "graph.subscriptions.users_renew_interval_secs",
             "graph.poll.calls_per_30s",
             "graph.poll.safety_interval_secs",
-            "graph.presence_source",
         ] {
             assert!(paths.contains(&p), "{p} not reported: {paths:?}");
         }

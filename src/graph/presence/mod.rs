@@ -23,24 +23,7 @@ pub const MAX_IDS_PER_READ: usize = 650;
 /// Concurrent `getPresencesByUserId` calls for one large read; the limiter paces them.
 const READ_CONCURRENCY: usize = 4;
 
-/// The availability/activity pairs `setPresence` accepts.
-pub const SET_PRESENCE_PAIRS: &[(&str, &str)] = &[
-    ("Available", "Available"),
-    ("Busy", "InACall"),
-    ("Busy", "InAConferenceCall"),
-    ("Away", "Away"),
-    ("DoNotDisturb", "Presenting"),
-];
-
-/// The pairs `setUserPreferredPresence` accepts.
-pub const PREFERRED_PAIRS: &[(&str, &str)] = &[
-    ("Available", "Available"),
-    ("Busy", "Busy"),
-    ("DoNotDisturb", "DoNotDisturb"),
-    ("BeRightBack", "BeRightBack"),
-    ("Away", "Away"),
-    ("Offline", "OffWork"),
-];
+pub use crate::model::presence_pairs::{PREFERRED_PAIRS, SET_PRESENCE_PAIRS};
 
 /// `setPresence` expiration bounds.
 pub const MIN_SESSION_EXPIRATION: Duration = Duration::from_secs(5 * 60);

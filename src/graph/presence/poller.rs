@@ -228,7 +228,7 @@ mod tests {
         coverage: Option<Coverage>,
     ) -> (Poller, Arc<FakeGraph>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = crate::config::StoreConfig {
+        let cfg = crate::store::config::StoreConfig {
             url: format!("sqlite://{}/poll.db", dir.path().display()).into(),
             ..Default::default()
         };

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
-use presence_bridge::config::StoreConfig;
 use presence_bridge::graph::GraphClient;
 use presence_bridge::graph::PresenceApi;
 use presence_bridge::graph::accounts::{AccountError, AccountTokens, health_component};
@@ -13,6 +12,7 @@ use presence_bridge::graph::config::GraphConfig;
 use presence_bridge::health::{HealthRegistry, HealthState};
 use presence_bridge::sim::graph::identity::RefreshDenial;
 use presence_bridge::sim::graph::{SimGraphHandle, SimUser};
+use presence_bridge::store::config::StoreConfig;
 use presence_bridge::store::{self, Store};
 use secrecy::{ExposeSecret, SecretString};
 

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use presence_bridge::config::StoreConfig;
 use presence_bridge::graph::GraphClient;
 use presence_bridge::graph::directory::{DELTA_LINK_KEY, DirectorySync};
 use presence_bridge::graph::presence::PresenceWrite;
 use presence_bridge::sim::graph::{FaultKind, FaultRule, SimUser};
+use presence_bridge::store::config::StoreConfig;
 use presence_bridge::store::{self, Store};
 use secrecy::SecretString;
 

@@ -1,0 +1,102 @@
+//! `[store]`: where state lives.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigErrors, redact_url, serialize_redacted_url};
+
+/// `[store]`
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/file.db` (created if missing) or `postgres://user@host/db`.
+    /// May carry a password, so it is redacted when printed.
+    #[serde(serialize_with = "serialize_redacted_url")]
+    pub url: SecretString,
+    /// Maximum connections in the pool.
+    pub max_connections: u32,
+    /// SQLite busy timeout, in milliseconds.
+    pub sqlite_busy_timeout_ms: u64,
+    /// How long audit entries are kept, in days.
+    pub audit_retention_days: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("sqlite://data/presence-bridge.db"),
+            max_connections: 8,
+            sqlite_busy_timeout_ms: 5_000,
+            audit_retention_days: 14,
+        }
+    }
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &redact_url(self.url.expose_secret()))
+            .field("max_connections", &self.max_connections)
+            .field("sqlite_busy_timeout_ms", &self.sqlite_busy_timeout_ms)
+            .field("audit_retention_days", &self.audit_retention_days)
+            .finish()
+    }
+}
+
+impl StoreConfig {
+    pub fn validate(&mut self, path: &str, errs: &mut ConfigErrors) {
+        let url = self.url.expose_secret();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            errs.push(
+                ConfigErrors::key(path, "url"),
+                "must start with sqlite:// or postgres:// (e.g. sqlite://data/presence-bridge.db)",
+            );
+        }
+        errs.at_least(path, "max_connections", self.max_connections, 1);
+        errs.at_least(path, "audit_retention_days", self.audit_retention_days, 1);
+    }
+
+    /// The SQLite database file named by `url`, when the store is SQLite on a file.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let url = self.url.expose_secret();
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_is_redacted_in_debug_and_toml() {
+        let cfg = StoreConfig {
+            url: SecretString::from("postgres://bridge:pw@db/pb"),
+            ..StoreConfig::default()
+        };
+        assert!(!format!("{cfg:?}").contains(":pw@"));
+        assert!(!toml::to_string(&cfg).unwrap().contains(":pw@"));
+    }
+
+    #[test]
+    fn wrong_scheme_and_zero_pool_are_reported_with_their_keys() {
+        let mut cfg = StoreConfig {
+            url: SecretString::from("mysql://x"),
+            max_connections: 0,
+            ..StoreConfig::default()
+        };
+        let mut errs = ConfigErrors::default();
+        cfg.validate("store", &mut errs);
+        let paths: Vec<_> = errs.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(paths, ["store.url", "store.max_connections"]);
+    }
+}
