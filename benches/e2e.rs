@@ -44,9 +44,12 @@ async fn run() {
     // Keep the poller out of the way: only notifications should bring changes in.
     cfg.graph.poll.interval_secs = 3600;
     cfg.graph.poll.safety_interval_secs = 3600;
-    let app = Application::build(cfg).await.expect("application");
+    let app = Application::builder(cfg)
+        .build()
+        .await
+        .expect("application");
     let base = format!("http://{}", app.local_addr());
-    let state = app.state().clone();
+    let (store, notifications) = (app.store().clone(), app.notifications().clone());
     let stop = app.cancel_token();
     let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
 
@@ -64,12 +67,8 @@ async fn run() {
         state: "active".into(),
         last_error: None,
     };
-    state
-        .store
-        .upsert_subscription(&sub)
-        .await
-        .expect("subscription");
-    state.notifications.remember(&sub).await;
+    store.upsert_subscription(&sub).await.expect("subscription");
+    notifications.remember(&sub).await;
 
     // Wait until the engine has matched everyone (directory sync, agent listing, matching).
     let http = reqwest::Client::new();

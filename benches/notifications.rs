@@ -6,25 +6,20 @@
 //! `BENCH_CONCURRENCY`).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use futures::StreamExt;
+use presence_bridge::app::Application;
 use presence_bridge::app::config::Config;
-use presence_bridge::app::notifications::{TokenAudience, token_validator};
-use presence_bridge::graph::notifications::NotificationReceiver;
+use presence_bridge::graph::notifications::config::CertificateConfig;
 use presence_bridge::graph::notifications::crypto::{
-    Decryptor, NotificationKey, encrypt_for_notification, public_key_from_certificate_der,
+    NotificationKey, encrypt_for_notification, public_key_from_certificate_der,
 };
-use presence_bridge::graph::presence::memory::PresenceMemory;
-use presence_bridge::health::HealthRegistry;
-use presence_bridge::http::{AppState, router};
 use presence_bridge::sim::graph::tokens::{TokenIssuer, serve_jwks};
 use presence_bridge::store::config::StoreConfig;
 use presence_bridge::store::inbox::Inbox;
 use presence_bridge::store::{self, SubscriptionRecord};
-use presence_bridge::telemetry::Metrics;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -84,6 +79,17 @@ async fn run() {
         ..Config::default()
     };
     cfg.graph.webhook.max_body_bytes = 8 * 1024 * 1024;
+    cfg.graph.webhook.certificates = vec![CertificateConfig {
+        id: "cert-a".into(),
+        certificate_file: fixture("notify-cert-1.pem"),
+        private_key_file: fixture("notify-key-1.pem"),
+    }];
+    // Validation tokens are checked against this tenant, app and authority (the JWKS server).
+    cfg.graph.tenant_id = Some(TENANT_ID.into());
+    cfg.graph.client_id = Some(CLIENT_ID.into());
+    cfg.graph.client_secret = Some("bench-secret".into());
+    cfg.graph.authority_url = authority.parse().expect("authority url");
+    cfg.graph.base_url = authority.parse().expect("base url");
     let store = store::open(&cfg.store).await.expect("store");
     let now = chrono::Utc::now();
     store
@@ -103,34 +109,6 @@ async fn run() {
         })
         .await
         .expect("subscription");
-    let tokens = token_validator(
-        &TokenAudience {
-            client_id: CLIENT_ID,
-            tenant_id: TENANT_ID,
-            authority: &authority,
-            jwks_url: None,
-        },
-        reqwest::Client::new(),
-    )
-    .expect("validator");
-    let inbox = Inbox::new(store.clone());
-    let metrics = Metrics::new();
-    let receiver = NotificationReceiver::new(
-        inbox.clone(),
-        metrics.clone(),
-        Decryptor::new(vec![key]),
-        Some(tokens),
-        PresenceMemory::new(),
-    );
-    let state = AppState {
-        config: Arc::new(cfg),
-        store: store.clone(),
-        health: HealthRegistry::new(),
-        metrics,
-        inbox,
-        notifications: receiver,
-        connectors: Default::default(),
-    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -138,12 +116,14 @@ async fn run() {
         "http://{}/graph/notifications",
         listener.local_addr().expect("addr")
     );
+    let app = Application::builder(cfg)
+        .listener(listener)
+        .without_jobs()
+        .build()
+        .await
+        .expect("application");
     let stop = cancel.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-    });
+    tokio::spawn(app.run_until_stopped(async move { stop.cancelled().await }));
 
     let token = issuer.validation_token(CLIENT_ID, TENANT_ID, &authority);
     println!(

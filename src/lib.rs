@@ -17,7 +17,6 @@ pub mod config;
 pub mod connectors;
 pub mod engine;
 pub mod graph;
-pub mod health;
 pub mod http;
 pub mod job;
 pub mod model;

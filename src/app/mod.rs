@@ -1,10 +1,15 @@
-//! Wiring: [`Application::build`] opens the store, binds the listener, builds every part and
-//! the router; [`Application::run_until_stopped`] serves until the shutdown future resolves,
-//! then cancels the background jobs and drains within the configured grace period.
+//! The composition root. [`Application::builder`] opens the store, binds the listener (or
+//! takes one), builds every part through one wiring file per subsystem ([`graph`],
+//! [`notifications`], [`engine`]) and the router; [`Application::run_until_stopped`] serves
+//! until the shutdown future resolves, then cancels the background jobs and drains within
+//! `server.shutdown_grace_secs`. `main`, every integration test and every bench start the
+//! daemon this way; tests swap in a listener, a clock and fake outside worlds.
 
 pub mod config;
+mod engine;
 pub mod graph;
 pub mod notifications;
+mod state;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,11 +21,19 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::config::Config;
-use crate::health::HealthRegistry;
-use crate::http::{self, AppState};
+use crate::connectors::{ConnectorRegistry, ContactCenter};
+use crate::graph::PresenceApi;
+use crate::graph::notifications::NotificationReceiver;
+use crate::http;
+use crate::job::Job;
+use crate::model::clock::Clock;
+use crate::model::health::HealthRegistry;
 use crate::store::inbox::Inbox;
-use crate::store::{self, StoreError};
+use crate::store::{self, Store, StoreError};
 use crate::telemetry::Metrics;
+
+pub use notifications::NotifyParts;
+pub use state::AppState;
 
 /// Why the application could not start. `main` maps these to exit codes.
 #[derive(Debug, thiserror::Error)]
@@ -38,82 +51,181 @@ pub enum AppError {
     Other(String),
 }
 
-pub use crate::job::Job;
+/// What every subsystem's wiring shares: built once, before the subsystems.
+pub(crate) struct Core {
+    pub(crate) config: Arc<Config>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) inbox: Inbox,
+    pub(crate) health: HealthRegistry,
+    pub(crate) metrics: Metrics,
+    pub(crate) clock: Clock,
+}
+
+/// Starts the daemon: the configuration, plus what tests replace.
+pub struct ApplicationBuilder {
+    config: Config,
+    listener: Option<TcpListener>,
+    clock: Option<Clock>,
+    presence: Option<Arc<dyn PresenceApi>>,
+    connectors: Vec<Arc<dyn ContactCenter>>,
+    run_jobs: bool,
+}
+
+impl ApplicationBuilder {
+    /// Serve HTTP only: background jobs are built but not run, for a test that drives the
+    /// parts it needs itself ([`Application::take_graph_parts`]).
+    pub fn without_jobs(mut self) -> Self {
+        self.run_jobs = false;
+        self
+    }
+
+    /// Serve on this listener instead of binding `server.listen`.
+    pub fn listener(mut self, listener: TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// The wall clock of the subscription logic (tests move it forward).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The Teams side the engine reads and writes, instead of the Graph client of `[graph]`.
+    pub fn presence(mut self, presence: Arc<dyn PresenceApi>) -> Self {
+        self.presence = Some(presence);
+        self
+    }
+
+    /// A contact center in addition to those of `[[connectors]]`.
+    pub fn connector(mut self, connector: Arc<dyn ContactCenter>) -> Self {
+        self.connectors.push(connector);
+        self
+    }
+
+    /// Opens the store (applying migrations), binds, builds all parts. Nothing runs yet.
+    pub async fn build(self) -> Result<Application, AppError> {
+        let ApplicationBuilder {
+            config,
+            listener,
+            clock,
+            presence,
+            connectors: extra_connectors,
+            run_jobs,
+        } = self;
+        let store = store::open(&config.store).await?;
+        let listener = match listener {
+            Some(l) => l,
+            None => TcpListener::bind(config.server.listen)
+                .await
+                .map_err(|source| AppError::Bind {
+                    addr: config.server.listen,
+                    source,
+                })?,
+        };
+        let addr = listener
+            .local_addr()
+            .map_err(|e| AppError::Other(e.to_string()))?;
+        let core = Core {
+            inbox: Inbox::new(store.clone()),
+            store,
+            health: HealthRegistry::new(),
+            metrics: Metrics::new(),
+            clock: clock.unwrap_or_default(),
+            config: Arc::new(config),
+        };
+        let cancel = CancellationToken::new();
+        let mut connectors = if core.config.connectors.is_empty() {
+            Vec::new()
+        } else {
+            crate::connectors::build_connectors(&core.config.connectors, Some(core.store.clone()))
+                .await
+                .map_err(|e| AppError::Config(format!("connectors: {e}")))?
+        };
+        connectors.extend(extra_connectors);
+        let connectors = ConnectorRegistry::new(connectors, &core.inbox, &core.metrics);
+        let receiver = notifications::receiver(&core.config, &core.inbox, &core.metrics)
+            .map_err(|e| AppError::Config(e.to_string()))?;
+
+        let mut jobs: Vec<Job> = vec![(
+            "audit_prune",
+            Box::pin(store::prune::audit_prune_job(
+                core.store.clone(),
+                core.config.store.audit_retention_days,
+                cancel.clone(),
+            )),
+        )];
+        jobs.extend(connectors.jobs(&core.store, &core.health, &cancel));
+        let client = match graph::build(&core, &cancel)
+            .map_err(|e| AppError::Config(format!("graph: {e}")))?
+        {
+            Some((client, graph_jobs)) => {
+                jobs.extend(graph_jobs);
+                Some(client)
+            }
+            None => None,
+        };
+        let parts = match &client {
+            Some(client) => Some(
+                notifications::parts(&core, &receiver, client)
+                    .await
+                    .map_err(|e| AppError::Config(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let presence =
+            presence.or_else(|| client.clone().map(|c| Arc::new(c) as Arc<dyn PresenceApi>));
+        if let Some(presence) = presence {
+            jobs.extend(engine::build(&core, presence, &connectors, &cancel).await?);
+        }
+        let state = AppState::new(&core, receiver.clone(), connectors.clone());
+        Ok(Application {
+            listener,
+            addr,
+            state,
+            core,
+            receiver,
+            connectors,
+            cancel,
+            jobs: if run_jobs { jobs } else { Vec::new() },
+            parts,
+            run_jobs,
+        })
+    }
+}
 
 /// A built application: the port is bound, nothing runs yet.
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
+    core: Core,
+    receiver: NotificationReceiver,
+    connectors: ConnectorRegistry,
     cancel: CancellationToken,
     jobs: Vec<Job>,
-    graph: Option<crate::graph::GraphClient>,
+    /// The subscription manager and the poller, until they become jobs at run time (or a
+    /// test takes them to drive them step by step).
+    parts: Option<NotifyParts>,
+    run_jobs: bool,
 }
 
 impl Application {
-    /// Opens the store (applying migrations), binds `server.listen`, builds all parts.
+    /// The one way to start the daemon.
+    pub fn builder(config: Config) -> ApplicationBuilder {
+        ApplicationBuilder {
+            config,
+            listener: None,
+            clock: None,
+            presence: None,
+            connectors: Vec::new(),
+            run_jobs: true,
+        }
+    }
+
+    /// `Application::builder(config).build()`.
     pub async fn build(config: Config) -> Result<Application, AppError> {
-        let store = store::open(&config.store).await?;
-        let listener = TcpListener::bind(config.server.listen)
-            .await
-            .map_err(|source| AppError::Bind {
-                addr: config.server.listen,
-                source,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| AppError::Other(e.to_string()))?;
-        let inbox = Inbox::new(store.clone());
-        let metrics = Metrics::new();
-        let connectors = if config.connectors.is_empty() {
-            crate::connectors::ConnectorRegistry::default()
-        } else {
-            let built =
-                crate::connectors::build_connectors(&config.connectors, Some(store.clone()))
-                    .await
-                    .map_err(|e| AppError::Config(format!("connectors: {e}")))?;
-            crate::connectors::ConnectorRegistry::new(built, &inbox, &metrics)
-        };
-        let notifications = crate::app::notifications::receiver(&config, &inbox, &metrics)
-            .map_err(AppError::Config)?;
-        let state = AppState {
-            config: Arc::new(config),
-            inbox,
-            notifications,
-            store,
-            health: HealthRegistry::new(),
-            metrics,
-            connectors,
-        };
-        let cancel = CancellationToken::new();
-        let mut jobs: Vec<Job> = vec![(
-            "audit_prune",
-            Box::pin(store::prune::audit_prune_job(
-                state.store.clone(),
-                state.config.store.audit_retention_days,
-                cancel.clone(),
-            )),
-        )];
-        jobs.extend(state.connectors.jobs(&state.store, &state.health, &cancel));
-        let graph = crate::app::graph::build(&state, &cancel, &mut jobs)
-            .map_err(|e| AppError::Config(format!("graph: {e}")))?;
-        if let Some(client) = &graph {
-            crate::app::notifications::jobs(&state, client, &cancel, &mut jobs)
-                .await
-                .map_err(AppError::Config)?;
-        }
-        if let Some(client) = &graph {
-            let presence = Arc::new(client.clone());
-            crate::runtime::service::wire(&state, presence, &cancel, &mut jobs).await?;
-        }
-        Ok(Application {
-            listener,
-            addr,
-            state,
-            cancel,
-            jobs,
-            graph,
-        })
+        Self::builder(config).build().await
     }
 
     pub fn port(&self) -> u16 {
@@ -124,13 +236,34 @@ impl Application {
         self.addr
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.state
+    pub fn config(&self) -> &Config {
+        &self.core.config
     }
 
-    /// The Graph client, when `[graph]` is configured (it implements `PresenceApi`).
-    pub fn graph(&self) -> Option<&crate::graph::GraphClient> {
-        self.graph.as_ref()
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.core.store
+    }
+
+    pub fn health(&self) -> &HealthRegistry {
+        &self.core.health
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.core.metrics
+    }
+
+    pub fn notifications(&self) -> &NotificationReceiver {
+        &self.receiver
+    }
+
+    pub fn connectors(&self) -> &ConnectorRegistry {
+        &self.connectors
+    }
+
+    /// Takes the subscription manager and the poller out of the jobs, for a test that drives
+    /// them itself; `None` without `[graph]`.
+    pub fn take_graph_parts(&mut self) -> Option<NotifyParts> {
+        self.parts.take()
     }
 
     /// A token that stops the application when cancelled (same effect as the shutdown future).
@@ -148,11 +281,17 @@ impl Application {
             listener,
             addr,
             state,
+            core,
             cancel,
-            jobs,
+            mut jobs,
+            parts,
+            run_jobs,
             ..
         } = self;
-        let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+        if let Some(parts) = parts.filter(|_| run_jobs) {
+            jobs.extend(parts.into_jobs(&cancel));
+        }
+        let grace = Duration::from_secs(core.config.server.shutdown_grace_secs);
         let tracker = TaskTracker::new();
         for (name, job) in jobs {
             let span = tracing::info_span!("job", job = name);
@@ -160,7 +299,7 @@ impl Application {
         }
         tracker.close();
 
-        let app = http::router(state);
+        let app = http::router(state, &core.config.server);
         let stop = cancel.clone();
         tokio::spawn(async move {
             tokio::select! {

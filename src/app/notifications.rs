@@ -1,15 +1,16 @@
-//! Builds the notification parts from the configuration: the receiver (in
-//! `Application::build`, before the router) and, once the Graph client exists, the
-//! subscription manager and the poller as jobs.
+//! Builds the notification parts from the configuration: the receiver (before the router)
+//! and, once the Graph client exists, the subscription manager, the poller and the directory
+//! sync on `users` change notifications, which become jobs when the application runs.
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::app::Job;
+use crate::app::Core;
 use crate::app::config::Config;
 use crate::graph::accounts::AccountTokens;
 use crate::graph::client::GraphClient;
+use crate::graph::directory::DirectorySync;
 use crate::graph::notifications::NotificationReceiver;
 use crate::graph::notifications::config::{PresenceSource, load_keys};
 use crate::graph::notifications::crypto::Decryptor;
@@ -18,8 +19,7 @@ use crate::graph::presence::memory::PresenceMemory;
 use crate::graph::presence::poller::Poller;
 use crate::graph::subscriptions::client::GraphSubscriptions;
 use crate::graph::subscriptions::{Coverage, ManagerSettings, SubscriptionManager};
-use crate::http::AppState;
-use crate::model::clock::Clock;
+use crate::job::Job;
 use crate::store::inbox::Inbox;
 use crate::telemetry::Metrics;
 
@@ -84,29 +84,53 @@ pub fn receiver(
     ))
 }
 
-/// The manager (absent in `poll` mode) and the poller.
+/// The manager (absent in `poll` mode), the poller, and the directory sync that follows
+/// `users` change notifications (with the manager, when `users_subscription` is on).
 pub struct NotifyParts {
     pub mode: PresenceSource,
     pub manager: Option<SubscriptionManager>,
     pub poller: Poller,
+    directory_on_change: Option<(DirectorySync, Arc<tokio::sync::Notify>)>,
+}
+
+impl NotifyParts {
+    /// The parts as jobs that stop when `cancel` fires.
+    pub fn into_jobs(self, cancel: &CancellationToken) -> Vec<Job> {
+        tracing::info!(presence_source = ?self.mode, "Teams presence source");
+        let mut jobs: Vec<Job> = Vec::new();
+        if let Some((sync, changed)) = self.directory_on_change {
+            jobs.push((
+                "graph_directory_on_change",
+                Box::pin(sync_on_directory_change(sync, changed, cancel.clone())),
+            ));
+        }
+        if let Some(m) = self.manager {
+            jobs.push(("graph_subscriptions", Box::pin(m.run(cancel.clone()))));
+        }
+        jobs.push((
+            "graph_presence_poll",
+            Box::pin(self.poller.run(cancel.clone())),
+        ));
+        jobs
+    }
 }
 
 /// Builds the parts; `presence_source` unset means `hybrid` when a sync account exists and
 /// `server.public_url` is set, else `poll`.
-pub async fn parts(
-    state: &AppState,
+pub(crate) async fn parts(
+    core: &Core,
+    receiver: &NotificationReceiver,
     client: &GraphClient,
-    clock: Clock,
 ) -> Result<NotifyParts, String> {
-    let cfg = &state.config;
+    let cfg = &core.config;
     let accounts = match &cfg.graph.token_encryption_key {
         Some(_) => Some(Arc::new(
-            AccountTokens::new(&cfg.graph, state.store.clone(), Some(state.health.clone()))
+            AccountTokens::new(&cfg.graph, core.store.clone(), Some(core.health.clone()))
                 .map_err(|e| e.to_string())?,
         )),
         None => None,
     };
-    let has_accounts = !state
+    let has_accounts = !core
         .store
         .list_accounts()
         .await
@@ -127,8 +151,7 @@ pub async fn parts(
             let settings = ManagerSettings {
                 notification_url: format!("{base}/graph/notifications"),
                 lifecycle_url: format!("{base}/graph/lifecycle"),
-                certificate: state
-                    .notifications
+                certificate: receiver
                     .decryptor()
                     .current()
                     .map(|k| (k.id.clone(), k.certificate_b64.clone())),
@@ -136,30 +159,38 @@ pub async fn parts(
             };
             Some(SubscriptionManager {
                 api: Arc::new(GraphSubscriptions::new(client.clone(), accounts)),
-                store: state.store.clone(),
-                receiver: state.notifications.clone(),
-                health: state.health.clone(),
-                metrics: state.metrics.clone(),
+                store: core.store.clone(),
+                receiver: receiver.clone(),
+                health: core.health.clone(),
+                metrics: core.metrics.clone(),
                 settings,
-                clock,
+                clock: core.clock.clone(),
                 coverage: Coverage::default(),
             })
         }
     };
     let poller = Poller {
         api: Arc::new(client.clone()),
-        store: state.store.clone(),
-        inbox: state.inbox.clone(),
-        memory: state.notifications.memory().clone(),
+        store: core.store.clone(),
+        inbox: core.inbox.clone(),
+        memory: receiver.memory().clone(),
         coverage: manager.as_ref().map(|m| m.coverage()),
         mode,
         cfg: cfg.graph.poll.clone(),
-        metrics: state.metrics.clone(),
+        metrics: core.metrics.clone(),
     };
+    let directory_on_change = (manager.is_some() && cfg.graph.subscriptions.users_subscription)
+        .then(|| {
+            (
+                DirectorySync::new(client.clone(), core.store.clone()),
+                receiver.directory_changed(),
+            )
+        });
     Ok(NotifyParts {
         mode,
         manager,
         poller,
+        directory_on_change,
     })
 }
 
@@ -169,7 +200,7 @@ const DIRECTORY_CHANGE_DEBOUNCE: std::time::Duration = std::time::Duration::from
 
 /// Runs a directory delta sync after `users` change notifications (debounced).
 async fn sync_on_directory_change(
-    sync: crate::graph::directory::DirectorySync,
+    sync: DirectorySync,
     changed: Arc<tokio::sync::Notify>,
     cancel: CancellationToken,
 ) {
@@ -186,32 +217,4 @@ async fn sync_on_directory_change(
             tracing::warn!(error = %e, "directory sync after a change notification failed");
         }
     }
-}
-
-/// Registers the subscription manager and poller jobs.
-pub async fn jobs(
-    state: &AppState,
-    client: &GraphClient,
-    cancel: &CancellationToken,
-    jobs: &mut Vec<Job>,
-) -> Result<(), String> {
-    let p = parts(state, client, Clock::new()).await?;
-    tracing::info!(presence_source = ?p.mode, "Teams presence source");
-    if let Some(m) = p.manager {
-        if state.config.graph.subscriptions.users_subscription {
-            let sync =
-                crate::graph::directory::DirectorySync::new(client.clone(), state.store.clone());
-            let changed = state.notifications.directory_changed();
-            jobs.push((
-                "graph_directory_on_change",
-                Box::pin(sync_on_directory_change(sync, changed, cancel.clone())),
-            ));
-        }
-        jobs.push(("graph_subscriptions", Box::pin(m.run(cancel.clone()))));
-    }
-    jobs.push((
-        "graph_presence_poll",
-        Box::pin(p.poller.run(cancel.clone())),
-    ));
-    Ok(())
 }

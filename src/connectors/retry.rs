@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::ConnectorError;
 use super::config::LimitsConfig;
-use crate::health::HealthState;
+use crate::model::health::HealthState;
 
 /// Spaces requests `1 / rate` apart and holds everyone back after a `Retry-After`.
 #[derive(Debug)]

@@ -2,8 +2,8 @@
 //! the check of contact-center statuses against a connector's catalog.
 
 use crate::config::ConfigErrors;
-use crate::connectors::{CatalogStatus, StatusKind};
 use crate::engine::config::{CcToTeamsRule, TeamsSet, TeamsToCcRule};
+use crate::model::contact_center::{CatalogStatus, StatusKind};
 use crate::model::{CcStatus, TeamsPresence};
 
 /// A status given by name or id in the config matches a status by either, ignoring case.

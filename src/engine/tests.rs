@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use super::config::WriteMode;
 use super::state::{Action, Decision, HeldPresence, Millis, Reason, UserState};
 use super::{Drift, Engine};
-use crate::connectors::{CatalogStatus, StatusKind};
 use crate::engine::config::EngineConfig;
+use crate::model::contact_center::{CatalogStatus, StatusKind};
 use crate::model::{CcStatus, Source, Status, TeamsPresence};
 
 const RULES: &str = r#"

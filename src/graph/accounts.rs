@@ -18,7 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::health::HealthState;
+use crate::model::health::HealthState;
 use crate::store::{StoreError, SyncAccountRecord};
 
 /// Encrypts refresh tokens with `graph.token_encryption_key`. The account id is bound as
@@ -132,7 +132,7 @@ pub struct AccountTokens {
     http: reqwest::Client,
     store: std::sync::Arc<dyn crate::store::Store>,
     cipher: TokenCipher,
-    health: Option<crate::health::HealthRegistry>,
+    health: Option<crate::model::health::HealthRegistry>,
     /// One lock for all accounts: refreshes are rare, and a refresh token must never be used
     /// twice concurrently (it rotates).
     cache: tokio::sync::Mutex<HashMap<String, CachedAccess>>,
@@ -152,7 +152,7 @@ impl AccountTokens {
     pub fn new(
         cfg: &super::config::GraphConfig,
         store: std::sync::Arc<dyn crate::store::Store>,
-        health: Option<crate::health::HealthRegistry>,
+        health: Option<crate::model::health::HealthRegistry>,
     ) -> Result<Self, AccountError> {
         let cipher = TokenCipher::from_secret(
             cfg.token_encryption_key

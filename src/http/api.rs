@@ -8,27 +8,51 @@
 //! - `POST /api/v1/reconcile`: requests a reconciliation now (202).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRef, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::{ApiError, AppState};
+use super::ApiError;
 use crate::engine::UserState;
 use crate::runtime::reconcile::LAST_REPORT_KEY;
 use crate::runtime::service::KIND_RECONCILE;
-use crate::store::NewInboxItem;
+use crate::store::inbox::Inbox;
+use crate::store::{NewInboxItem, Store};
 
 /// Most decisions returned by the decisions endpoint.
 const MAX_DECISIONS: u32 = 200;
 
-pub fn routes(state: AppState) -> Router<AppState> {
+/// What the management API uses: the store, the inbox (to request work) and the token.
+#[derive(Clone)]
+pub struct ApiState {
+    store: Arc<dyn Store>,
+    inbox: Inbox,
+    bearer_token: Option<SecretString>,
+}
+
+impl ApiState {
+    pub fn new(store: Arc<dyn Store>, inbox: Inbox, bearer_token: Option<SecretString>) -> Self {
+        Self {
+            store,
+            inbox,
+            bearer_token,
+        }
+    }
+}
+
+pub fn routes<S>(state: ApiState) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ApiState: FromRef<S>,
+{
     Router::new()
         .route("/api/v1/users", get(users))
         .route("/api/v1/users/{id}/decisions", get(decisions))
@@ -37,8 +61,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 
-async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(token) = &state.config.api.bearer_token else {
+async fn require_token(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let Some(token) = &state.bearer_token else {
         return ApiError::NotFound.into_response();
     };
     let given = req
@@ -61,7 +85,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
-async fn users(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn users(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let store = &state.store;
     let users = store.list_users().await.map_err(internal)?;
     let states: HashMap<String, UserState> = store
@@ -112,7 +136,7 @@ async fn users(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
 }
 
 async fn decisions(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let entries = state
@@ -123,7 +147,7 @@ async fn decisions(
     Ok(Json(json!({ "decisions": entries })))
 }
 
-async fn last_reconcile(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn last_reconcile(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     match state
         .store
         .get_kv(LAST_REPORT_KEY)
@@ -135,7 +159,7 @@ async fn last_reconcile(State(state): State<AppState>) -> Result<Json<Value>, Ap
     }
 }
 
-async fn request_reconcile(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+async fn request_reconcile(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
     let item = NewInboxItem {
         kind: KIND_RECONCILE.to_owned(),
         user_id: None,

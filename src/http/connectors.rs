@@ -6,29 +6,35 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use super::{ApiError, AppState};
-use crate::connectors::InboundError;
+use super::ApiError;
+use crate::connectors::{ConnectorRegistry, InboundError};
+use crate::telemetry::Metrics;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ConnectorRegistry: FromRef<S>,
+    Metrics: FromRef<S>,
+{
     Router::new().route("/connectors/{name}/events", post(inbound_events))
 }
 
 async fn inbound_events(
-    State(state): State<AppState>,
+    State(connectors): State<ConnectorRegistry>,
+    State(metrics): State<Metrics>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let handle = state.connectors.get(&name).ok_or(ApiError::NotFound)?;
+    let handle = connectors.get(&name).ok_or(ApiError::NotFound)?;
     let webhook = handle.connector.webhook().ok_or(ApiError::NotFound)?;
     let rejected = |reason: &'static str| {
-        state
-            .metrics
+        metrics
             .counter(
                 "connector_webhook_rejected_total",
                 &[("connector", name.clone()), ("reason", reason.to_owned())],

@@ -12,29 +12,51 @@ use std::collections::HashMap;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRef, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use super::{ApiError, AppState};
-use crate::graph::notifications::{NotificationCollection, Rejection};
+use super::ApiError;
+use crate::graph::notifications::{NotificationCollection, NotificationReceiver, Rejection};
 
 /// Longest validation token echoed back.
 const MAX_VALIDATION_TOKEN_BYTES: usize = 1024;
 
 /// The webhook routes, with their own body cap.
-pub fn routes(state: &AppState) -> Router<AppState> {
+/// The webhook's state: the receiver and the body size cap of `graph.webhook.max_body_bytes`.
+#[derive(Clone)]
+pub struct GraphWebhook {
+    receiver: NotificationReceiver,
+    max_body_bytes: usize,
+}
+
+impl GraphWebhook {
+    pub fn new(receiver: NotificationReceiver, max_body_bytes: usize) -> Self {
+        Self {
+            receiver,
+            max_body_bytes,
+        }
+    }
+
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+}
+
+pub fn routes<S>(max_body_bytes: usize) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    GraphWebhook: FromRef<S>,
+{
     Router::new()
         .route("/graph/notifications", post(receive))
         .route("/graph/lifecycle", post(receive))
-        .layer(DefaultBodyLimit::max(
-            state.config.graph.webhook.max_body_bytes,
-        ))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
 }
 
 async fn receive(
-    State(state): State<AppState>,
+    State(state): State<GraphWebhook>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
@@ -52,7 +74,7 @@ async fn receive(
     }
     let batch: NotificationCollection = serde_json::from_slice(&body)
         .map_err(|_| ApiError::BadRequest("not a change notification collection".into()))?;
-    match state.notifications.receive(batch).await {
+    match state.receiver.receive(batch).await {
         Ok(_) => Ok(StatusCode::ACCEPTED.into_response()),
         Err(Rejection::BadContent) => Err(ApiError::BadRequest(
             "no notification in the batch could be opened".into(),

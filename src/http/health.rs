@@ -1,8 +1,9 @@
 //! `GET /health/live`, `GET /health/ready`, `GET /metrics`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -10,13 +11,32 @@ use axum::{Json, Router};
 use chrono::Utc;
 use serde_json::json;
 
-use super::AppState;
-use crate::health::{ComponentHealth, HealthState};
+use crate::model::health::{ComponentHealth, HealthRegistry, HealthState};
+use crate::store::Store;
+use crate::telemetry::Metrics;
+
+/// What `/health/ready` reads: the database (pinged live) and every part's reported state.
+#[derive(Clone)]
+pub struct Readiness {
+    store: Arc<dyn Store>,
+    health: HealthRegistry,
+}
+
+impl Readiness {
+    pub fn new(store: Arc<dyn Store>, health: HealthRegistry) -> Self {
+        Self { store, health }
+    }
+}
 
 /// How long readiness waits for the database before calling it down.
 const DB_PING_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn routes() -> Router<AppState> {
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Readiness: FromRef<S>,
+    Metrics: FromRef<S>,
+{
     Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
@@ -27,7 +47,7 @@ async fn live() -> impl IntoResponse {
     Json(json!({ "status": "live" }))
 }
 
-async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+async fn ready(State(state): State<Readiness>) -> impl IntoResponse {
     let db = match tokio::time::timeout(DB_PING_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => (
             HealthState::Up,
@@ -68,9 +88,9 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(metrics): State<Metrics>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        metrics.render(),
     )
 }

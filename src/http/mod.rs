@@ -1,13 +1,16 @@
 //! The HTTP surface: health, metrics, the Graph webhook, connector inbound events and the
 //! management API. [`router`] is pure (state in, `Router` out) so handlers can be tested with
 //! `oneshot` as well as over a socket. Handlers validate and hand over; they own no state.
+//!
+//! Each route group takes only the sub-state it uses ([`health::Readiness`], [`Metrics`],
+//! [`graph::GraphWebhook`], [`ConnectorRegistry`], [`api::ApiState`]); the router is generic
+//! over any state those can be taken from (axum's `FromRef`), which the application provides.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -15,10 +18,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::app::config::Config;
-use crate::health::HealthRegistry;
-use crate::store::Store;
-use crate::store::inbox::Inbox;
+use crate::connectors::ConnectorRegistry;
 use crate::telemetry::Metrics;
 
 pub mod api;
@@ -28,37 +28,37 @@ pub mod error;
 pub mod graph;
 pub mod health;
 
+pub use config::ServerConfig;
 pub use error::ApiError;
-
-/// Everything handlers may use. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: Arc<dyn Store>,
-    pub health: HealthRegistry,
-    pub metrics: Metrics,
-    pub inbox: Inbox,
-    /// The Graph change-notification receiver.
-    pub notifications: crate::graph::notifications::NotificationReceiver,
-    pub connectors: crate::connectors::ConnectorRegistry,
-}
 
 /// Header carrying the request id on every response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// The whole router.
-pub fn router(state: AppState) -> Router {
-    let body_limit = state.config.server.body_limit_bytes;
-    let timeout = Duration::from_secs(state.config.server.request_timeout_secs);
+/// The whole router, with the limits of `[server]`.
+pub fn router<S>(state: S, server: &ServerConfig) -> Router
+where
+    S: Clone + Send + Sync + 'static,
+    health::Readiness: FromRef<S>,
+    Metrics: FromRef<S>,
+    graph::GraphWebhook: FromRef<S>,
+    ConnectorRegistry: FromRef<S>,
+    api::ApiState: FromRef<S>,
+{
+    let body_limit = server.body_limit_bytes;
+    let timeout = Duration::from_secs(server.request_timeout_secs);
     let request_id = header::HeaderName::from_static(REQUEST_ID_HEADER);
+    let webhook_body_limit = graph::GraphWebhook::from_ref(&state).max_body_bytes();
     Router::new()
         .merge(health::routes())
-        .merge(graph::routes(&state))
+        .merge(graph::routes(webhook_body_limit))
         .merge(connectors::routes())
-        .merge(api::routes(state.clone()))
+        .merge(api::routes(api::ApiState::from_ref(&state)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
+        .layer(middleware::from_fn_with_state(
+            Metrics::from_ref(&state),
+            track_metrics,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -90,7 +90,7 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// Counts requests and their latency by route template and status.
-async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn track_metrics(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = req
         .extensions()
@@ -100,8 +100,7 @@ async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) 
     let method = req.method().to_string();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    state
-        .metrics
+    metrics
         .counter(
             "http_requests_total",
             &[
@@ -111,8 +110,7 @@ async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) 
             ],
         )
         .increment(1);
-    state
-        .metrics
+    metrics
         .histogram(
             "http_request_duration_seconds",
             &[("method", method), ("route", route)],

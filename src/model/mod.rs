@@ -2,6 +2,8 @@
 //! observation every input is turned into.
 
 pub mod clock;
+pub mod contact_center;
+pub mod health;
 pub mod presence_pairs;
 
 use chrono::{DateTime, Utc};

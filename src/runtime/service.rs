@@ -17,8 +17,8 @@ use crate::engine::config::EngineConfig;
 use crate::engine::state::{Millis, UserState};
 use crate::engine::{Engine, rules};
 use crate::graph::PresenceApi;
-use crate::health::{HealthRegistry, HealthState};
 use crate::job::Job;
+use crate::model::health::{HealthRegistry, HealthState};
 use crate::model::{Observation, Source, Status, UserId};
 use crate::runtime::reconcile::Reconciler;
 use crate::runtime::worker::{Worker, WorkerMsg};
@@ -106,36 +106,6 @@ pub struct EngineRuntime {
     senders: Vec<mpsc::Sender<WorkerMsg>>,
     workers: Vec<Worker>,
     cancel: CancellationToken,
-}
-
-/// Builds the engine runtime when the Teams side (`client`) and at least one connector are
-/// configured, and pushes its jobs. Called by [`crate::app::Application::build`].
-pub async fn wire(
-    state: &crate::http::AppState,
-    client: Arc<dyn PresenceApi>,
-    cancel: &CancellationToken,
-    jobs: &mut Vec<Job>,
-) -> StoreResult<()> {
-    if state.connectors.is_empty() {
-        tracing::info!("no connector configured: the sync engine is not started");
-        return Ok(());
-    }
-    let connectors = state
-        .connectors
-        .iter()
-        .map(|h| (h.connector.name().to_owned(), h.connector.clone()))
-        .collect();
-    let deps = RuntimeDeps {
-        config: Arc::new(state.config.engine()),
-        store: state.store.clone(),
-        inbox: state.inbox.clone(),
-        presence: client,
-        connectors,
-        metrics: state.metrics.clone(),
-        health: state.health.clone(),
-    };
-    jobs.extend(EngineRuntime::new(deps, cancel.clone()).await?.jobs());
-    Ok(())
 }
 
 /// The worker that owns a user.

@@ -63,7 +63,7 @@ where
 }
 
 async fn inbox_len(app: &TestApp) -> u64 {
-    app.state.store.inbox_len().await.expect("inbox_len")
+    app.store.inbox_len().await.expect("inbox_len")
 }
 
 async fn post_signed(app: &TestApp, body: &str, key: &str) -> reqwest::Response {
@@ -86,8 +86,7 @@ async fn post_signed(app: &TestApp, body: &str, key: &str) -> reqwest::Response 
 /// The job has read the catalog and the agents once.
 async fn wait_for_refresh(app: &TestApp) {
     eventually("agent refresh", || async {
-        app.state
-            .store
+        app.store
             .list_agents(Some("sim"))
             .await
             .map(|a| a.len() == 3)
@@ -100,18 +99,17 @@ async fn wait_for_refresh(app: &TestApp) {
 async fn signed_webhook_events_reach_the_inbox_once() {
     let sim = contact_center::spawn(SimOptions::default()).await.unwrap();
     let app = app_with_sim(&sim).await;
-    app.state
-        .store
+    app.store
         .upsert_users(&[user("u1", "agent-1"), user("u2", "agent-2")])
         .await
         .unwrap();
     wait_for_refresh(&app).await;
-    let agents = app.state.store.list_agents(Some("sim")).await.unwrap();
+    let agents = app.store.list_agents(Some("sim")).await.unwrap();
     assert_eq!(agents[0].email.as_deref(), Some("agent1@example.com"));
 
     assert_eq!(sim.set_agent_status("agent-1", "break").await, Some(202));
     assert_eq!(inbox_len(&app).await, 1);
-    let items = app.state.store.inbox_claim(10, 30).await.unwrap();
+    let items = app.store.inbox_claim(10, 30).await.unwrap();
     let obs: Observation = serde_json::from_value(items[0].payload.clone()).unwrap();
     assert_eq!(obs.user, "u1");
     assert_eq!(
@@ -151,8 +149,7 @@ async fn signed_webhook_events_reach_the_inbox_once() {
 async fn unsigned_or_malformed_events_are_refused_without_state_change() {
     let sim = contact_center::spawn(SimOptions::default()).await.unwrap();
     let app = app_with_sim(&sim).await;
-    app.state
-        .store
+    app.store
         .upsert_users(&[user("u1", "agent-1")])
         .await
         .unwrap();
@@ -196,13 +193,12 @@ async fn unsigned_or_malformed_events_are_refused_without_state_change() {
 async fn writes_go_to_the_platform_and_its_echo_comes_back_as_an_event() {
     let sim = contact_center::spawn(SimOptions::default()).await.unwrap();
     let app = app_with_sim(&sim).await;
-    app.state
-        .store
+    app.store
         .upsert_users(&[user("u2", "agent-2")])
         .await
         .unwrap();
     wait_for_refresh(&app).await;
-    let handle = app.state.connectors.get("sim").expect("registered");
+    let handle = app.connectors.get("sim").expect("registered");
     let busy = CcStatus {
         id: "busy_teams".into(),
         name: "Busy (Teams)".into(),
@@ -250,8 +246,7 @@ async fn events_are_not_acknowledged_when_the_inbox_cannot_be_written() {
     use sqlx::Connection;
     let sim = contact_center::spawn(SimOptions::default()).await.unwrap();
     let app = app_with_sim(&sim).await;
-    app.state
-        .store
+    app.store
         .upsert_users(&[user("u1", "agent-1")])
         .await
         .unwrap();

@@ -14,7 +14,7 @@ use presence_bridge::app::config::Config;
 use presence_bridge::connectors::amazon_connect::AmazonConnectConnector;
 use presence_bridge::connectors::config::ConnectorConfig;
 use presence_bridge::connectors::{AgentEvent, ConnectorError, ContactCenter, StatusKind};
-use presence_bridge::health::HealthState;
+use presence_bridge::model::health::HealthState;
 use presence_bridge::model::{CcStatus, Source};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;

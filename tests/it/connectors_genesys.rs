@@ -7,7 +7,7 @@ use presence_bridge::app::config::Config;
 use presence_bridge::connectors::config::ConnectorConfig;
 use presence_bridge::connectors::genesys::GenesysConnector;
 use presence_bridge::connectors::{AgentEvent, ConnectorError, ContactCenter, StatusKind};
-use presence_bridge::health::HealthState;
+use presence_bridge::model::health::HealthState;
 use presence_bridge::model::{CcStatus, Source};
 use presence_bridge::sim::genesys::{self, DEFINITIONS, FakeGenesys};
 use tokio::sync::mpsc;

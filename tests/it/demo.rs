@@ -28,7 +28,7 @@ async fn both_directions_through_the_simulators() {
         app.local_addr(),
         presence_bridge::cli::demo::DEMO_CONNECTOR
     ));
-    let store = app.state().store.clone();
+    let store = app.store().clone();
     let stop = app.cancel_token();
     let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
 

@@ -14,7 +14,7 @@ use presence_bridge::connectors::{
     Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter, StatusKind,
 };
 use presence_bridge::graph::{GraphError, PresenceApi};
-use presence_bridge::health::{HealthRegistry, HealthState};
+use presence_bridge::model::health::{HealthRegistry, HealthState};
 use presence_bridge::model::{CcStatus, Observation, Source, Status, TeamsPresence};
 use presence_bridge::runtime::reconcile::{LAST_REPORT_KEY, ReconcileReport};
 use presence_bridge::runtime::service::KIND_RECONCILE;
@@ -828,7 +828,7 @@ mod api {
         let mut cfg = test_config(&dir);
         cfg.api.bearer_token = Some(secrecy::SecretString::from("s3cret-token"));
         let app = spawn_app_with(cfg, dir).await;
-        let store = &app.state.store;
+        let store = &app.store;
         let user = |id: &str, agent: Option<&str>| UserRecord {
             teams_id: id.into(),
             upn: format!("{id}@example.com"),

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use presence_bridge::health::HealthState;
+use presence_bridge::model::health::HealthState;
 use reqwest::StatusCode;
 
 use crate::helpers::spawn_app;
@@ -34,8 +34,7 @@ async fn ready_lists_the_database_and_goes_503_when_a_critical_component_is_down
         "{body}"
     );
 
-    app.state
-        .health
+    app.health
         .set("example", true, HealthState::Down, "simulated outage");
     let res = app.get("/health/ready").await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -43,8 +42,7 @@ async fn ready_lists_the_database_and_goes_503_when_a_critical_component_is_down
     assert_eq!(body["status"], "not_ready");
 
     // A non-critical component that is down does not make the daemon unready.
-    app.state
-        .health
+    app.health
         .set("example", false, HealthState::Down, "optional part down");
     assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);
     app.shutdown().await;
@@ -95,7 +93,7 @@ async fn errors_are_json_404_405_413() {
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "method_not_allowed");
 
-    let big = vec![b'x'; app.state.config.server.body_limit_bytes + 1];
+    let big = vec![b'x'; app.config.server.body_limit_bytes + 1];
     let res = app
         .client
         .post(format!("{}/health/live", app.address))

@@ -632,11 +632,14 @@ async fn a_failing_early_refresh_keeps_using_the_live_token() {
     let sim = spawn(opts).await;
     sim.state
         .upsert_user(SimUser::licensed(&user_id(0), "a@contoso.example"));
-    let health = presence_bridge::health::HealthRegistry::new();
+    let health = presence_bridge::model::health::HealthRegistry::new();
     let client = GraphClient::new(&client_config(&sim), Some(health.clone())).unwrap();
     client.get_presence(&user_id(0)).await.unwrap();
-    let state = |h: &presence_bridge::health::HealthRegistry| h.get("graph").unwrap().state;
-    assert_eq!(state(&health), presence_bridge::health::HealthState::Up);
+    let state = |h: &presence_bridge::model::health::HealthRegistry| h.get("graph").unwrap().state;
+    assert_eq!(
+        state(&health),
+        presence_bridge::model::health::HealthState::Up
+    );
     sim.state.inject_fault(FaultRule {
         path_contains: "/oauth2/".into(),
         remaining: 100,
@@ -652,9 +655,12 @@ async fn a_failing_early_refresh_keeps_using_the_live_token() {
         .expect("old token still valid");
     assert_eq!(
         state(&health),
-        presence_bridge::health::HealthState::Degraded
+        presence_bridge::model::health::HealthState::Degraded
     );
     tokio::time::advance(Duration::from_secs(300)).await;
     assert!(client.get_presence(&user_id(0)).await.is_err());
-    assert_eq!(state(&health), presence_bridge::health::HealthState::Down);
+    assert_eq!(
+        state(&health),
+        presence_bridge::model::health::HealthState::Down
+    );
 }

@@ -9,19 +9,15 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use presence_bridge::app::notifications::{TokenAudience, token_validator};
+use presence_bridge::app::Application;
 use presence_bridge::graph::notifications::NotificationReceiver;
-use presence_bridge::graph::notifications::config::{CertificateConfig, load_keys};
+use presence_bridge::graph::notifications::config::CertificateConfig;
 use presence_bridge::graph::notifications::crypto::{
-    Decryptor, EncryptedContent, encrypt_for_notification, public_key_from_certificate_der,
+    EncryptedContent, encrypt_for_notification, public_key_from_certificate_der,
 };
-use presence_bridge::graph::presence::memory::PresenceMemory;
-use presence_bridge::health::HealthRegistry;
-use presence_bridge::http::{AppState, router};
 use presence_bridge::sim::graph::tokens::{SIM_KID, TokenIssuer};
-use presence_bridge::store::inbox::{Inbox, KIND_OBSERVATION, KIND_TEAMS_REFRESH};
+use presence_bridge::store::inbox::{KIND_OBSERVATION, KIND_TEAMS_REFRESH};
 use presence_bridge::store::{self, Store, SubscriptionRecord};
-use presence_bridge::telemetry::Metrics;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -110,25 +106,12 @@ impl Rig {
             .mount(&jwks)
             .await;
         let authority = jwks.uri();
-        let tokens = token_validator(
-            &TokenAudience {
-                client_id: CLIENT_ID,
-                tenant_id: TENANT_ID,
-                authority: &authority,
-                jwks_url: None,
-            },
-            reqwest::Client::new(),
-        )
-        .unwrap();
-        let inbox = Inbox::new(store.clone());
-        let metrics = Metrics::new();
-        let receiver = NotificationReceiver::new(
-            inbox.clone(),
-            metrics.clone(),
-            Decryptor::new(load_keys(&cfg.graph.webhook).unwrap()),
-            Some(tokens),
-            PresenceMemory::new(),
-        );
+        // Validation tokens are checked against this tenant, app and authority (the JWKS mock).
+        cfg.graph.tenant_id = Some(TENANT_ID.into());
+        cfg.graph.client_id = Some(CLIENT_ID.into());
+        cfg.graph.client_secret = Some("rig-secret".into());
+        cfg.graph.authority_url = authority.parse().unwrap();
+        cfg.graph.base_url = authority.parse().unwrap();
         for (id, kind, state) in [(SUB, "presence", STATE), (USERS_SUB, "users", USERS_STATE)] {
             store
                 .upsert_subscription(&SubscriptionRecord {
@@ -148,18 +131,16 @@ impl Rig {
                 .await
                 .unwrap();
         }
-        let state = AppState {
-            config: Arc::new(cfg),
-            store: store.clone(),
-            health: HealthRegistry::new(),
-            metrics,
-            inbox,
-            notifications: receiver.clone(),
-            connectors: Default::default(),
-        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, router(state)).await });
+        let app = Application::builder(cfg)
+            .listener(listener)
+            .without_jobs()
+            .build()
+            .await
+            .expect("daemon builds");
+        let receiver = app.notifications().clone();
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
         Rig {
             url,
             store,

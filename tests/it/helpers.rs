@@ -2,16 +2,25 @@
 
 #![allow(dead_code)]
 
-use presence_bridge::app::Application;
+use std::sync::Arc;
+
 use presence_bridge::app::config::Config;
-use presence_bridge::http::AppState;
+use presence_bridge::app::{Application, ApplicationBuilder};
+use presence_bridge::connectors::ConnectorRegistry;
+use presence_bridge::graph::notifications::NotificationReceiver;
+use presence_bridge::model::health::HealthRegistry;
+use presence_bridge::store::Store;
 use tokio_util::sync::CancellationToken;
 
 /// A running application and what tests need to talk to it.
 pub struct TestApp {
     pub address: String,
     pub port: u16,
-    pub state: AppState,
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub health: HealthRegistry,
+    pub notifications: NotificationReceiver,
+    pub connectors: ConnectorRegistry,
     pub client: reqwest::Client,
     pub stop: CancellationToken,
     pub join: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -47,15 +56,29 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the application with a given config.
 pub async fn spawn_app_with(cfg: Config, dir: tempfile::TempDir) -> TestApp {
-    let app = Application::build(cfg).await.expect("application builds");
+    spawn_built(Application::builder(cfg), dir).await
+}
+
+/// Starts the application from a builder (a listener, a clock or fakes set by the caller).
+pub async fn spawn_built(builder: ApplicationBuilder, dir: tempfile::TempDir) -> TestApp {
+    let app = builder.build().await.expect("application builds");
     let port = app.port();
-    let state = app.state().clone();
     let stop = app.cancel_token();
+    let (config, store, health) = (
+        app.config().clone(),
+        app.store().clone(),
+        app.health().clone(),
+    );
+    let (notifications, connectors) = (app.notifications().clone(), app.connectors().clone());
     let join = tokio::spawn(app.run_until_stopped(std::future::pending()));
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
-        state,
+        config,
+        store,
+        health,
+        notifications,
+        connectors,
         client: reqwest::Client::new(),
         stop,
         join,

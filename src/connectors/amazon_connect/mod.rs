@@ -30,8 +30,8 @@ use super::retry::Resilience;
 use super::{
     Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter, StatusKind,
 };
-use crate::health::HealthState;
 use crate::model::CcStatus;
+use crate::model::health::HealthState;
 use config::AmazonConnectConfig;
 
 pub mod config;

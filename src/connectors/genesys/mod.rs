@@ -21,7 +21,7 @@ use super::retry::Resilience;
 use super::{
     Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter, StatusKind,
 };
-use crate::health::HealthState;
+use crate::model::health::HealthState;
 use crate::model::{CcStatus, Source};
 use config::GenesysConfig;
 

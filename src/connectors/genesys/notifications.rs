@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::GenesysConnector;
 use crate::connectors::{AgentEvent, ConnectorError};
-use crate::health::HealthState;
 use crate::model::Source;
+use crate::model::health::HealthState;
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;

@@ -19,8 +19,8 @@ use super::{
     Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter, InboundError,
     InboundWebhook, StatusKind,
 };
-use crate::health::HealthState;
 use crate::model::CcStatus;
+use crate::model::health::HealthState;
 use crate::store::Store;
 use config::{AuthConfig, HttpConnectorConfig, Paging, StatusIs};
 use extract::{items, parse_timestamp, pointer_str};

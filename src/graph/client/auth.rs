@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::graph::GraphError;
 use crate::graph::config::{AssertionAlgorithm, GraphConfig};
-use crate::health::{HealthRegistry, HealthState};
+use crate::model::health::{HealthRegistry, HealthState};
 
 /// The readiness component this module reports.
 pub const HEALTH_COMPONENT: &str = "graph";

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::graph::GraphError;
 use crate::graph::client::auth::AppAuth;
 use crate::graph::config::GraphConfig;
-use crate::health::HealthRegistry;
+use crate::model::health::HealthRegistry;
 use crate::net::bucket::{ApiFamily, Limiters};
 use crate::telemetry::Metrics;
 

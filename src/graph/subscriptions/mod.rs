@@ -29,8 +29,8 @@ use crate::graph::subscriptions::api::{
 };
 pub use crate::graph::subscriptions::coverage::{Coverage, CoverageState};
 use crate::graph::subscriptions::shards::{Slot, active_user_ids, plan};
-use crate::health::{HealthRegistry, HealthState};
 use crate::model::clock::Clock;
+use crate::model::health::{HealthRegistry, HealthState};
 use crate::store::{Store, StoreError, SubscriptionRecord};
 use crate::telemetry::Metrics;
 

@@ -9,7 +9,7 @@ use presence_bridge::graph::GraphClient;
 use presence_bridge::graph::PresenceApi;
 use presence_bridge::graph::accounts::{AccountError, AccountTokens, health_component};
 use presence_bridge::graph::config::GraphConfig;
-use presence_bridge::health::{HealthRegistry, HealthState};
+use presence_bridge::model::health::{HealthRegistry, HealthState};
 use presence_bridge::sim::graph::identity::RefreshDenial;
 use presence_bridge::sim::graph::{SimGraphHandle, SimUser};
 use presence_bridge::store::config::StoreConfig;

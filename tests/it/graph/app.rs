@@ -42,7 +42,7 @@ async fn the_daemon_syncs_the_directory_and_reports_graph_ready() {
     let (status, _) = wait_for_graph(&app, "up").await;
     assert_eq!(status, 200);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while app.state.store.list_users().await.unwrap().len() < 5 {
+    while app.store.list_users().await.unwrap().len() < 5 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "directory never synced"

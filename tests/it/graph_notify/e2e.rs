@@ -6,19 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use presence_bridge::app::notifications::{self as notify_wiring, NotifyParts};
-use presence_bridge::graph::GraphClient;
+use presence_bridge::app::{Application, NotifyParts};
 use presence_bridge::graph::accounts::AccountTokens;
 use presence_bridge::graph::config::GraphConfig;
+use presence_bridge::graph::notifications::NotificationReceiver;
 use presence_bridge::graph::notifications::config::PresenceSource;
 use presence_bridge::graph::subscriptions::HEALTH_COMPONENT;
-use presence_bridge::health::{HealthRegistry, HealthState};
-use presence_bridge::http::{AppState, router};
 use presence_bridge::model::clock::Clock;
+use presence_bridge::model::health::{HealthRegistry, HealthState};
 use presence_bridge::sim::graph::{SimGraphHandle, SimGraphOptions, SimUser, spawn};
-use presence_bridge::store::inbox::Inbox;
 use presence_bridge::store::{self, Store, UserRecord};
-use presence_bridge::telemetry::Metrics;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
@@ -35,21 +32,27 @@ struct Env {
     sim: SimGraphHandle,
     store: Arc<dyn Store>,
     graph: GraphConfig,
-    client: GraphClient,
     clock: Clock,
     dir: tempfile::TempDir,
     port: u16,
 }
 
-/// The daemon's HTTP side: a receiver and the router on `port`.
+/// The daemon's HTTP side on `port`; its subscription manager and poller are driven by the
+/// test.
 struct Daemon {
-    state: AppState,
+    health: HealthRegistry,
+    notifications: NotificationReceiver,
+    parts: Option<NotifyParts>,
     url: String,
     stop: CancellationToken,
-    join: tokio::task::JoinHandle<std::io::Result<()>>,
+    join: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Daemon {
+    fn parts(&mut self) -> NotifyParts {
+        self.parts.take().expect("graph parts are taken once")
+    }
+
     /// Stops serving and waits until the port is free.
     async fn shutdown(self) {
         self.stop.cancel();
@@ -110,7 +113,6 @@ impl Env {
                 .await
                 .expect("sync account signs in");
         }
-        let client = GraphClient::new(&graph, None).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -120,7 +122,6 @@ impl Env {
             sim,
             store,
             graph,
-            client,
             clock: Clock::new(),
             dir,
             port,
@@ -134,40 +135,28 @@ impl Env {
         cfg.graph = self.graph.clone();
         cfg.graph.webhook.certificates = vec![cert_config(1, "cert-a")];
         cfg.server.public_url = Some(url.parse().unwrap());
-        let inbox = Inbox::new(self.store.clone());
-        let metrics = Metrics::new();
-        let notifications = notify_wiring::receiver(&cfg, &inbox, &metrics).unwrap();
-        let state = AppState {
-            config: Arc::new(cfg),
-            store: self.store.clone(),
-            health: HealthRegistry::new(),
-            metrics,
-            inbox,
-            notifications,
-            connectors: Default::default(),
-        };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
             .await
             .unwrap();
-        let stop = CancellationToken::new();
-        let (app, s) = (router(state.clone()), stop.clone());
-        let join = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { s.cancelled().await })
-                .await
-        });
+        let mut app = Application::builder(cfg)
+            .listener(listener)
+            .clock(self.clock.clone())
+            .without_jobs()
+            .build()
+            .await
+            .expect("daemon builds");
+        let (health, notifications) = (app.health().clone(), app.notifications().clone());
+        let parts = app.take_graph_parts();
+        let stop = app.cancel_token();
+        let join = tokio::spawn(app.run_until_stopped(std::future::pending()));
         Daemon {
-            state,
+            health,
+            notifications,
+            parts,
             url,
             stop,
             join,
         }
-    }
-
-    async fn parts(&self, d: &Daemon) -> NotifyParts {
-        notify_wiring::parts(&d.state, &self.client, self.clock.clone())
-            .await
-            .unwrap()
     }
 
     /// Simulated time passes for the daemon and the tenant alike.
@@ -213,8 +202,8 @@ impl Env {
 #[tokio::test]
 async fn two_accounts_cover_1300_users_renew_for_hours_recreate_and_adopt_on_restart() {
     let env = Env::new(2).await;
-    let d1 = env.daemon().await;
-    let parts = env.parts(&d1).await;
+    let mut d1 = env.daemon().await;
+    let parts = d1.parts();
     let manager = parts.manager.expect("hybrid mode has a manager");
     let cov = manager.reconcile().await.unwrap();
     assert_eq!((cov.shards, cov.accounts_missing, cov.failing), (2, 0, 0));
@@ -260,8 +249,8 @@ async fn two_accounts_cover_1300_users_renew_for_hours_recreate_and_adopt_on_res
     // Restart: a new daemon on the same port and database adopts both, creating nothing.
     d1.shutdown().await;
     drop(manager);
-    let d2 = env.daemon().await;
-    let manager = env.parts(&d2).await.manager.unwrap();
+    let mut d2 = env.daemon().await;
+    let manager = d2.parts().manager.unwrap();
     let cov = manager.reconcile().await.unwrap();
     assert_eq!((cov.shards, cov.accounts_missing, cov.failing), (2, 0, 0));
     assert_eq!(
@@ -275,13 +264,13 @@ async fn two_accounts_cover_1300_users_renew_for_hours_recreate_and_adopt_on_res
     env.await_observation(&user_id(3), "DoNotDisturb", "graph_webhook")
         .await;
     assert_eq!(
-        d2.state.health.get(HEALTH_COMPONENT).unwrap().state,
+        d2.health.get(HEALTH_COMPONENT).unwrap().state,
         HealthState::Up
     );
 
     // reauthorizationRequired right after a renewal: no second call within 10 minutes; later,
     // a PATCH.
-    let mut events = d2.state.notifications.take_lifecycle_events().unwrap();
+    let mut events = d2.notifications.take_lifecycle_events().unwrap();
     let sub = env.store.list_subscriptions().await.unwrap();
     let sub = sub.iter().find(|s| s.kind == "presence").unwrap();
     let path = format!("/v1.0/subscriptions/{}", sub.id);
@@ -325,8 +314,8 @@ async fn two_accounts_cover_1300_users_renew_for_hours_recreate_and_adopt_on_res
 #[tokio::test]
 async fn one_account_leaves_the_second_shard_polled_and_readiness_says_so() {
     let env = Env::new(1).await;
-    let d = env.daemon().await;
-    let parts = env.parts(&d).await;
+    let mut d = env.daemon().await;
+    let parts = d.parts();
     let manager = parts.manager.unwrap();
     let cov = manager.reconcile().await.unwrap();
     assert_eq!((cov.shards, cov.accounts_missing), (2, 1));
@@ -389,13 +378,6 @@ async fn the_daemon_polls_presence_when_no_sync_account_exists() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(
-        app.state
-            .store
-            .list_subscriptions()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(app.store.list_subscriptions().await.unwrap().is_empty());
     app.shutdown().await;
 }

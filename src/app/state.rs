@@ -1,0 +1,42 @@
+//! The router's state: private, with one sub-state per route group that axum hands to the
+//! handlers through `FromRef`, so each handler gets only what it uses.
+
+use axum::extract::FromRef;
+
+use crate::app::Core;
+use crate::connectors::ConnectorRegistry;
+use crate::graph::notifications::NotificationReceiver;
+use crate::http::api::ApiState;
+use crate::http::graph::GraphWebhook;
+use crate::http::health::Readiness;
+use crate::telemetry::Metrics;
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    readiness: Readiness,
+    metrics: Metrics,
+    webhook: GraphWebhook,
+    connectors: ConnectorRegistry,
+    api: ApiState,
+}
+
+impl AppState {
+    pub(crate) fn new(
+        core: &Core,
+        receiver: NotificationReceiver,
+        connectors: ConnectorRegistry,
+    ) -> Self {
+        let cfg = &core.config;
+        AppState {
+            readiness: Readiness::new(core.store.clone(), core.health.clone()),
+            metrics: core.metrics.clone(),
+            webhook: GraphWebhook::new(receiver, cfg.graph.webhook.max_body_bytes),
+            connectors,
+            api: ApiState::new(
+                core.store.clone(),
+                core.inbox.clone(),
+                cfg.api.bearer_token.clone(),
+            ),
+        }
+    }
+}
