@@ -20,22 +20,12 @@ pub enum AccountsCommand {
     },
 }
 
-/// Runs an `accounts` subcommand; returns the exit code.
-pub async fn run(config: &Config, command: AccountsCommand) -> i32 {
-    match run_inner(config, command).await {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {e}");
-            crate::cli::EXIT_FAILURE
-        }
-    }
-}
-
-async fn run_inner(config: &Config, command: AccountsCommand) -> anyhow::Result<()> {
+/// Runs an `accounts` subcommand.
+pub(super) async fn run(config: &Config, command: AccountsCommand) -> anyhow::Result<()> {
     if !config.graph.enabled() {
         anyhow::bail!("[graph] is not configured (graph.tenant_id is missing)");
     }
-    let store = crate::store::open(&config.store).await?;
+    let store = super::open_store(config).await?;
     let tokens = AccountTokens::new(&config.graph, store.clone(), None)?;
     match command {
         AccountsCommand::Add => {

@@ -1,53 +1,30 @@
-//! The engine's CLI commands: `explain <user>` and `users --report`. They return the exit code.
+//! The engine's commands: `explain <user>` and `users --report`.
 
 use crate::app::config::Config;
-use crate::cli::EXIT_FAILURE;
 use crate::engine::matching;
 use crate::runtime::audit;
 
 /// `presence-bridge explain <user>`.
-pub async fn explain(config: &Config, user: &str, limit: u32) -> i32 {
-    let store = match crate::store::open(&config.store).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: database: {e}");
-            return EXIT_FAILURE;
-        }
-    };
-    match audit::explain(store.as_ref(), user, limit).await {
-        Ok(lines) if lines.is_empty() => {
-            println!("no decisions recorded for {user}");
-            0
-        }
-        Ok(lines) => {
-            for l in lines {
-                println!("{l}");
-            }
-            0
-        }
-        Err(e) => {
-            eprintln!("error: database: {e}");
-            EXIT_FAILURE
-        }
+pub(super) async fn explain(config: &Config, user: &str, limit: u32) -> anyhow::Result<()> {
+    let store = super::open_store(config).await?;
+    let lines = audit::explain(store.as_ref(), user, limit)
+        .await
+        .map_err(|e| anyhow::anyhow!("database: {e}"))?;
+    if lines.is_empty() {
+        println!("no decisions recorded for {user}");
     }
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(())
 }
 
 /// `presence-bridge users [--report]`.
-pub async fn users(config: &Config, report: bool) -> i32 {
-    let store = match crate::store::open(&config.store).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: database: {e}");
-            return EXIT_FAILURE;
-        }
-    };
-    let r = match matching::plan_from_store(&config.engine(), store.as_ref()).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_FAILURE;
-        }
-    };
+pub(super) async fn users(config: &Config, report: bool) -> anyhow::Result<()> {
+    let store = super::open_store(config).await?;
+    let r = matching::plan_from_store(&config.engine(), store.as_ref())
+        .await
+        .map_err(anyhow::Error::msg)?;
     println!(
         "matched: {}, unmatched Teams users: {}, unmatched agents: {}, conflicts: {}",
         r.matched.len(),
@@ -72,5 +49,5 @@ pub async fn users(config: &Config, report: bool) -> i32 {
             println!("conflict  {c}");
         }
     }
-    0
+    Ok(())
 }

@@ -1,17 +1,25 @@
-//! The command line: `presence-bridge [--config PATH] <command>`.
+//! The command line: `presence-bridge [--config PATH] <command>`. One file per command group
+//! ([`daemon`]: run, check-config, migrate; [`accounts`]; [`engine`]: explain, users;
+//! [`connectors`]; [`demo`]); each command returns `anyhow::Result`, and [`exit_code`] is the
+//! one mapping from an error to the process's exit status (0 / 78 / 1).
 
 pub mod accounts;
+mod connectors;
+mod daemon;
 pub mod demo;
-pub mod engine;
+mod engine;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::app::AppError;
+use crate::app::config::{Config, ConfigError};
+
 /// Exit code for a configuration error (EX_CONFIG).
-pub const EXIT_CONFIG: i32 = 78;
+pub const EXIT_CONFIG: u8 = 78;
 /// Exit code for a runtime failure (database, network, ...).
-pub const EXIT_FAILURE: i32 = 1;
+pub const EXIT_FAILURE: u8 = 1;
 
 /// Keeps Microsoft Teams presence and contact-center agent status in step.
 #[derive(Debug, Parser)]
@@ -41,7 +49,7 @@ pub enum Command {
     /// Manage the delegated sync accounts that hold presence subscriptions.
     Accounts {
         #[command(subcommand)]
-        command: crate::cli::accounts::AccountsCommand,
+        command: accounts::AccountsCommand,
     },
     /// Contact-center connector tools.
     #[command(subcommand)]
@@ -83,4 +91,69 @@ pub enum ConnectorsCommand {
         /// Status id or name from the connector's catalog.
         status: String,
     },
+}
+
+/// Runs one command to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Demo { users, listen } = cli.command {
+        let opts = demo::DemoOptions {
+            users: usize::from(users),
+            listen,
+        };
+        return demo::run(opts).await;
+    }
+    let config = load_config(&cli)?;
+    match cli.command {
+        Command::Run => daemon::run(config).await,
+        Command::CheckConfig => daemon::check_config(&cli.config, &config),
+        Command::Migrate => daemon::migrate(&config).await,
+        Command::Accounts { command } => accounts::run(&config, command).await,
+        Command::Connectors(ConnectorsCommand::Render {
+            name,
+            agent,
+            status,
+        }) => connectors::render(&config, &name, &agent, &status).await,
+        Command::Explain { user, limit } => engine::explain(&config, &user, limit).await,
+        Command::Users { report } => engine::users(&config, report).await,
+        Command::Demo { .. } => unreachable!("handled before the configuration is loaded"),
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    Config::load(&cli.config).map_err(|e| match e {
+        ConfigError::Invalid(errs) => {
+            let mut text = format!("invalid configuration in {}:", cli.config.display());
+            for issue in errs.iter() {
+                text.push_str(&format!("\n  {}: {}", issue.path, issue.message));
+            }
+            anyhow::Error::new(InvalidConfig(text))
+        }
+        other => anyhow::Error::new(other),
+    })
+}
+
+/// Every problem of a configuration file, one per line with its key path.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct InvalidConfig(String);
+
+/// The exit status for an error: 78 when the configuration is at fault, 1 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    let config_fault = err.chain().any(|cause| {
+        cause.downcast_ref::<InvalidConfig>().is_some()
+            || cause.downcast_ref::<ConfigError>().is_some()
+            || matches!(cause.downcast_ref::<AppError>(), Some(AppError::Config(_)))
+    });
+    if config_fault {
+        EXIT_CONFIG
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+/// Opens the configured store for a command that reads or writes it.
+async fn open_store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+    crate::store::open(&config.store)
+        .await
+        .map_err(|e| anyhow::anyhow!("database: {e}"))
 }

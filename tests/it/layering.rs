@@ -1,8 +1,8 @@
 //! The layering rule of `src/`: imports point one way, from the top of the stack down.
 //!
 //! ```text
-//! model, config, health, telemetry, job    pure types, ports and leaf toolkits
-//!   <- engine                              pure decide, rules, matching plan
+//! model, config, job                      pure types, ports (health, contact center) and leaf toolkits
+//!   <- engine, telemetry                   pure decide, rules, matching plan; logs and metrics
 //!   <- store, net                          persistence; outbound HTTP policy
 //!   <- graph, connectors                   the two outside worlds
 //!   <- sim, runtime                        simulators (feature "demo"); the engine's I/O shell
@@ -22,8 +22,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u8)] = &[
     ("model", 0),
     ("config", 0),
-    ("health", 0),
-    ("telemetry", 0),
+    ("telemetry", 1),
     ("job", 0),
     ("engine", 1),
     ("store", 2),
