@@ -1,15 +1,22 @@
 //! presence-bridge keeps Microsoft Teams presence and contact-center agent status in step.
 //!
 //! Architecture in one paragraph: every input (a Graph change notification, a Graph presence
-//! poll, a contact-center event or poll, a reconciliation read) becomes an
-//! [`model::Observation`] and is written to the durable inbox ([`inbox`]) before it is
-//! acknowledged. The engine ([`engine`]) takes observations for one user in order, applies the
-//! admin's mapping tables, hold-down, echo and loop guards, and emits decisions; writers at the
-//! edges carry them out through Microsoft Graph ([`graph`]) or a contact-center connector
-//! ([`connectors`]). State lives behind the [`store::Store`] trait (SQLite by default, Postgres
-//! for several replicas). [`app::Application`] wires the parts, [`http`] serves the webhook,
-//! health, metrics and API routes, and [`sim`] holds the simulated Graph tenant and contact
-//! center used by the tests, the demo and the benchmarks.
+//! poll, a contact-center event or poll, a reconciliation read) becomes a
+//! [`model::Observation`] and is written to the durable inbox ([`store::inbox`]) before it is
+//! acknowledged. The engine's I/O shell ([`runtime`]) takes observations for one user in order
+//! and hands them to the pure engine ([`engine`]: mapping tables, hold-down, echo and loop
+//! guards), then carries the decisions out through Microsoft Graph ([`graph`]) or a
+//! contact-center connector ([`connectors`]), both using one outbound HTTP policy ([`net`]).
+//! State lives behind the [`store::Store`] trait (SQLite by default, Postgres for several
+//! replicas). [`app::Application`] is the composition root: its builder wires every part and
+//! the router of [`http`]; [`cli`] holds the commands, and [`sim`] (feature `demo`) the
+//! simulated Graph tenant and contact centers used by the tests, the demo and the benchmarks.
+//!
+//! Imports point one way, and `tests/it/layering.rs` enforces it: [`model`] (types and the
+//! ports: health, the contact-center trait, clock), [`config`] (the section toolkit) and
+//! [`job`] import nothing else; then [`engine`] and [`telemetry`]; then [`store`] and [`net`];
+//! then [`graph`] and [`connectors`]; then [`sim`] and [`runtime`]; then [`http`], [`app`] and
+//! [`cli`], in that order.
 
 pub mod app;
 pub mod cli;
