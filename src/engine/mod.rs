@@ -9,6 +9,7 @@ pub mod decide;
 pub mod matching;
 pub mod rules;
 pub mod state;
+mod tables;
 
 #[cfg(test)]
 mod tests;
