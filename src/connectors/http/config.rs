@@ -11,6 +11,8 @@ use crate::config::serialize_redacted_opt;
 use crate::connectors::StatusKind;
 use crate::connectors::config::LimitsConfig;
 
+pub use super::inbound_config::*;
+
 /// `[[connectors]]` with `kind = "http"`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -179,115 +181,6 @@ pub struct Capture {
     pub header: Option<String>,
     /// JSON pointer into the response body (RFC 6901), e.g. `/id`.
     pub json_pointer: Option<String>,
-}
-
-/// `[connectors.inbound]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct InboundConfig {
-    /// How a request proves it comes from the platform. Bodies are JSON, or form-urlencoded
-    /// (by content type), whose fields become a flat object for the pointers.
-    pub verify: VerifyConfig,
-    /// JSON pointer to an array of events when one request carries several; absent = the
-    /// body is one event.
-    pub events_pointer: Option<String>,
-    /// JSON pointer to the agent id inside an event.
-    pub agent_id_pointer: String,
-    /// JSON pointer to the status inside an event.
-    pub status_pointer: String,
-    /// Whether the status value is the catalog `id` or its `name`.
-    #[serde(default)]
-    pub status_is: StatusIs,
-    /// JSON pointer to the event time (RFC 3339, or Unix seconds / milliseconds);
-    /// absent = receive time.
-    pub timestamp_pointer: Option<String>,
-    /// JSON pointer to the event id, used to drop duplicates.
-    pub event_id_pointer: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StatusIs {
-    #[default]
-    Id,
-    Name,
-}
-
-/// `[connectors.inbound.verify]`, `type` selects the method. Comparisons are constant-time.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum VerifyConfig {
-    /// The request carries a shared secret in a header.
-    SharedSecret {
-        /// Header name.
-        header: String,
-        /// The secret.
-        #[serde(default, serialize_with = "serialize_redacted_opt")]
-        secret: Option<SecretString>,
-        /// File holding the secret.
-        secret_file: Option<PathBuf>,
-    },
-    /// The request carries an HMAC of the body (or of `timestamp.body`).
-    Hmac(HmacConfig),
-}
-
-/// HMAC signature settings.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct HmacConfig {
-    /// Header carrying the signature.
-    pub header: String,
-    /// The HMAC key.
-    #[serde(default, serialize_with = "serialize_redacted_opt")]
-    pub secret: Option<SecretString>,
-    /// File holding the HMAC key.
-    pub secret_file: Option<PathBuf>,
-    /// `sha256` or `sha1`.
-    #[serde(default)]
-    pub algorithm: HmacAlgorithm,
-    /// `hex` or `base64`.
-    #[serde(default)]
-    pub encoding: SignatureEncoding,
-    /// Text before the signature in the header, e.g. `sha256=`.
-    #[serde(default)]
-    pub prefix: String,
-    /// What is signed: the raw `body`, or `timestamp_body` = `{timestamp}.{body}`.
-    #[serde(default)]
-    pub signed: SignedString,
-    /// Header carrying the timestamp (Unix seconds); required for `timestamp_body` and for
-    /// the replay window.
-    pub timestamp_header: Option<String>,
-    /// Requests whose timestamp is further than this from now are rejected; 0 = no window.
-    #[serde(default = "default_replay")]
-    pub replay_window_secs: u64,
-}
-
-fn default_replay() -> u64 {
-    300
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HmacAlgorithm {
-    #[default]
-    Sha256,
-    Sha1,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SignatureEncoding {
-    #[default]
-    Hex,
-    Base64,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SignedString {
-    #[default]
-    Body,
-    TimestampBody,
 }
 
 /// One entry of a static catalog.

@@ -29,6 +29,7 @@ use template::{RenderedRequest, SetStatusVars};
 pub mod config;
 pub mod extract;
 pub mod inbound;
+mod inbound_config;
 pub mod template;
 mod validate;
 
