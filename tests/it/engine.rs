@@ -27,17 +27,7 @@ use presence_bridge::store::{
 use presence_bridge::telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 
-const RULES: &str = r#"
-[[teams_to_cc]]
-when = { activity = ["InACall", "InAConferenceCall", "Presenting"] }
-only_if_cc = ["Available"]
-set = "Busy (Teams)"
-restore = true
-
-[[cc_to_teams]]
-when = { status = ["On Contact", "After Contact Work", "Busy (Teams)"] }
-set = { availability = "Busy", activity = "InACall" }
-"#;
+const RULES: &str = include_str!("../fixtures/rules.toml");
 
 /// Graph presence as a tenant would show it: the user's own state, the bridge's session.
 #[derive(Default)]
@@ -128,6 +118,8 @@ fn catalog() -> Vec<CatalogStatus> {
         "On Contact",
         "After Contact Work",
         "Busy (Teams)",
+        "Do Not Disturb",
+        "Break",
         "Lunch",
         "Offline",
     ]
