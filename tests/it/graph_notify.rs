@@ -18,8 +18,9 @@ use presence_bridge::graph::notifications::crypto::{
 use presence_bridge::graph::presence::memory::PresenceMemory;
 use presence_bridge::health::HealthRegistry;
 use presence_bridge::http::{AppState, router};
+use presence_bridge::model::{InboxPayload, Source, Status, TeamsPresence, TeamsRefresh};
 use presence_bridge::sim::graph::tokens::{SIM_KID, TokenIssuer};
-use presence_bridge::store::inbox::{Inbox, KIND_OBSERVATION, KIND_TEAMS_REFRESH};
+use presence_bridge::store::inbox::Inbox;
 use presence_bridge::store::{self, Store, SubscriptionRecord};
 use presence_bridge::telemetry::Metrics;
 use serde_json::{Value, json};
@@ -240,11 +241,18 @@ async fn rich_notification_reaches_the_inbox_decrypted_once() {
     assert_eq!(rig.post_json(rig.rich_batch(&content)).await, 202);
     let items = rig.store.inbox_claim(10, 30).await.unwrap();
     assert_eq!(items.len(), 1);
-    assert_eq!(items[0].kind, KIND_OBSERVATION);
+    assert_eq!(items[0].kind, "observation");
     assert_eq!(items[0].user_id.as_deref(), Some(USER));
-    assert_eq!(items[0].payload["status"]["availability"], "Busy");
-    assert_eq!(items[0].payload["status"]["activity"], "InACall");
-    assert_eq!(items[0].payload["source"], "graph_webhook");
+    let payload = serde_json::from_value(items[0].payload.clone()).unwrap();
+    let InboxPayload::Observation(o) = payload else {
+        panic!("not an observation: {payload:?}");
+    };
+    assert_eq!(o.user, USER);
+    assert_eq!(
+        o.status,
+        Status::Teams(TeamsPresence::new("Busy", "InACall"))
+    );
+    assert_eq!(o.source, Source::GraphWebhook);
 
     // The same presence again (a retry, or a duplicate) is accepted but not stored twice.
     let again = encrypt(1, "cert-a", &presence(USER, "Busy", "InACall"));
@@ -279,8 +287,13 @@ async fn basic_notifications_become_one_coalesced_refresh() {
     assert_eq!(rig.post_json(body).await, 202);
     let items = rig.store.inbox_claim(10, 30).await.unwrap();
     assert_eq!(items.len(), 1);
-    assert_eq!(items[0].kind, KIND_TEAMS_REFRESH);
-    assert_eq!(items[0].payload["user_ids"], json!([USER, other]));
+    assert_eq!(items[0].kind, "teams_refresh");
+    assert_eq!(
+        serde_json::from_value::<InboxPayload>(items[0].payload.clone()).unwrap(),
+        InboxPayload::TeamsRefresh(TeamsRefresh {
+            user_ids: vec![USER.into(), other.into()]
+        })
+    );
 }
 
 #[tokio::test]
