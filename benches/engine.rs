@@ -41,32 +41,11 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-const CONFIG: &str = r#"
-[sync]
-hold_down_secs = 15
-
-[[teams_to_cc]]
-when = { activity = ["InACall", "InAConferenceCall", "Presenting"] }
-only_if_cc = ["Available"]
-set = "Busy (Teams)"
-restore = true
-
-[[teams_to_cc]]
-when = { availability = ["DoNotDisturb"] }
-only_if_cc = ["Available"]
-set = "Do Not Disturb"
-
-[[cc_to_teams]]
-when = { status = ["On Contact", "After Contact Work"] }
-set = { availability = "Busy", activity = "InACall" }
-
-[[cc_to_teams]]
-when = { status = ["Break", "Lunch"] }
-set = { availability = "Away", activity = "Away" }
-"#;
+const RULES: &str = include_str!("../tests/fixtures/rules.toml");
 
 fn engine() -> Engine {
-    let mut cfg = Config::from_toml_str_with_env(CONFIG, Vec::<(String, String)>::new())
+    let text = format!("[sync]\nhold_down_secs = 15\n{RULES}");
+    let mut cfg = Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new())
         .expect("bench config parses");
     cfg.resolve_and_validate().expect("bench config is valid");
     Engine::from_config(&cfg.engine())

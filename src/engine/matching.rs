@@ -10,7 +10,31 @@ use serde::Serialize;
 
 use crate::engine::config::EngineConfig;
 use crate::engine::config::MatchBy;
-use crate::store::{AgentRecord, Store, UserRecord};
+use crate::store::{AgentRecord, Store, StoreError, UserRecord};
+
+/// Why a matching pass could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum MatchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{}: {source}", path.display())]
+    CsvRead {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Csv {
+        path: std::path::PathBuf,
+        source: CsvError,
+    },
+}
+
+/// A line of the matching CSV file that is not `teams_id_or_upn,cc_agent_id`.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: expected teams_id_or_upn,cc_agent_id")]
+pub struct CsvError {
+    pub line: usize,
+}
 
 /// One matched pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,7 +84,7 @@ fn agent_keys(a: &AgentRecord, by: MatchBy) -> Vec<String> {
 
 /// Parses the CSV mapping: `teams_id_or_upn,cc_agent_id` per line; `#` comments and a
 /// header line starting with `teams` are skipped.
-pub fn parse_csv(text: &str) -> Result<Vec<(String, String)>, String> {
+pub fn parse_csv(text: &str) -> Result<Vec<(String, String)>, CsvError> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -71,12 +95,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<(String, String)>, String> {
             Some((t, a)) if !t.trim().is_empty() && !a.trim().is_empty() => {
                 out.push((norm(t), norm(a)))
             }
-            _ => {
-                return Err(format!(
-                    "line {}: expected teams_id_or_upn,cc_agent_id",
-                    i + 1
-                ));
-            }
+            _ => return Err(CsvError { line: i + 1 }),
         }
     }
     Ok(out)
@@ -169,14 +188,17 @@ pub fn plan(
 }
 
 /// Reads users, agents and (for `csv`) the mapping file, and computes the matching.
-pub async fn plan_from_store(cfg: &EngineConfig, store: &dyn Store) -> Result<MatchReport, String> {
+pub async fn plan_from_store(
+    cfg: &EngineConfig,
+    store: &dyn Store,
+) -> Result<MatchReport, MatchError> {
     let (users, agents) = read_both(store).await?;
     plan_with(cfg, &users, &agents)
 }
 
-async fn read_both(store: &dyn Store) -> Result<(Vec<UserRecord>, Vec<AgentRecord>), String> {
-    let users = store.list_users().await.map_err(|e| e.to_string())?;
-    let agents = store.list_agents(None).await.map_err(|e| e.to_string())?;
+async fn read_both(store: &dyn Store) -> Result<(Vec<UserRecord>, Vec<AgentRecord>), StoreError> {
+    let users = store.list_users().await?;
+    let agents = store.list_agents(None).await?;
     Ok((users, agents))
 }
 
@@ -184,12 +206,17 @@ fn plan_with(
     cfg: &EngineConfig,
     users: &[UserRecord],
     agents: &[AgentRecord],
-) -> Result<MatchReport, String> {
+) -> Result<MatchReport, MatchError> {
     let csv = match (&cfg.sync.match_by, &cfg.sync.match_csv_file) {
         (MatchBy::Csv, Some(path)) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            parse_csv(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            let text = std::fs::read_to_string(path).map_err(|source| MatchError::CsvRead {
+                path: path.clone(),
+                source,
+            })?;
+            parse_csv(&text).map_err(|source| MatchError::Csv {
+                path: path.clone(),
+                source,
+            })?
         }
         _ => Vec::new(),
     };
@@ -199,7 +226,7 @@ fn plan_with(
 /// Records the matching on the users (only those whose match changed). Users whose agent is
 /// gone are unmatched, but only while the agent list is not empty (a connector that has
 /// not listed its agents yet unmatches nobody).
-pub async fn apply(cfg: &EngineConfig, store: &dyn Store) -> Result<MatchReport, String> {
+pub async fn apply(cfg: &EngineConfig, store: &dyn Store) -> Result<MatchReport, MatchError> {
     let (users, agents) = read_both(store).await?;
     let report = plan_with(cfg, &users, &agents)?;
     let have_agents = !agents.is_empty();
@@ -225,10 +252,7 @@ pub async fn apply(cfg: &EngineConfig, store: &dyn Store) -> Result<MatchReport,
         }
     }
     if !changed.is_empty() {
-        store
-            .upsert_users(&changed)
-            .await
-            .map_err(|e| e.to_string())?;
+        store.upsert_users(&changed).await?;
         tracing::info!(changed = changed.len(), "user matching updated");
     }
     Ok(report)

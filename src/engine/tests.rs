@@ -9,26 +9,7 @@ use crate::engine::config::EngineConfig;
 use crate::model::contact_center::{CatalogStatus, StatusKind};
 use crate::model::{CcStatus, Source, Status, TeamsPresence};
 
-const RULES: &str = r#"
-[[teams_to_cc]]
-when = { activity = ["InACall", "InAConferenceCall", "Presenting"] }
-only_if_cc = ["Available"]
-set = "Busy (Teams)"
-restore = true
-
-[[teams_to_cc]]
-when = { availability = ["DoNotDisturb"] }
-only_if_cc = ["Available"]
-set = "Do Not Disturb"
-
-[[cc_to_teams]]
-when = { status = ["On Contact", "After Contact Work", "Busy (Teams)"] }
-set = { availability = "Busy", activity = "InACall" }
-
-[[cc_to_teams]]
-when = { status = ["Break"] }
-set = { availability = "Away", activity = "Away" }
-"#;
+const RULES: &str = include_str!("../../tests/fixtures/rules.toml");
 
 pub(crate) fn engine_with(extra: &str) -> Engine {
     let text = format!("{extra}\n{RULES}");

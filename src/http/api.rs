@@ -21,11 +21,10 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::ApiError;
-use crate::engine::UserState;
-use crate::runtime::reconcile::LAST_REPORT_KEY;
-use crate::runtime::service::KIND_RECONCILE;
+use crate::engine::state::SyncState;
+use crate::runtime::{audit, reconcile, users};
+use crate::store::Store;
 use crate::store::inbox::Inbox;
-use crate::store::{NewInboxItem, Store};
 
 /// Most decisions returned by the decisions endpoint.
 const MAX_DECISIONS: u32 = 200;
@@ -87,14 +86,10 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 
 async fn users(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let store = &state.store;
-    let users = store.list_users().await.map_err(internal)?;
-    let states: HashMap<String, UserState> = store
-        .load_user_states()
+    let list = store.list_users().await.map_err(internal)?;
+    let states = users::sync_states(store.as_ref(), chrono::Utc::now())
         .await
-        .map_err(internal)?
-        .into_iter()
-        .filter_map(|(u, v)| Some((u, serde_json::from_value(v).ok()?)))
-        .collect();
+        .map_err(internal)?;
     let mut observed: HashMap<(String, &'static str), Value> = HashMap::new();
     for o in store.list_observed().await.map_err(internal)? {
         observed.insert(
@@ -102,19 +97,15 @@ async fn users(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
             json!({ "status": o.status, "at": o.observed_at, "source": o.source }),
         );
     }
-    let now = chrono::Utc::now().timestamp_millis();
-    let list: Vec<Value> = users
+    let list: Vec<Value> = list
         .into_iter()
         .filter(|u| u.active)
         .map(|u| {
             let st = states.get(&u.teams_id);
             let sync = match (&u.cc_agent_id, st) {
-                (None, _) => "unmatched".to_owned(),
-                (Some(_), Some(st)) => serde_json::to_value(st.sync_state(now))
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                (Some(_), None) => "ok".to_owned(),
+                (None, _) => json!("unmatched"),
+                (Some(_), Some(st)) => json!(st.state),
+                (Some(_), None) => json!(SyncState::Ok),
             };
             json!({
                 "teams_id": u.teams_id,
@@ -126,8 +117,7 @@ async fn users(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
                 "cc_agent_id": u.cc_agent_id,
                 "teams": observed.get(&(u.teams_id.clone(), "teams")),
                 "contact_center": observed.get(&(u.teams_id.clone(), "contact_center")),
-                "suspended_until": st.and_then(|s| s.suspended_until)
-                    .map(crate::runtime::worker::to_utc),
+                "suspended_until": st.and_then(|s| s.suspended_until),
                 "sync_state": sync,
             })
         })
@@ -139,33 +129,23 @@ async fn decisions(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let entries = state
-        .store
-        .list_audit(&id, MAX_DECISIONS)
+    let entries = audit::decisions(state.store.as_ref(), &id, MAX_DECISIONS)
         .await
         .map_err(internal)?;
     Ok(Json(json!({ "decisions": entries })))
 }
 
 async fn last_reconcile(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    match state
-        .store
-        .get_kv(LAST_REPORT_KEY)
+    match reconcile::last_report(state.store.as_ref())
         .await
         .map_err(internal)?
     {
-        Some(text) => Ok(Json(serde_json::from_str(&text).map_err(internal)?)),
+        Some(report) => Ok(Json(json!(report))),
         None => Err(ApiError::NotFound),
     }
 }
 
 async fn request_reconcile(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
-    let item = NewInboxItem {
-        kind: KIND_RECONCILE.to_owned(),
-        user_id: None,
-        payload: json!({}),
-        received_at: chrono::Utc::now(),
-    };
-    state.inbox.push(vec![item]).await.map_err(internal)?;
+    reconcile::request(&state.inbox).await.map_err(internal)?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "status": "requested" }))))
 }

@@ -1,13 +1,20 @@
-//! Types shared by every part: who a person is, what a status is on each side, and the
-//! observation every input is turned into.
+//! Types shared by every part: who a person is, what a status is on each side, the
+//! observation every input is turned into, the clock, and the records the durable inbox and
+//! the audit trail hold. Pure data: this module imports nothing else of the crate.
 
+pub mod audit;
 pub mod clock;
 pub mod contact_center;
 pub mod health;
+pub mod inbox;
 pub mod presence_pairs;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+pub use audit::{AuditInput, AuditRecord};
+pub use clock::Clock;
+pub use inbox::{InboxPayload, TeamsRefresh};
 
 /// The bridge's key for a person: the Microsoft Graph user object id (a GUID string).
 pub type UserId = String;

@@ -9,15 +9,18 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::model::{CcStatus, TeamsPresence, UserId};
-use crate::runtime::service::{Shared, load_directory, shard};
-use crate::runtime::worker::{Read, WorkerMsg};
+use crate::engine::matching::{self, MatchError};
+use crate::model::{CcStatus, InboxPayload, TeamsPresence, UserId};
+use crate::runtime::service::{Shared, load_directory};
+use crate::runtime::shards::Workers;
+use crate::runtime::worker::WorkerMsg;
+use crate::store::inbox::Inbox;
+use crate::store::{Store, StoreError, StoreResult};
 
 /// Store key of the last report.
-pub const LAST_REPORT_KEY: &str = "engine.reconcile.last";
+const LAST_REPORT_KEY: &str = "engine.reconcile.last";
 /// Users are matched to agents again this often (and at start): the directory and agent
 /// listings are refreshed by their own jobs, and a minute keeps a new hire's wait short while
 /// a pass costs two list queries.
@@ -45,9 +48,41 @@ pub struct ReconcileReport {
     pub errors: Vec<String>,
 }
 
-pub struct Reconciler {
+/// Why the user → agent map could not be refreshed.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("matching: {0}")]
+    Matching(#[from] MatchError),
+    #[error("directory: {0}")]
+    Load(#[from] StoreError),
+}
+
+/// Why the last report could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored reconcile report unreadable: {0}")]
+    Unreadable(#[from] serde_json::Error),
+}
+
+/// Asks the engine for a reconciliation now (through the inbox, so any replica's engine
+/// takes it).
+pub async fn request(inbox: &Inbox) -> StoreResult<()> {
+    inbox.push(vec![InboxPayload::ReconcileRequest]).await
+}
+
+/// The report of the last reconciliation, if one ran.
+pub async fn last_report(store: &dyn Store) -> Result<Option<ReconcileReport>, ReportError> {
+    match store.get_kv(LAST_REPORT_KEY).await? {
+        Some(text) => Ok(Some(serde_json::from_str(&text)?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) struct Reconciler {
     pub shared: Arc<Shared>,
-    pub senders: Vec<mpsc::Sender<WorkerMsg>>,
+    pub workers: Workers,
 }
 
 impl Reconciler {
@@ -84,14 +119,10 @@ impl Reconciler {
     }
 
     /// Matches users to agents and reloads the engine's user → agent map.
-    async fn refresh_directory(&self) -> Result<(), String> {
+    async fn refresh_directory(&self) -> Result<(), DirectoryError> {
         let s = &self.shared;
-        crate::engine::matching::apply(&s.config, s.store.as_ref())
-            .await
-            .map_err(|e| format!("matching: {e}"))?;
-        let dir = load_directory(s.store.as_ref())
-            .await
-            .map_err(|e| format!("directory: {e}"))?;
+        matching::apply(&s.config, s.store.as_ref()).await?;
+        let dir = load_directory(s.store.as_ref()).await?;
         *s.directory.write().expect("directory lock") = dir;
         Ok(())
     }
@@ -105,7 +136,7 @@ impl Reconciler {
             ..Default::default()
         };
         if let Err(e) = self.refresh_directory().await {
-            report.errors.push(e);
+            report.errors.push(e.to_string());
         }
         let dir: Vec<(UserId, (String, String))> = s
             .directory
@@ -139,8 +170,7 @@ impl Reconciler {
                 Err(e) => report.errors.push(format!("{conn}: {e}")),
             }
         }
-        let n = self.senders.len();
-        let mut per: Vec<Vec<Read>> = vec![Vec::new(); n];
+        let mut reads = Vec::new();
         for (user, key) in dir {
             let t = teams.get(&user).cloned();
             let c = cc.get(&key).cloned();
@@ -148,38 +178,30 @@ impl Reconciler {
                 continue;
             }
             report.users_checked += 1;
-            per[shard(&user, n)].push((user, t, c));
+            reads.push((user, t, c));
         }
-        let mut waits = Vec::new();
-        for (i, reads) in per.into_iter().enumerate() {
-            if reads.is_empty() {
-                continue;
-            }
-            let (done, wait) = oneshot::channel();
-            if self.senders[i]
-                .send(WorkerMsg::Reconcile { reads, done })
-                .await
-                .is_ok()
-            {
-                waits.push(wait);
-            }
-        }
-        for w in waits {
-            for (user, drift, writes) in w.await.unwrap_or_default() {
-                report.writes += writes;
-                let kinds = [
-                    ("teams_missed", drift.teams_missed),
-                    ("cc_missed", drift.cc_missed),
-                    ("session_lost", drift.session_lost),
-                ];
-                for (k, on) in kinds {
-                    if on {
-                        *report.drift.entry(k.to_owned()).or_default() += 1;
-                    }
+        let answers = self
+            .workers
+            .scatter(
+                reads,
+                |r| &r.0,
+                |reads, done| WorkerMsg::Reconcile { reads, done },
+            )
+            .await;
+        for (user, drift, writes) in answers.into_iter().flatten() {
+            report.writes += writes;
+            let kinds = [
+                ("teams_missed", drift.teams_missed),
+                ("cc_missed", drift.cc_missed),
+                ("session_lost", drift.session_lost),
+            ];
+            for (k, on) in kinds {
+                if on {
+                    *report.drift.entry(k.to_owned()).or_default() += 1;
                 }
-                if (drift.any() || writes > 0) && report.users.len() < REPORT_USERS {
-                    report.users.push(user);
-                }
+            }
+            if (drift.any() || writes > 0) && report.users.len() < REPORT_USERS {
+                report.users.push(user);
             }
         }
         report.finished_at = Utc::now();

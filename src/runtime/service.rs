@@ -4,31 +4,27 @@
 //! items once their decisions are made and saved. Writes go through the [`Writer`].
 
 use std::collections::{BTreeSet, HashMap};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, oneshot};
-use tokio::time::Instant;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::connectors::ContactCenter;
 use crate::engine::config::EngineConfig;
-use crate::engine::state::{Millis, UserState};
+use crate::engine::state::UserState;
 use crate::engine::{Engine, rules};
 use crate::graph::PresenceApi;
 use crate::job::Job;
 use crate::model::health::{HealthRegistry, HealthState};
-use crate::model::{Observation, Source, Status, UserId};
+use crate::model::{Clock, InboxPayload, Observation, Source, Status, UserId};
 use crate::runtime::reconcile::Reconciler;
+use crate::runtime::shards::{Workers, shard};
 use crate::runtime::worker::{Worker, WorkerMsg};
 use crate::runtime::writer::{Directory, Writer};
-use crate::store::inbox::{Inbox, KIND_OBSERVATION, KIND_TEAMS_REFRESH, TeamsRefresh};
-use crate::store::{InboxItem, Store, StoreResult};
+use crate::store::inbox::{Claimed, Inbox};
+use crate::store::{Store, StoreResult};
 use crate::telemetry::Metrics;
-
-/// Inbox item kind: a request for an immediate reconciliation (from the API).
-pub const KIND_RECONCILE: &str = "reconcile_request";
 
 /// Items taken from the inbox at once: big enough to coalesce a burst of notifications into
 /// one Graph read (650 ids per call), small enough to keep per-batch latency low.
@@ -42,36 +38,6 @@ const IDLE_RECHECK: Duration = Duration::from_secs(1);
 const MAX_REFRESH_ATTEMPTS: i32 = 5;
 /// Queue depth per worker.
 const WORKER_QUEUE: usize = 64;
-
-/// Engine time from the tokio clock, so tests can pause and advance it.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    base_ms: Millis,
-    base: Instant,
-}
-
-impl Clock {
-    pub fn new() -> Clock {
-        Clock {
-            base_ms: chrono::Utc::now().timestamp_millis(),
-            base: Instant::now(),
-        }
-    }
-
-    pub fn now(&self) -> Millis {
-        self.base_ms + self.base.elapsed().as_millis() as Millis
-    }
-
-    pub fn instant(&self, at: Millis) -> Instant {
-        self.base + Duration::from_millis((at - self.base_ms).max(0) as u64)
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// What the runtime needs from the rest of the application.
 pub struct RuntimeDeps {
@@ -103,16 +69,9 @@ pub struct Shared {
 /// The engine runtime, built and ready to run as jobs.
 pub struct EngineRuntime {
     shared: Arc<Shared>,
-    senders: Vec<mpsc::Sender<WorkerMsg>>,
+    queues: Workers,
     workers: Vec<Worker>,
     cancel: CancellationToken,
-}
-
-/// The worker that owns a user.
-pub fn shard(user: &str, workers: usize) -> usize {
-    let mut h = DefaultHasher::new();
-    user.hash(&mut h);
-    (h.finish() % workers as u64) as usize
 }
 
 /// Loads the user → (connector, agent) map from the store.
@@ -173,7 +132,7 @@ impl EngineRuntime {
         }
         Ok(EngineRuntime {
             shared,
-            senders,
+            queues: Workers::new(senders),
             workers,
             cancel,
         })
@@ -187,12 +146,12 @@ impl EngineRuntime {
         }
         let reconciler = Reconciler {
             shared: self.shared.clone(),
-            senders: self.senders.clone(),
+            workers: self.queues.clone(),
         };
         jobs.push(("reconciler", Box::pin(reconciler.run(self.cancel.clone()))));
         let d = Dispatcher {
             shared: self.shared,
-            senders: self.senders,
+            workers: self.queues,
         };
         jobs.push(("engine", Box::pin(d.run(self.cancel))));
         jobs
@@ -201,7 +160,7 @@ impl EngineRuntime {
 
 struct Dispatcher {
     shared: Arc<Shared>,
-    senders: Vec<mpsc::Sender<WorkerMsg>>,
+    workers: Workers,
 }
 
 impl Dispatcher {
@@ -213,7 +172,7 @@ impl Dispatcher {
             if cancel.is_cancelled() {
                 break;
             }
-            let items = match s.store.inbox_claim(CLAIM_BATCH, LEASE_SECS).await {
+            let items = match s.inbox.claim(CLAIM_BATCH, LEASE_SECS).await {
                 Ok(items) => items,
                 Err(e) => {
                     tracing::error!(error = %e, "inbox: claim failed");
@@ -263,9 +222,9 @@ impl Dispatcher {
                         problems.push(format!("{}: {}", e.path, e.message));
                     }
                     s.writer.set_catalog(name, catalog.clone());
-                    for tx in &self.senders {
-                        let _ = tx.send(WorkerMsg::Catalog(catalog.clone())).await;
-                    }
+                    self.workers
+                        .broadcast(|| WorkerMsg::Catalog(catalog.clone()))
+                        .await;
                 }
                 Err(e) => {
                     tracing::warn!(connector = %name, error = %e, "status catalog unavailable");
@@ -279,7 +238,7 @@ impl Dispatcher {
         }
     }
 
-    async fn handle(&self, items: Vec<InboxItem>) {
+    async fn handle(&self, items: Vec<Claimed>) {
         let s = &self.shared;
         let mut ack = Vec::new();
         let mut release = Vec::new();
@@ -287,24 +246,22 @@ impl Dispatcher {
         let mut refresh: BTreeSet<String> = BTreeSet::new();
         let mut refresh_ids = Vec::new();
         for item in items {
+            let kind = match &item.payload {
+                Ok(p) => p.kind(),
+                Err(_) => "unreadable",
+            };
             s.metrics
-                .counter("engine_inbox_items_total", &[("kind", item.kind.clone())])
+                .counter("engine_inbox_items_total", &[("kind", kind.to_owned())])
                 .increment(1);
-            match item.kind.as_str() {
-                KIND_OBSERVATION => match serde_json::from_value::<Observation>(item.payload) {
-                    Ok(o) => observations.push(o),
-                    Err(e) => tracing::warn!(id = item.id, error = %e, "bad observation dropped"),
-                },
-                KIND_TEAMS_REFRESH => match serde_json::from_value::<TeamsRefresh>(item.payload) {
-                    Ok(r) => {
-                        refresh.extend(r.user_ids);
-                        refresh_ids.push((item.id, item.attempts));
-                        continue;
-                    }
-                    Err(e) => tracing::warn!(id = item.id, error = %e, "bad refresh dropped"),
-                },
-                KIND_RECONCILE => s.reconcile_now.notify_one(),
-                other => tracing::warn!(id = item.id, kind = other, "unknown inbox item dropped"),
+            match item.payload {
+                Ok(InboxPayload::Observation(o)) => observations.push(o),
+                Ok(InboxPayload::TeamsRefresh(r)) => {
+                    refresh.extend(r.user_ids);
+                    refresh_ids.push((item.id, item.attempts));
+                    continue;
+                }
+                Ok(InboxPayload::ReconcileRequest) => s.reconcile_now.notify_one(),
+                Err(e) => tracing::warn!(id = item.id, error = %e, "inbox item dropped"),
             }
             ack.push(item.id);
         }
@@ -349,27 +306,12 @@ impl Dispatcher {
     /// Sends observations to their workers (keeping each user's order) and waits until all
     /// are decided and saved.
     async fn route(&self, observations: Vec<Observation>) {
-        let n = self.senders.len();
-        let mut per: Vec<Vec<Observation>> = vec![Vec::new(); n];
-        for o in observations {
-            per[shard(&o.user, n)].push(o);
-        }
-        let mut waits = Vec::new();
-        for (i, items) in per.into_iter().enumerate() {
-            if items.is_empty() {
-                continue;
-            }
-            let (done, wait) = oneshot::channel();
-            if self.senders[i]
-                .send(WorkerMsg::Observations { items, done })
-                .await
-                .is_ok()
-            {
-                waits.push(wait);
-            }
-        }
-        for w in waits {
-            let _ = w.await;
-        }
+        self.workers
+            .scatter(
+                observations,
+                |o| &o.user,
+                |items, done| WorkerMsg::Observations { items, done },
+            )
+            .await;
     }
 }

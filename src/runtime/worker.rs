@@ -7,16 +7,16 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde_json::json;
+use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::connectors::CatalogStatus;
 use crate::engine::config::WriteMode;
-use crate::engine::state::{Action, Decision, Millis, Reason, Trigger, UserState};
+use crate::engine::state::{Action, Decision, Millis, Reason, UserState};
 use crate::engine::{Drift, Engine};
-use crate::model::{CcStatus, Observation, TeamsPresence, UserId};
+use crate::model::{AuditInput, CcStatus, Observation, TeamsPresence, UserId};
+use crate::runtime::audit::{self, to_utc};
 use crate::runtime::service::Shared;
 use crate::store::{AuditEntry, ObservedStatus, WriteRecord};
 
@@ -51,10 +51,6 @@ pub struct Worker {
     writes: Vec<WriteRecord>,
 }
 
-pub fn to_utc(ms: Millis) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
 impl Worker {
     pub fn new(
         engine: Engine,
@@ -84,7 +80,10 @@ impl Worker {
     pub async fn run(mut self, cancel: CancellationToken) {
         loop {
             let next = self.timers.peek().map(|Reverse((t, _))| *t);
-            let wake = self.shared.clock.instant(next.unwrap_or(Millis::MAX / 2));
+            let wake = self
+                .shared
+                .clock
+                .instant_at(next.unwrap_or(Millis::MAX / 2));
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 msg = self.rx.recv() => match msg {
@@ -100,10 +99,12 @@ impl Worker {
     async fn handle(&mut self, msg: WorkerMsg) {
         match msg {
             WorkerMsg::Observations { items, done } => {
-                let now = self.shared.clock.now();
+                let now = self.shared.clock.now_millis();
                 for o in items {
-                    let input =
-                        json!({ "side": o.status.side(), "source": o.source, "status": &o.status });
+                    let input = AuditInput::Observation {
+                        source: o.source,
+                        status: o.status.clone(),
+                    };
                     self.observed.push(ObservedStatus {
                         user_id: o.user.clone(),
                         side: o.status.side(),
@@ -124,10 +125,13 @@ impl Worker {
                 let _ = done.send(());
             }
             WorkerMsg::Reconcile { reads, done } => {
-                let now = self.shared.clock.now();
+                let now = self.shared.clock.now_millis();
                 let mut results = Vec::with_capacity(reads.len());
                 for (user, teams, cc) in reads {
-                    let input = json!({ "reconcile": { "teams": &teams, "contact_center": &cc } });
+                    let input = AuditInput::Reconcile {
+                        teams: teams.clone(),
+                        contact_center: cc.clone(),
+                    };
                     let mut drift = Drift::default();
                     let writes = self.process(&user, input, |e, st, out| {
                         drift = e.reconcile(st, teams, cc, now, out);
@@ -142,7 +146,7 @@ impl Worker {
     }
 
     async fn fire(&mut self) {
-        let now = self.shared.clock.now();
+        let now = self.shared.clock.now_millis();
         while let Some(Reverse((t, _))) = self.timers.peek() {
             if *t > now {
                 break;
@@ -150,9 +154,7 @@ impl Worker {
             let Reverse((_, user)) = self.timers.pop().expect("peeked");
             if self.scheduled.get(&user).is_some_and(|s| *s <= now) {
                 self.scheduled.remove(&user);
-                self.process(&user, json!({ "timer": true }), |e, st, out| {
-                    e.tick(st, now, out)
-                });
+                self.process(&user, AuditInput::Timer, |e, st, out| e.tick(st, now, out));
             }
         }
         self.flush().await;
@@ -163,7 +165,7 @@ impl Worker {
     fn process(
         &mut self,
         user: &str,
-        input: serde_json::Value,
+        input: AuditInput,
         f: impl FnOnce(&Engine, &mut UserState, &mut Vec<Decision>),
     ) -> usize {
         let st = self.users.entry(user.to_owned()).or_default();
@@ -200,7 +202,7 @@ impl Worker {
         writes
     }
 
-    fn record(&mut self, user: &str, input: &serde_json::Value, d: &Decision) {
+    fn record(&mut self, user: &str, input: &AuditInput, d: &Decision) {
         let m = &self.shared.metrics;
         m.counter(
             "engine_decisions_total",
@@ -211,35 +213,14 @@ impl Worker {
             m.counter("engine_flap_suspensions_total", &[]).increment(1);
             tracing::warn!(user, "user flapping: sync suspended for the cooldown");
         }
-        let action = match &d.action {
-            Some(Action::SetCc { .. }) => "write_cc",
-            Some(Action::SetTeams { .. }) => "write_teams",
-            Some(Action::ClearTeams { .. }) => "clear_teams",
-            None => "none",
-        };
         tracing::debug!(
             user,
-            action,
+            action = audit::action_label(d.action.as_ref()),
             rule = d.rule_label().as_deref().unwrap_or("-"),
             reason = d.reason.words(),
             "decision"
         );
-        let mut detail = json!({ "reason": d.reason, "trigger": d.trigger });
-        if let Some(a) = &d.action {
-            detail["write"] = serde_json::to_value(a).unwrap_or_default();
-        }
-        if let Some(due) = d.due {
-            detail["due"] = json!(to_utc(due));
-        }
-        self.audit.push(AuditEntry {
-            id: 0,
-            user_id: user.to_owned(),
-            at: to_utc(d.at),
-            input: json!({ "input": input, "decision": detail }),
-            rule: d.rule_label(),
-            action: action.to_owned(),
-            reason: d.reason.words().to_owned(),
-        });
+        self.audit.push(audit::entry(user, input.clone(), d));
     }
 
     fn schedule(&mut self, user: &str, st: &UserState) {
@@ -334,15 +315,5 @@ fn reason_label(r: Reason) -> String {
     match serde_json::to_value(r) {
         Ok(serde_json::Value::String(s)) => s,
         _ => "other".into(),
-    }
-}
-
-/// The trigger of an audit entry in words, for `explain`.
-pub fn trigger_words(t: &Trigger) -> String {
-    match t {
-        Trigger::Observation { side, source } => {
-            format!("{} status from {}", side.as_str(), source.as_str())
-        }
-        Trigger::Timer => "timer".into(),
     }
 }

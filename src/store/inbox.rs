@@ -1,5 +1,6 @@
 //! The durable inbox: every observation is stored here before it is acknowledged, and the
-//! engine takes it from here. Wraps [`Store::inbox_push`] and wakes the consumer.
+//! engine takes it from here. Wraps [`Store::inbox_push`] and [`Store::inbox_claim`] with the
+//! typed [`InboxPayload`], and wakes the consumer.
 //!
 //! Pushes are group-committed: while one transaction is being written, concurrent pushes queue
 //! up and the next transaction carries all of them. Each caller is answered only after the
@@ -11,8 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, oneshot};
 
-use crate::model::Observation;
-use crate::store::{NewInboxItem, Store, StoreError, StoreResult};
+use crate::model::{InboxPayload, Observation};
+use crate::store::{InboxItem, NewInboxItem, Store, StoreError, StoreResult};
 
 /// Most items written in one shared transaction; more wait for the next one. Large enough to
 /// amortise the commit (the fsync), small enough to keep one transaction short.
@@ -46,8 +47,8 @@ impl Inbox {
         }
     }
 
-    /// Stores the items durably (all or none) and wakes the consumer.
-    pub async fn push(&self, items: Vec<NewInboxItem>) -> StoreResult<()> {
+    /// Stores the rows durably (all or none) and wakes the consumer.
+    async fn push_rows(&self, items: Vec<NewInboxItem>) -> StoreResult<()> {
         if items.is_empty() {
             return Ok(());
         }
@@ -127,47 +128,90 @@ impl Inbox {
     }
 }
 
-/// Inbox item kind: a serialized [`crate::model::Observation`].
-pub const KIND_OBSERVATION: &str = "observation";
-/// Inbox item kind: a basic Graph notification for these users; the consumer reads their
-/// presence (coalesced `getPresencesByUserId`) and treats the result as observations.
-/// Payload: [`TeamsRefresh`].
-pub const KIND_TEAMS_REFRESH: &str = "teams_refresh";
-
-/// Payload of a [`KIND_TEAMS_REFRESH`] item.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct TeamsRefresh {
-    pub user_ids: Vec<String>,
+/// An item taken from the inbox under a lease.
+#[derive(Debug)]
+pub struct Claimed {
+    pub id: i64,
+    /// Times the item was given back after a failure.
+    pub attempts: i32,
+    pub payload: Result<InboxPayload, UnreadableItem>,
 }
 
-/// The [`KIND_OBSERVATION`] item for an observation.
-pub fn observation_item(o: &Observation) -> NewInboxItem {
+/// A stored item that is no [`InboxPayload`] (unknown kind or broken JSON).
+#[derive(Debug, thiserror::Error)]
+#[error("inbox item of kind {kind:?} is unreadable: {source}")]
+pub struct UnreadableItem {
+    pub kind: String,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// The stored row of a payload: the payload's JSON carries its `kind` tag, and the `kind`
+/// column holds a copy for SQL.
+fn encode(payload: &InboxPayload) -> NewInboxItem {
     NewInboxItem {
-        kind: KIND_OBSERVATION.to_owned(),
-        user_id: Some(o.user.clone()),
-        payload: serde_json::to_value(o).expect("observations serialize"),
+        kind: payload.kind().to_owned(),
+        user_id: payload.user().cloned(),
+        payload: serde_json::to_value(payload).expect("inbox payloads serialize"),
         received_at: chrono::Utc::now(),
     }
 }
 
+/// Reads a stored row back. Rows written before the payload carried its tag have the tag
+/// only in the `kind` column; it is put back into the JSON before decoding.
+fn decode(item: InboxItem) -> Claimed {
+    let mut json = item.payload;
+    if let serde_json::Value::Object(fields) = &mut json {
+        fields
+            .entry("kind")
+            .or_insert_with(|| item.kind.clone().into());
+    }
+    Claimed {
+        id: item.id,
+        attempts: item.attempts,
+        payload: serde_json::from_value(json).map_err(|source| UnreadableItem {
+            kind: item.kind,
+            source,
+        }),
+    }
+}
+
 impl Inbox {
-    /// Stores observations (all or none) as [`KIND_OBSERVATION`] items.
+    /// Stores the payloads durably (all or none) and wakes the consumer.
+    pub async fn push(&self, payloads: Vec<InboxPayload>) -> StoreResult<()> {
+        self.push_rows(payloads.iter().map(encode).collect()).await
+    }
+
+    /// Stores observations (all or none).
     pub async fn push_observations(&self, observations: &[Observation]) -> StoreResult<()> {
-        self.push(observations.iter().map(observation_item).collect())
-            .await
+        self.push(
+            observations
+                .iter()
+                .cloned()
+                .map(InboxPayload::Observation)
+                .collect(),
+        )
+        .await
+    }
+
+    /// Leases up to `limit` items for `lease_secs` and decodes them (see [`Store::inbox_claim`]).
+    pub async fn claim(&self, limit: u32, lease_secs: u32) -> StoreResult<Vec<Claimed>> {
+        let rows = self.store.inbox_claim(limit, lease_secs).await?;
+        Ok(rows.into_iter().map(decode).collect())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::TeamsRefresh;
 
     fn item(user: usize) -> NewInboxItem {
         NewInboxItem {
-            kind: KIND_TEAMS_REFRESH.to_owned(),
             user_id: Some(format!("u{user}")),
-            payload: serde_json::json!({"user_ids": [format!("u{user}")]}),
-            received_at: chrono::Utc::now(),
+            ..encode(&InboxPayload::TeamsRefresh(TeamsRefresh {
+                user_ids: vec![format!("u{user}")],
+            }))
         }
     }
 
@@ -182,7 +226,10 @@ mod tests {
         let pushes = (0..200).map(|i| {
             let inbox = inbox.clone();
             tokio::spawn(async move {
-                inbox.push(vec![item(i), item(i + 1000)]).await.unwrap();
+                inbox
+                    .push_rows(vec![item(i), item(i + 1000)])
+                    .await
+                    .unwrap();
                 // Answered only after commit: this caller's items are visible now.
                 let n = inbox.store().inbox_len().await.unwrap();
                 assert!(n >= 2);
@@ -197,5 +244,63 @@ mod tests {
         users.sort();
         users.dedup();
         assert_eq!(users.len(), 400);
+    }
+
+    fn row(kind: &str, payload: serde_json::Value) -> InboxItem {
+        InboxItem {
+            id: 7,
+            kind: kind.into(),
+            user_id: None,
+            payload,
+            received_at: chrono::Utc::now(),
+            attempts: 2,
+        }
+    }
+
+    #[test]
+    fn rows_stored_before_the_tag_was_in_the_payload_still_decode() {
+        let legacy = [
+            (
+                "observation",
+                serde_json::json!({ "user": "u1", "observed_at": "2026-01-01T00:00:00Z",
+                    "source": "connector_push",
+                    "status": { "side": "contact_center", "id": "a", "name": "Available" } }),
+            ),
+            ("teams_refresh", serde_json::json!({ "user_ids": ["u1"] })),
+            ("reconcile_request", serde_json::json!({})),
+        ];
+        for (kind, payload) in legacy {
+            let c = decode(row(kind, payload));
+            assert_eq!((c.id, c.attempts), (7, 2));
+            assert_eq!(c.payload.expect(kind).kind(), kind);
+        }
+    }
+
+    #[test]
+    fn encoded_rows_decode_to_the_same_payload() {
+        let p = InboxPayload::TeamsRefresh(TeamsRefresh {
+            user_ids: vec!["u1".into()],
+        });
+        let r = encode(&p);
+        assert_eq!(r.kind, "teams_refresh");
+        assert_eq!(decode(row(&r.kind, r.payload)).payload.unwrap(), p);
+    }
+
+    #[test]
+    fn unknown_or_broken_rows_are_unreadable_not_a_panic() {
+        let e = decode(row("carrier_pigeon", serde_json::json!({})))
+            .payload
+            .unwrap_err();
+        assert_eq!(e.kind, "carrier_pigeon");
+        assert!(
+            decode(row("observation", serde_json::json!({ "user": 1 })))
+                .payload
+                .is_err()
+        );
+        assert!(
+            decode(row("observation", serde_json::json!("text")))
+                .payload
+                .is_err()
+        );
     }
 }

@@ -144,18 +144,20 @@ pub struct AuditEntry {
     pub reason: String,
 }
 
-/// An item to put in the durable inbox.
+/// A row to put in the durable inbox. Producers push typed [`crate::model::InboxPayload`]s
+/// through [`inbox::Inbox`], which makes these rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewInboxItem {
-    /// `observation`, `teams_refresh`, ...
+    /// A copy of the payload's `kind` tag (`observation`, `teams_refresh`, ...), for SQL.
     pub kind: String,
     /// The user it concerns, when known; used to keep per-user order.
     pub user_id: Option<String>,
+    /// The serialized payload, `kind` tag included.
     pub payload: serde_json::Value,
     pub received_at: DateTime<Utc>,
 }
 
-/// An item taken from the inbox under a lease.
+/// A row taken from the inbox under a lease; [`inbox::Inbox::claim`] decodes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InboxItem {
     pub id: i64,

@@ -15,11 +15,12 @@ use presence_bridge::connectors::{
 };
 use presence_bridge::graph::{GraphError, PresenceApi};
 use presence_bridge::model::health::{HealthRegistry, HealthState};
-use presence_bridge::model::{CcStatus, Observation, Source, Status, TeamsPresence};
-use presence_bridge::runtime::reconcile::{LAST_REPORT_KEY, ReconcileReport};
-use presence_bridge::runtime::service::KIND_RECONCILE;
+use presence_bridge::model::{
+    CcStatus, InboxPayload, Observation, Source, Status, TeamsPresence, TeamsRefresh,
+};
+use presence_bridge::runtime::reconcile::{self, ReconcileReport};
 use presence_bridge::runtime::{EngineRuntime, RuntimeDeps};
-use presence_bridge::store::inbox::{Inbox, KIND_TEAMS_REFRESH, TeamsRefresh};
+use presence_bridge::store::inbox::Inbox;
 use presence_bridge::store::{
     self, AgentRecord, AuditEntry, InboxItem, NewInboxItem, ObservedStatus, Store, StoreResult,
     SubscriptionRecord, SyncAccountRecord, UserRecord, WriteRecord,
@@ -27,17 +28,7 @@ use presence_bridge::store::{
 use presence_bridge::telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 
-const RULES: &str = r#"
-[[teams_to_cc]]
-when = { activity = ["InACall", "InAConferenceCall", "Presenting"] }
-only_if_cc = ["Available"]
-set = "Busy (Teams)"
-restore = true
-
-[[cc_to_teams]]
-when = { status = ["On Contact", "After Contact Work", "Busy (Teams)"] }
-set = { availability = "Busy", activity = "InACall" }
-"#;
+const RULES: &str = include_str!("../fixtures/rules.toml");
 
 /// Graph presence as a tenant would show it: the user's own state, the bridge's session.
 #[derive(Default)]
@@ -128,6 +119,8 @@ fn catalog() -> Vec<CatalogStatus> {
         "On Contact",
         "After Contact Work",
         "Busy (Teams)",
+        "Do Not Disturb",
+        "Break",
         "Lunch",
         "Offline",
     ]
@@ -327,16 +320,10 @@ impl Rig {
             .lock()
             .unwrap()
             .insert(user.into(), TeamsPresence::new(a, b));
-        let item = NewInboxItem {
-            kind: KIND_TEAMS_REFRESH.into(),
-            user_id: None,
-            payload: serde_json::to_value(TeamsRefresh {
-                user_ids: vec![user.into()],
-            })
-            .unwrap(),
-            received_at: Utc::now(),
-        };
-        self.inbox.push(vec![item]).await.unwrap();
+        let refresh = InboxPayload::TeamsRefresh(TeamsRefresh {
+            user_ids: vec![user.into()],
+        });
+        self.inbox.push(vec![refresh]).await.unwrap();
     }
 
     /// Waits (in real time, the paused clock standing still) until the inbox is drained and
@@ -515,20 +502,13 @@ impl Rig {
     /// Requests a reconciliation through the inbox and waits for its report.
     async fn reconcile(&self) -> ReconcileReport {
         let after = Utc::now();
-        let item = NewInboxItem {
-            kind: KIND_RECONCILE.into(),
-            user_id: None,
-            payload: serde_json::json!({}),
-            received_at: Utc::now(),
-        };
-        self.inbox.push(vec![item]).await.unwrap();
+        reconcile::request(&self.inbox).await.unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while std::time::Instant::now() < deadline {
-            if let Some(text) = self.store.get_kv(LAST_REPORT_KEY).await.unwrap() {
-                let r: ReconcileReport = serde_json::from_str(&text).unwrap();
-                if r.started_at >= after {
-                    return r;
-                }
+            if let Some(r) = reconcile::last_report(self.store.as_ref()).await.unwrap()
+                && r.started_at >= after
+            {
+                return r;
             }
             real_pause().await;
         }

@@ -15,8 +15,8 @@ use presence_bridge::graph::notifications::config::CertificateConfig;
 use presence_bridge::graph::notifications::crypto::{
     EncryptedContent, encrypt_for_notification, public_key_from_certificate_der,
 };
+use presence_bridge::model::{InboxPayload, Source, Status, TeamsPresence, TeamsRefresh};
 use presence_bridge::sim::graph::tokens::{SIM_KID, TokenIssuer};
-use presence_bridge::store::inbox::{KIND_OBSERVATION, KIND_TEAMS_REFRESH};
 use presence_bridge::store::{self, Store, SubscriptionRecord};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -221,11 +221,18 @@ async fn rich_notification_reaches_the_inbox_decrypted_once() {
     assert_eq!(rig.post_json(rig.rich_batch(&content)).await, 202);
     let items = rig.store.inbox_claim(10, 30).await.unwrap();
     assert_eq!(items.len(), 1);
-    assert_eq!(items[0].kind, KIND_OBSERVATION);
+    assert_eq!(items[0].kind, "observation");
     assert_eq!(items[0].user_id.as_deref(), Some(USER));
-    assert_eq!(items[0].payload["status"]["availability"], "Busy");
-    assert_eq!(items[0].payload["status"]["activity"], "InACall");
-    assert_eq!(items[0].payload["source"], "graph_webhook");
+    let payload = serde_json::from_value(items[0].payload.clone()).unwrap();
+    let InboxPayload::Observation(o) = payload else {
+        panic!("not an observation: {payload:?}");
+    };
+    assert_eq!(o.user, USER);
+    assert_eq!(
+        o.status,
+        Status::Teams(TeamsPresence::new("Busy", "InACall"))
+    );
+    assert_eq!(o.source, Source::GraphWebhook);
 
     // The same presence again (a retry, or a duplicate) is accepted but not stored twice.
     let again = encrypt(1, "cert-a", &presence(USER, "Busy", "InACall"));
@@ -260,8 +267,13 @@ async fn basic_notifications_become_one_coalesced_refresh() {
     assert_eq!(rig.post_json(body).await, 202);
     let items = rig.store.inbox_claim(10, 30).await.unwrap();
     assert_eq!(items.len(), 1);
-    assert_eq!(items[0].kind, KIND_TEAMS_REFRESH);
-    assert_eq!(items[0].payload["user_ids"], json!([USER, other]));
+    assert_eq!(items[0].kind, "teams_refresh");
+    assert_eq!(
+        serde_json::from_value::<InboxPayload>(items[0].payload.clone()).unwrap(),
+        InboxPayload::TeamsRefresh(TeamsRefresh {
+            user_ids: vec![USER.into(), other.into()]
+        })
+    );
 }
 
 #[tokio::test]

@@ -24,9 +24,9 @@ use tokio::sync::{Notify, RwLock, mpsc};
 
 use crate::graph::notifications::crypto::{CryptoError, Decryptor, EncryptedContent};
 use crate::graph::notifications::jwt::TokenValidator;
-use crate::model::{Observation, Source, Status, TeamsPresence};
-use crate::store::inbox::{Inbox, KIND_TEAMS_REFRESH, TeamsRefresh, observation_item};
-use crate::store::{NewInboxItem, Store, StoreError, SubscriptionRecord};
+use crate::model::{InboxPayload, Observation, Source, Status, TeamsPresence, TeamsRefresh};
+use crate::store::inbox::Inbox;
+use crate::store::{Store, StoreError, SubscriptionRecord};
 use crate::telemetry::Metrics;
 
 pub use crate::graph::presence::memory::PresenceMemory;
@@ -305,7 +305,7 @@ impl NotificationReceiver {
     /// Writes the items, then updates the in-memory state (only after the commit).
     async fn commit(&self, items: Vec<Item>) -> Result<usize, Rejection> {
         let inner = &self.inner;
-        let mut inbox_items: Vec<NewInboxItem> = Vec::new();
+        let mut inbox_items: Vec<InboxPayload> = Vec::new();
         let mut observed = Vec::new();
         let mut refresh: Vec<String> = Vec::new();
         let mut lifecycle = Vec::new();
@@ -324,7 +324,7 @@ impl NotificationReceiver {
                         continue;
                     }
                     observed.push((o.user.clone(), p.clone()));
-                    inbox_items.push(observation_item(&o));
+                    inbox_items.push(InboxPayload::Observation(o));
                 }
                 Item::Refresh(u) => {
                     if !refresh.contains(&u) {
@@ -336,13 +336,9 @@ impl NotificationReceiver {
             }
         }
         if !refresh.is_empty() {
-            inbox_items.push(NewInboxItem {
-                kind: KIND_TEAMS_REFRESH.to_owned(),
-                user_id: None,
-                payload: serde_json::to_value(TeamsRefresh { user_ids: refresh })
-                    .expect("refresh serializes"),
-                received_at: Utc::now(),
-            });
+            inbox_items.push(InboxPayload::TeamsRefresh(TeamsRefresh {
+                user_ids: refresh,
+            }));
         }
         let written = inbox_items.len();
         if let Err(e) = inner.inbox.push(inbox_items).await {
