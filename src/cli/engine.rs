@@ -1,8 +1,8 @@
 //! The engine's commands: `explain <user>` and `users --report`.
 
 use crate::app::config::Config;
-use crate::engine::matching;
 use crate::runtime::audit;
+use crate::runtime::matching;
 
 /// `presence-bridge explain <user>`.
 pub(super) async fn explain(config: &Config, user: &str, limit: u32) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod clock;
 pub mod contact_center;
+pub mod directory;
 pub mod health;
 pub mod inbox;
 pub mod presence_pairs;

@@ -6,6 +6,7 @@
 //! [`reconcile::last_report`], [`users::sync_states`], [`audit::decisions`], [`audit::explain`].
 
 pub mod audit;
+pub mod matching;
 pub mod reconcile;
 pub mod service;
 mod shards;

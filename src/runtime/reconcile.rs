@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::matching::{self, MatchError};
 use crate::model::{CcStatus, InboxPayload, TeamsPresence, UserId};
+use crate::runtime::matching::{self, MatchError};
 use crate::runtime::service::{Shared, load_directory};
 use crate::runtime::shards::Workers;
 use crate::runtime::worker::WorkerMsg;

@@ -36,34 +36,7 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A Teams user the bridge knows, with the contact-center agent matched to it (if any).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserRecord {
-    /// Graph user object id; the bridge's key.
-    pub teams_id: String,
-    pub upn: String,
-    pub mail: Option<String>,
-    pub display_name: Option<String>,
-    pub business_phones: Vec<String>,
-    pub mobile_phone: Option<String>,
-    /// Connector name and agent id of the matched agent.
-    pub cc_connector: Option<String>,
-    pub cc_agent_id: Option<String>,
-    /// False once the user lost the licence or was deleted; kept for the audit trail.
-    pub active: bool,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// A contact-center agent as its connector lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AgentRecord {
-    pub connector: String,
-    pub agent_id: String,
-    pub email: Option<String>,
-    pub username: Option<String>,
-    pub display_name: Option<String>,
-    pub updated_at: DateTime<Utc>,
-}
+pub use crate::model::directory::{AgentRecord, UserRecord};
 
 /// The latest status seen on one side for one user.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
