@@ -2,7 +2,7 @@
 //! secret or a certificate (signed client assertion). The access token is cached and renewed
 //! ahead of its `expires_in`; concurrent callers wait for one refresh.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,12 +46,24 @@ impl std::fmt::Debug for CertificateCredential {
     }
 }
 
+/// Why the app's certificate credential cannot be loaded (reported at start).
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("not a PEM certificate: {0}")]
+    Certificate(#[from] x509_cert::der::Error),
+    #[error("{} is not a PEM RSA private key", .0.display())]
+    Key(PathBuf),
+}
+
 /// base64url SHA-256 and SHA-1 thumbprints of a PEM certificate: `(x5t#S256, x5t)`.
-pub fn cert_thumbprints(cert_pem: &str) -> Result<(String, String), String> {
+pub fn cert_thumbprints(cert_pem: &str) -> Result<(String, String), CredentialError> {
     use x509_cert::der::{DecodePem, Encode};
-    let cert = x509_cert::Certificate::from_pem(cert_pem.as_bytes())
-        .map_err(|e| format!("not a PEM certificate: {e}"))?;
-    let der = cert.to_der().map_err(|e| e.to_string())?;
+    let der = x509_cert::Certificate::from_pem(cert_pem.as_bytes())?.to_der()?;
     Ok((
         URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(&der)),
         URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(&der)),
@@ -59,14 +71,22 @@ pub fn cert_thumbprints(cert_pem: &str) -> Result<(String, String), String> {
 }
 
 impl CertificateCredential {
-    pub fn load(cert: &Path, key: &Path, algorithm: AssertionAlgorithm) -> Result<Self, String> {
-        let cert_pem = std::fs::read_to_string(cert)
-            .map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
-        let key_pem =
-            std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
-        let (x5t_s256, x5t) = cert_thumbprints(&cert_pem)?;
+    pub fn load(
+        cert: &Path,
+        key: &Path,
+        algorithm: AssertionAlgorithm,
+    ) -> Result<Self, CredentialError> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| CredentialError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let cert_pem = read(cert)?;
+        let key_pem = read(key)?;
+        let (x5t_s256, x5t) = cert_thumbprints(&String::from_utf8_lossy(&cert_pem))?;
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(&key_pem)
-            .map_err(|_| format!("{} is not a PEM RSA private key", key.display()))?;
+            .map_err(|_| CredentialError::Key(key.to_owned()))?;
         Ok(Self {
             key,
             algorithm,
@@ -118,7 +138,7 @@ impl AppCredential {
             (Some(s), _, _) => Ok(Self::Secret(s.clone())),
             (None, Some(c), Some(k)) => CertificateCredential::load(c, k, cfg.assertion_algorithm)
                 .map(Self::Certificate)
-                .map_err(GraphError::Unauthorized),
+                .map_err(|e| GraphError::Unauthorized(e.to_string())),
             _ => Err(GraphError::Unauthorized(
                 "no client secret or certificate configured".into(),
             )),
