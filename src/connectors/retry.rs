@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::ConnectorError;
 use super::config::LimitsConfig;
 use crate::health::HealthState;
+use crate::net::retry_after;
 
 /// Spaces requests `1 / rate` apart and holds everyone back after a `Retry-After`.
 #[derive(Debug)]
@@ -158,27 +159,15 @@ impl Resilience {
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .ok()
-}
-
 /// The error a non-success response means.
 pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ConnectorError {
     let snippet: String = String::from_utf8_lossy(body).chars().take(300).collect();
     match status.as_u16() {
         429 => ConnectorError::Throttled {
-            retry_after: retry_after(headers),
+            retry_after: retry_after::from_headers(headers),
         },
         503 if headers.contains_key(RETRY_AFTER) => ConnectorError::Throttled {
-            retry_after: retry_after(headers),
+            retry_after: retry_after::from_headers(headers),
         },
         401 | 403 => ConnectorError::Unauthorized(format!("HTTP {status}")),
         404 => ConnectorError::NotFound(format!("HTTP {status}")),

@@ -2,3 +2,4 @@
 //! `Retry-After` parser, one token bucket, one refreshing client-credential token.
 
 pub mod bucket;
+pub(crate) mod retry_after;

@@ -19,6 +19,7 @@ use crate::graph::client::auth::AppAuth;
 use crate::graph::config::GraphConfig;
 use crate::health::HealthRegistry;
 use crate::net::bucket::{ApiFamily, Limiters};
+use crate::net::retry_after;
 use crate::telemetry::Metrics;
 
 /// A Graph client. Cheap to clone; clones share the token cache and the limiters.
@@ -128,12 +129,6 @@ pub fn error_from(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Gr
     }
 }
 
-/// `Retry-After` in seconds (Graph does not send the HTTP-date form).
-pub fn parse_retry_after(v: Option<&str>) -> Option<Duration> {
-    v.and_then(|s| s.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
-}
-
 impl GraphClient {
     /// Builds a client from the `[graph]` section; `health` receives the `graph` component.
     pub fn new(cfg: &GraphConfig, health: Option<HealthRegistry>) -> Result<Self, GraphError> {
@@ -221,11 +216,7 @@ impl GraphClient {
             let failure = match sent {
                 Ok(resp) => {
                     let status = resp.status();
-                    let retry_after = parse_retry_after(
-                        resp.headers()
-                            .get(reqwest::header::RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok()),
-                    );
+                    let retry_after = retry_after::from_headers(resp.headers());
                     match resp.bytes().await {
                         Ok(body) if status.is_success() => return Ok(body),
                         Ok(_)
