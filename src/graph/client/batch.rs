@@ -10,9 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::graph::GraphError;
-use crate::graph::client::{GraphClient, GraphRequest, error_from};
+use crate::graph::client::{ApiFamily, GraphClient, GraphRequest, error_from};
 use crate::graph::presence::PresenceWrite;
-use crate::net::bucket::ApiFamily;
 use crate::net::retry_after;
 
 /// Graph's limit of requests in one batch.

@@ -1,10 +1,13 @@
-//! The typed Graph client: one `send` path that every call goes through, with the shared
-//! limiter, app-only auth (401 → one refresh and retry), `Retry-After` on 429/503 and bounded
-//! exponential backoff with jitter for 5xx, dropped connections and timeouts.
+//! The typed Graph client: one `send` path that every call goes through, with the per-family
+//! budgets ([`limiter`]), app-only auth ([`auth`]; 401 → one refresh and retry), `Retry-After`
+//! on 429/503 (the caller waits, and so does every other caller of the family) and bounded
+//! exponential backoff with jitter for 5xx, dropped connections and timeouts. The policy
+//! pieces (token bucket, `Retry-After` parser) come from [`crate::net`].
 
 pub mod auth;
 pub mod batch;
 pub mod error;
+pub(crate) mod limiter;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +21,10 @@ use crate::graph::GraphError;
 use crate::graph::client::auth::AppAuth;
 use crate::graph::config::GraphConfig;
 use crate::health::HealthRegistry;
-use crate::net::bucket::{ApiFamily, Limiters};
 use crate::net::retry_after;
 use crate::telemetry::Metrics;
+pub use limiter::ApiFamily;
+use limiter::Limiters;
 
 /// A Graph client. Cheap to clone; clones share the token cache and the limiters.
 #[derive(Clone)]
@@ -239,6 +243,11 @@ impl GraphClient {
                 Some(w) => w,
                 None => return Err(failure),
             };
+            if failure.retry_after().is_some() {
+                // Graph throttles the app, not the call: every caller of the family waits.
+                let until = tokio::time::Instant::now() + wait;
+                self.inner.limiters.pause_until(req.family, until);
+            }
             attempt += 1;
             if let Some(m) = &self.inner.metrics {
                 m.counter(
