@@ -12,12 +12,11 @@ use oauth2::basic::BasicClient;
 use oauth2::{AuthType, ClientId, ClientSecret, RequestTokenError, Scope, TokenResponse, TokenUrl};
 use secrecy::{ExposeSecret, SecretString};
 use sha1::Digest as _;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use crate::graph::GraphError;
 use crate::graph::config::{AssertionAlgorithm, GraphConfig};
 use crate::health::{HealthRegistry, HealthState};
+use crate::net::token::{IssuedToken, Refresh, RefreshingToken, TokenSource};
 
 /// The readiness component this module reports.
 pub const HEALTH_COMPONENT: &str = "graph";
@@ -146,91 +145,47 @@ impl AppCredential {
     }
 }
 
-struct CachedToken {
-    token: SecretString,
-    refresh_at: Instant,
-    expires_at: Instant,
-}
-
-/// App-only token source; shared by all clones of the client.
-pub struct AppAuth {
+/// Gets app-only tokens from the identity platform and reports the outcome of each refresh as
+/// the `graph` readiness component.
+pub(crate) struct AppTokenSource {
     cfg: Arc<GraphConfig>,
     http: reqwest::Client,
     credential: AppCredential,
-    cache: Mutex<Option<CachedToken>>,
     health: Option<HealthRegistry>,
 }
 
-impl AppAuth {
-    pub fn new(
-        cfg: Arc<GraphConfig>,
-        http: reqwest::Client,
-        health: Option<HealthRegistry>,
-    ) -> Result<Self, GraphError> {
-        let credential = AppCredential::from_config(&cfg)?;
-        Ok(Self {
-            cfg,
-            http,
-            credential,
-            cache: Mutex::new(None),
-            health,
-        })
+impl std::fmt::Debug for AppTokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppTokenSource")
+            .field("credential", &self.credential)
+            .finish_non_exhaustive()
     }
+}
 
-    /// A valid access token, from the cache when it is fresh enough.
-    pub async fn token(&self) -> Result<SecretString, GraphError> {
-        let mut cache = self.cache.lock().await;
-        let now = Instant::now();
-        if let Some(c) = cache.as_ref()
-            && now < c.refresh_at
-        {
-            return Ok(c.token.clone());
-        }
-        match self.fetch().await {
-            Ok((token, lifetime)) => {
-                let margin =
-                    Duration::from_secs(self.cfg.token_refresh_margin_secs).min(lifetime / 2);
-                *cache = Some(CachedToken {
-                    token: token.clone(),
-                    refresh_at: now + lifetime - margin,
-                    expires_at: now + lifetime,
-                });
-                self.report(HealthState::Up, "app token acquired".into());
-                Ok(token)
-            }
-            // An early refresh that fails is not fatal while the old token still lives.
-            Err(e) => match cache.as_ref() {
-                Some(c) if now < c.expires_at => {
-                    self.report(HealthState::Degraded, format!("token refresh failing: {e}"));
-                    Ok(c.token.clone())
-                }
-                _ => {
-                    self.report(HealthState::Down, format!("token request failed: {e}"));
-                    Err(e)
-                }
-            },
-        }
-    }
+/// The app-only token, shared by all clones of the client.
+pub(crate) type AppAuth = RefreshingToken<AppTokenSource>;
 
-    /// Drops the cached token if it is still `used` (Graph answered 401 to it), so the next
-    /// `token()` fetches a new one; concurrent 401s on one token cause one refresh.
-    pub async fn invalidate(&self, used: &SecretString) {
-        let mut cache = self.cache.lock().await;
-        if cache
-            .as_ref()
-            .is_some_and(|c| c.token.expose_secret() == used.expose_secret())
-        {
-            *cache = None;
-        }
-    }
+/// The app token cache for `cfg`, renewed `graph.token_refresh_margin_secs` ahead of expiry.
+pub(crate) fn app_auth(
+    cfg: Arc<GraphConfig>,
+    http: reqwest::Client,
+    health: Option<HealthRegistry>,
+) -> Result<AppAuth, GraphError> {
+    let credential = AppCredential::from_config(&cfg)?;
+    let margin = Duration::from_secs(cfg.token_refresh_margin_secs);
+    let source = AppTokenSource {
+        cfg,
+        http,
+        credential,
+        health,
+    };
+    Ok(RefreshingToken::new(source, margin))
+}
 
-    fn report(&self, state: HealthState, detail: String) {
-        if let Some(h) = &self.health {
-            h.set(HEALTH_COMPONENT, true, state, detail);
-        }
-    }
+impl TokenSource for AppTokenSource {
+    type Error = GraphError;
 
-    async fn fetch(&self) -> Result<(SecretString, Duration), GraphError> {
+    async fn fetch(&self) -> Result<IssuedToken, GraphError> {
         let client_id = self.cfg.client_id.clone().unwrap_or_default();
         let token_url = self.cfg.identity_url("token");
         let mut client = BasicClient::new(ClientId::new(client_id.clone()))
@@ -255,11 +210,22 @@ impl AppAuth {
                 .add_extra_param("client_assertion", a);
         }
         let resp = req.request_async(&self.http).await.map_err(token_error)?;
-        let lifetime = resp.expires_in().unwrap_or(DEFAULT_TOKEN_LIFETIME);
-        Ok((
-            SecretString::from(resp.access_token().secret().clone()),
-            lifetime,
-        ))
+        Ok(IssuedToken {
+            secret: SecretString::from(resp.access_token().secret().clone()),
+            lifetime: resp.expires_in().unwrap_or(DEFAULT_TOKEN_LIFETIME),
+        })
+    }
+
+    fn observe(&self, refresh: Refresh<'_, GraphError>) {
+        let Some(h) = &self.health else { return };
+        let (state, detail) = match refresh {
+            Refresh::Acquired => (HealthState::Up, "app token acquired".to_owned()),
+            Refresh::FailedKeepingOld(e) => {
+                (HealthState::Degraded, format!("token refresh failing: {e}"))
+            }
+            Refresh::Failed(e) => (HealthState::Down, format!("token request failed: {e}")),
+        };
+        h.set(HEALTH_COMPONENT, true, state, detail);
     }
 }
 

@@ -2,7 +2,7 @@
 //! budgets ([`limiter`]), app-only auth ([`auth`]; 401 → one refresh and retry), `Retry-After`
 //! on 429/503 (the caller waits, and so does every other caller of the family) and bounded
 //! exponential backoff with jitter for 5xx, dropped connections and timeouts. The policy
-//! pieces (token bucket, `Retry-After` parser) come from [`crate::net`].
+//! pieces (token bucket, `Retry-After` parser, refreshing token) come from [`crate::net`].
 
 pub mod auth;
 pub mod batch;
@@ -152,7 +152,7 @@ impl GraphClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| GraphError::Transport(e.to_string()))?;
-        let auth = AppAuth::new(cfg.clone(), http.clone(), health)?;
+        let auth = auth::app_auth(cfg.clone(), http.clone(), health)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 limiters: Limiters::from_config(&cfg),
