@@ -1,5 +1,5 @@
-//! Outbound HTTP policy shared by Microsoft Graph ([`crate::graph`]) and the contact-center
-//! connectors ([`crate::connectors`]), one of each:
+//! Outbound HTTP policy shared by Microsoft Graph (`graph`) and the contact-center connectors
+//! (`connectors`), one of each:
 //!
 //! - [`retry_after`]: the `Retry-After` parser (delta-seconds and HTTP-date);
 //! - [`bucket`]: the token bucket that keeps an API inside its request budget and pauses

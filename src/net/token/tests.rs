@@ -16,10 +16,20 @@ struct Script {
     observed: Mutex<VecDeque<String>>,
 }
 
-impl TokenSource for Arc<Script> {
-    type Error = String;
+/// The scripted source's refusal of its `n`th request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Refusal(u32);
 
-    async fn fetch(&self) -> Result<IssuedToken, String> {
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refusal {}", self.0)
+    }
+}
+
+impl TokenSource for Arc<Script> {
+    type Error = Refusal;
+
+    async fn fetch(&self) -> Result<IssuedToken, Refusal> {
         let n = {
             let mut f = self.fetches.lock().unwrap();
             *f += 1;
@@ -27,7 +37,7 @@ impl TokenSource for Arc<Script> {
         };
         tokio::time::sleep(self.latency).await;
         if *self.failing.lock().unwrap() {
-            return Err(format!("refusal {n}"));
+            return Err(Refusal(n));
         }
         Ok(IssuedToken {
             secret: SecretString::from(format!("tok-{n}")),
@@ -35,7 +45,7 @@ impl TokenSource for Arc<Script> {
         })
     }
 
-    fn observe(&self, refresh: Refresh<'_, String>) {
+    fn observe(&self, refresh: Refresh<'_, Refusal>) {
         let what = match refresh {
             Refresh::Acquired => "acquired".to_owned(),
             Refresh::FailedKeepingOld(e) => format!("kept old: {e}"),
@@ -77,7 +87,7 @@ fn cache() -> (Arc<Script>, Arc<RefreshingToken<Arc<Script>>>) {
 async fn concurrently(
     cache: &Arc<RefreshingToken<Arc<Script>>>,
     n: usize,
-) -> Vec<Result<String, String>> {
+) -> Vec<Result<String, Refusal>> {
     let calls = (0..n).map(|_| {
         let cache = cache.clone();
         tokio::spawn(async move { cache.token().await.map(|t| t.expose_secret().to_owned()) })
@@ -89,7 +99,7 @@ async fn concurrently(
     out
 }
 
-fn ok(s: &str) -> Result<String, String> {
+fn ok(s: &str) -> Result<String, Refusal> {
     Ok(s.to_owned())
 }
 
@@ -146,7 +156,7 @@ async fn a_failed_refresh_keeps_serving_the_live_token_then_reports_the_error() 
     );
     assert_eq!(script.fetches(), 2, "the refresh was tried");
     tokio::time::advance(Duration::from_secs(20)).await;
-    assert_eq!(cache.token().await.unwrap_err(), "refusal 3");
+    assert_eq!(cache.token().await.unwrap_err(), Refusal(3));
     assert_eq!(script.last_observed().as_deref(), Some("failed: refusal 3"));
     script.fail(false);
     assert_eq!(cache.token().await.unwrap().expose_secret(), "tok-4");
@@ -157,7 +167,7 @@ async fn concurrent_callers_share_one_failed_refresh() {
     let (script, cache) = cache();
     script.fail(true);
     let out = concurrently(&cache, 5).await;
-    assert_eq!(out, vec![Err("refusal 1".to_owned()); 5]);
+    assert_eq!(out, vec![Err(Refusal(1)); 5]);
     assert_eq!(script.fetches(), 1);
 
     script.fail(false);
@@ -192,5 +202,5 @@ async fn an_invalidated_token_is_not_kept_when_the_refresh_fails() {
     let first = cache.token().await.unwrap();
     script.fail(true);
     cache.invalidate(&first).await;
-    assert_eq!(cache.token().await.unwrap_err(), "refusal 2");
+    assert_eq!(cache.token().await.unwrap_err(), Refusal(2));
 }
