@@ -2,9 +2,9 @@
 //! platform and to nothing else: it lists agents and the status catalog, reads and sets agent
 //! statuses, and turns the platform's events into [`AgentEvent`]s.
 //!
-//! Owns: `[[connectors]]` config ([`config`]), the shared resilience layer ([`retry`]: rate
-//! limit, backoff, `Retry-After`, health), OAuth2 client credentials ([`oauth`]), the REST
-//! client ([`rest`]), the three connectors ([`http`], [`genesys`], [`amazon_connect`]), the
+//! Owns: `[[connectors]]` config ([`config`]), the shared resilience layer ([`retry`]: the
+//! request budget, backoff, `Retry-After`, health), OAuth2 client credentials ([`oauth`]), the
+//! REST client ([`rest`]), the three connectors ([`http`], [`genesys`], [`amazon_connect`]), the
 //! ingest path from events to the durable inbox ([`ingest`]) and the per-connector jobs
 //! ([`runtime`]). It does not decide anything: mapping, echo and loop rules are the engine's;
 //! it only writes observations to the inbox and agent lists to the store.
@@ -14,10 +14,10 @@ pub mod config;
 pub mod genesys;
 pub mod http;
 pub mod ingest;
-pub mod oauth;
+pub(crate) mod oauth;
 pub mod poll;
-pub mod rest;
-pub mod retry;
+pub(crate) mod rest;
+pub(crate) mod retry;
 pub mod runtime;
 
 pub use crate::model::contact_center::{

@@ -1,19 +1,20 @@
-//! OAuth2 client credentials with a cached token (renewed `expiry_skew_secs` before
-//! `expires_in` runs out, or at once after a 401). Used by the generic HTTP connector and by
-//! Genesys Cloud.
+//! OAuth2 client credentials for the generic HTTP connector and Genesys Cloud: the token
+//! request ([`ClientCredentials`]) plugged into the shared refreshing token of
+//! [`crate::net::token`] (renewed `expiry_skew_secs` before `expires_in` runs out, one refresh
+//! for concurrent callers, the live token kept while a refresh fails, a new one after a 401).
 
 use std::time::Duration;
 
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use tokio::time::Instant;
 
 use super::ConnectorError;
 use super::config::require_secret;
 use super::http::config::{ClientAuth, OAuth2Config};
 use super::retry::{classify, transport};
 use crate::config::ConfigErrors;
+use crate::net::token::{IssuedToken, RefreshingToken, TokenSource};
 
 impl OAuth2Config {
     pub(crate) fn validate(&mut self, path: &str, errs: &mut ConfigErrors) {
@@ -29,22 +30,24 @@ impl OAuth2Config {
     }
 }
 
-/// A client-credentials token source.
-pub struct TokenCache {
+/// Requests client-credentials tokens from the platform's token endpoint.
+pub struct ClientCredentials {
     http: reqwest::Client,
     cfg: OAuth2Config,
     secret: SecretString,
-    cached: tokio::sync::Mutex<Option<(SecretString, Instant)>>,
 }
 
-impl std::fmt::Debug for TokenCache {
+impl std::fmt::Debug for ClientCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenCache")
+        f.debug_struct("ClientCredentials")
             .field("token_url", &self.cfg.token_url.as_str())
             .field("client_id", &self.cfg.client_id)
             .finish_non_exhaustive()
     }
 }
+
+/// The connector's cached access token, renewed `expiry_skew_secs` ahead of expiry.
+pub type TokenCache = RefreshingToken<ClientCredentials>;
 
 #[derive(Deserialize)]
 struct TokenResponse {
@@ -56,44 +59,23 @@ struct TokenResponse {
 /// Lifetime assumed when the token response carries no `expires_in`.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
-impl TokenCache {
-    /// `cfg` must have been validated (secret resolved).
-    pub fn new(http: reqwest::Client, cfg: OAuth2Config) -> Result<Self, ConnectorError> {
-        let secret = cfg
-            .client_secret
-            .clone()
-            .ok_or_else(|| ConnectorError::Unauthorized("client secret missing".into()))?;
-        Ok(Self {
-            http,
-            cfg,
-            secret,
-            cached: tokio::sync::Mutex::new(None),
-        })
-    }
+/// The token cache for `cfg`, which must have been validated (secret resolved).
+pub fn token_cache(http: reqwest::Client, cfg: OAuth2Config) -> Result<TokenCache, ConnectorError> {
+    let secret = cfg
+        .client_secret
+        .clone()
+        .ok_or_else(|| ConnectorError::Unauthorized("client secret missing".into()))?;
+    let margin = Duration::from_secs(cfg.expiry_skew_secs);
+    Ok(RefreshingToken::new(
+        ClientCredentials { http, cfg, secret },
+        margin,
+    ))
+}
 
-    /// A valid access token, fetched when none is cached or it is about to expire.
-    pub async fn token(&self) -> Result<SecretString, ConnectorError> {
-        let mut cached = self.cached.lock().await;
-        if let Some((t, until)) = cached.as_ref()
-            && Instant::now() < *until
-        {
-            return Ok(t.clone());
-        }
-        let (token, lifetime) = self.fetch().await?;
-        let skew = Duration::from_secs(self.cfg.expiry_skew_secs);
-        *cached = Some((
-            token.clone(),
-            Instant::now() + lifetime.saturating_sub(skew),
-        ));
-        Ok(token)
-    }
+impl TokenSource for ClientCredentials {
+    type Error = ConnectorError;
 
-    /// Forgets the cached token (after a 401).
-    pub async fn invalidate(&self) {
-        *self.cached.lock().await = None;
-    }
-
-    async fn fetch(&self) -> Result<(SecretString, Duration), ConnectorError> {
+    async fn fetch(&self) -> Result<IssuedToken, ConnectorError> {
         let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
         if let Some(s) = &self.cfg.scope {
             form.push(("scope", s));
@@ -131,9 +113,11 @@ impl TokenCache {
         }
         let t: TokenResponse = serde_json::from_slice(&body)
             .map_err(|e| ConnectorError::Decode(format!("token response: {e}")))?;
-        let lifetime = t
-            .expires_in
-            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
-        Ok((SecretString::from(t.access_token), lifetime))
+        Ok(IssuedToken {
+            secret: SecretString::from(t.access_token),
+            lifetime: t
+                .expires_in
+                .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs),
+        })
     }
 }

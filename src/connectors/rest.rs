@@ -34,20 +34,24 @@ impl Auth {
         }
     }
 
+    /// Adds the credentials to `rb`; also returns the OAuth2 token used, if any.
     async fn apply(
         &self,
         rb: reqwest::RequestBuilder,
-    ) -> Result<reqwest::RequestBuilder, ConnectorError> {
+    ) -> Result<(reqwest::RequestBuilder, Option<SecretString>), ConnectorError> {
         Ok(match self {
-            Auth::None => rb,
-            Auth::Header(n, v) => rb.header(n, v.expose_secret()),
+            Auth::None => (rb, None),
+            Auth::Header(n, v) => (rb.header(n, v.expose_secret()), None),
             Auth::Basic(u, p) => {
                 let b64 = base64::engine::general_purpose::STANDARD
                     .encode(format!("{u}:{}", p.expose_secret()));
-                rb.header(AUTHORIZATION, format!("Basic {b64}"))
+                (rb.header(AUTHORIZATION, format!("Basic {b64}")), None)
             }
-            Auth::Bearer(t) => rb.bearer_auth(t.expose_secret()),
-            Auth::OAuth2(c) => rb.bearer_auth(c.token().await?.expose_secret()),
+            Auth::Bearer(t) => (rb.bearer_auth(t.expose_secret()), None),
+            Auth::OAuth2(c) => {
+                let token = c.token().await?;
+                (rb.bearer_auth(token.expose_secret()), Some(token))
+            }
         })
     }
 }
@@ -55,7 +59,6 @@ impl Auth {
 /// A response whose status was accepted.
 #[derive(Debug, Clone)]
 pub struct RestResponse {
-    pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -99,7 +102,7 @@ impl RestClient {
     {
         let mut refreshed = false;
         loop {
-            let rb = self.auth.apply(build(&self.http)).await?;
+            let (rb, token) = self.auth.apply(build(&self.http)).await?;
             let resp = rb.send().await.map_err(transport)?;
             let status = resp.status();
             let headers = resp.headers().clone();
@@ -109,17 +112,13 @@ impl RestClient {
                 None => status.is_success(),
             };
             if ok {
-                return Ok(RestResponse {
-                    status,
-                    headers,
-                    body,
-                });
+                return Ok(RestResponse { headers, body });
             }
             if status == StatusCode::UNAUTHORIZED
                 && !refreshed
-                && let Auth::OAuth2(c) = &self.auth
+                && let (Auth::OAuth2(c), Some(used)) = (&self.auth, &token)
             {
-                c.invalidate().await;
+                c.invalidate(used).await;
                 refreshed = true;
                 continue;
             }

@@ -1,7 +1,8 @@
-//! The one resilience layer every connector calls through: a request-rate limiter, retries
-//! with exponential backoff and jitter, `429`/`Retry-After` honoured for the whole connector
-//! (every caller waits, not only the one that was throttled), and the connector's own health
-//! derived from how calls end.
+//! The one resilience layer every connector calls through: the request budget (the shared
+//! [`TokenBucket`], `limits.requests_per_sec` spaced evenly), retries with exponential backoff
+//! and jitter, `429`/`Retry-After` honoured for the whole connector (every caller waits, not
+//! only the one that was throttled), the mapping of HTTP answers to [`ConnectorError`], and
+//! the connector's own health derived from how calls end.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -13,52 +14,8 @@ use tokio::time::Instant;
 use super::ConnectorError;
 use super::config::LimitsConfig;
 use crate::model::health::HealthState;
-
-/// Spaces requests `1 / rate` apart and holds everyone back after a `Retry-After`.
-#[derive(Debug)]
-pub struct RateLimiter {
-    interval: Duration,
-    state: Mutex<LimiterState>,
-}
-
-#[derive(Debug)]
-struct LimiterState {
-    next_slot: Option<Instant>,
-    paused_until: Option<Instant>,
-}
-
-impl RateLimiter {
-    pub fn new(requests_per_sec: f64) -> Self {
-        Self {
-            interval: Duration::from_secs_f64(1.0 / requests_per_sec),
-            state: Mutex::new(LimiterState {
-                next_slot: None,
-                paused_until: None,
-            }),
-        }
-    }
-
-    /// Waits for this caller's slot.
-    pub async fn acquire(&self) {
-        let slot = {
-            let mut s = self.state.lock().expect("limiter lock");
-            let now = Instant::now();
-            let mut slot = s.next_slot.map_or(now, |n| n.max(now));
-            if let Some(p) = s.paused_until {
-                slot = slot.max(p);
-            }
-            s.next_slot = Some(slot + self.interval);
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
-    }
-
-    /// No request leaves before `until` (a platform's `Retry-After`).
-    pub fn pause_until(&self, until: Instant) {
-        let mut s = self.state.lock().expect("limiter lock");
-        s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
-    }
-}
+use crate::net::bucket::TokenBucket;
+use crate::net::retry_after;
 
 /// The connector's health as its calls show it.
 #[derive(Debug)]
@@ -97,7 +54,7 @@ impl HealthCell {
 /// Rate limit + retries + health, one per connector.
 #[derive(Debug)]
 pub struct Resilience {
-    pub limiter: RateLimiter,
+    limiter: TokenBucket,
     pub health: HealthCell,
     max_retries: u32,
     base: Duration,
@@ -107,7 +64,7 @@ pub struct Resilience {
 impl Resilience {
     pub fn new(limits: &LimitsConfig) -> Self {
         Self {
-            limiter: RateLimiter::new(limits.requests_per_sec),
+            limiter: TokenBucket::per_second(limits.requests_per_sec),
             health: HealthCell::default(),
             max_retries: limits.max_retries,
             base: Duration::from_millis(limits.backoff_base_ms),
@@ -124,7 +81,7 @@ impl Resilience {
     {
         let mut attempt = 0u32;
         let result = loop {
-            self.limiter.acquire().await;
+            self.limiter.acquire(1).await;
             match op().await {
                 Err(e) if e.is_transient() && attempt < self.max_retries => {
                     let delay = match &e {
@@ -158,27 +115,15 @@ impl Resilience {
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .ok()
-}
-
 /// The error a non-success response means.
 pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ConnectorError {
     let snippet: String = String::from_utf8_lossy(body).chars().take(300).collect();
     match status.as_u16() {
         429 => ConnectorError::Throttled {
-            retry_after: retry_after(headers),
+            retry_after: retry_after::from_headers(headers),
         },
         503 if headers.contains_key(RETRY_AFTER) => ConnectorError::Throttled {
-            retry_after: retry_after(headers),
+            retry_after: retry_after::from_headers(headers),
         },
         401 | 403 => ConnectorError::Unauthorized(format!("HTTP {status}")),
         404 => ConnectorError::NotFound(format!("HTTP {status}")),
@@ -261,16 +206,6 @@ mod tests {
         assert!(out.is_err());
         assert_eq!(calls, 1);
         assert_eq!(r.health.get().0, HealthState::Down);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn limiter_spaces_requests() {
-        let l = RateLimiter::new(4.0);
-        let start = Instant::now();
-        for _ in 0..5 {
-            l.acquire().await;
-        }
-        assert_eq!(start.elapsed(), Duration::from_secs(1));
     }
 
     #[test]

@@ -34,19 +34,31 @@ impl std::fmt::Debug for TokenCipher {
     }
 }
 
+/// Why a refresh token cannot be sealed or opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CipherError {
+    #[error("the key is not base64")]
+    KeyNotBase64,
+    #[error("the key is not 32 bytes")]
+    KeyLength,
+    #[error("ciphertext too short")]
+    TooShort,
+    #[error("cannot decrypt (wrong key or tampered data)")]
+    Tampered,
+    #[error("decrypted token is not UTF-8")]
+    NotUtf8,
+}
+
 /// Nonce length of AES-GCM; the nonce is stored before the ciphertext.
 const NONCE_LEN: usize = 12;
 
 impl TokenCipher {
     /// From the base64 of a 32-byte key.
-    pub fn from_secret(key: &SecretString) -> Result<Self, String> {
+    pub fn from_secret(key: &SecretString) -> Result<Self, CipherError> {
         let bytes = STANDARD
             .decode(key.expose_secret().trim())
-            .map_err(|_| "not base64".to_owned())?;
-        if bytes.len() != 32 {
-            return Err("not 32 bytes".into());
-        }
-        let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| "bad key".to_owned())?;
+            .map_err(|_| CipherError::KeyNotBase64)?;
+        let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| CipherError::KeyLength)?;
         Ok(Self { cipher })
     }
 
@@ -68,9 +80,9 @@ impl TokenCipher {
         out
     }
 
-    pub fn decrypt(&self, account_id: &str, data: &[u8]) -> Result<SecretString, String> {
+    pub fn decrypt(&self, account_id: &str, data: &[u8]) -> Result<SecretString, CipherError> {
         if data.len() <= NONCE_LEN {
-            return Err("ciphertext too short".into());
+            return Err(CipherError::TooShort);
         }
         let (nonce, ct) = data.split_at(NONCE_LEN);
         let plain = self
@@ -82,10 +94,10 @@ impl TokenCipher {
                     aad: account_id.as_bytes(),
                 },
             )
-            .map_err(|_| "cannot decrypt (wrong key or tampered data)".to_owned())?;
+            .map_err(|_| CipherError::Tampered)?;
         String::from_utf8(plain)
             .map(SecretString::from)
-            .map_err(|_| "decrypted token is not UTF-8".into())
+            .map_err(|_| CipherError::NotUtf8)
     }
 }
 
@@ -110,7 +122,7 @@ pub enum AccountError {
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("stored token: {0}")]
-    Crypto(String),
+    Crypto(#[from] CipherError),
 }
 
 /// What the person signing in must do.
@@ -158,8 +170,7 @@ impl AccountTokens {
             cfg.token_encryption_key
                 .as_ref()
                 .ok_or(AccountError::NoKey)?,
-        )
-        .map_err(AccountError::Crypto)?;
+        )?;
         let http = reqwest::Client::builder()
             .timeout(cfg.request_timeout())
             .redirect(reqwest::redirect::Policy::none())
@@ -299,10 +310,7 @@ impl AccountTokens {
             return Ok(c.token.clone());
         }
         let mut rec = self.store.get_account(account_id).await?;
-        let refresh = self
-            .cipher
-            .decrypt(&rec.id, &rec.encrypted_refresh_token)
-            .map_err(AccountError::Crypto)?;
+        let refresh = self.cipher.decrypt(&rec.id, &rec.encrypted_refresh_token)?;
         let result = self
             .oauth()?
             .exchange_refresh_token(&RefreshToken::new(refresh.expose_secret().to_owned()))

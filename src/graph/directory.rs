@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::GraphError;
 use super::client::{GraphClient, GraphRequest};
-use crate::net::bucket::ApiFamily;
+use crate::graph::client::ApiFamily;
 use crate::store::{Store, StoreError, UserRecord};
 
 /// Store key of the users delta link.

@@ -32,6 +32,7 @@ use super::{
 };
 use crate::model::CcStatus;
 use crate::model::health::HealthState;
+use crate::net::retry_after;
 use config::AmazonConnectConfig;
 
 pub mod config;
@@ -63,8 +64,7 @@ fn map_err<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
                 .raw()
                 .headers()
                 .get("retry-after")
-                .and_then(|v| v.parse::<u64>().ok())
-                .map(Duration::from_secs);
+                .and_then(retry_after::parse);
             match (code, status) {
                 (
                     "ThrottlingException" | "TooManyRequestsException" | "LimitExceededException",

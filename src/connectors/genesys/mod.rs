@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::http::config::{ClientAuth, OAuth2Config};
-use super::oauth::TokenCache;
+use super::oauth::token_cache;
 use super::rest::{Auth, RestClient};
 use super::retry::Resilience;
 use super::{
@@ -93,7 +93,7 @@ impl GenesysConnector {
                 .map_err(|e| ConnectorError::Rejected {
                     reason: e.to_string(),
                 })?;
-        let tokens = TokenCache::new(
+        let tokens = token_cache(
             http.clone(),
             OAuth2Config {
                 token_url,

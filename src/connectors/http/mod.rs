@@ -73,7 +73,7 @@ impl HttpConnector {
             AuthConfig::Bearer { token, .. } => {
                 Auth::Bearer(token.clone().ok_or_else(|| missing("token"))?)
             }
-            AuthConfig::Oauth2(o) => Auth::OAuth2(Box::new(super::oauth::TokenCache::new(
+            AuthConfig::Oauth2(o) => Auth::OAuth2(Box::new(super::oauth::token_cache(
                 http.clone(),
                 o.clone(),
             )?)),

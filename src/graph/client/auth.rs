@@ -2,7 +2,7 @@
 //! secret or a certificate (signed client assertion). The access token is cached and renewed
 //! ahead of its `expires_in`; concurrent callers wait for one refresh.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,12 +12,11 @@ use oauth2::basic::BasicClient;
 use oauth2::{AuthType, ClientId, ClientSecret, RequestTokenError, Scope, TokenResponse, TokenUrl};
 use secrecy::{ExposeSecret, SecretString};
 use sha1::Digest as _;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use crate::graph::GraphError;
 use crate::graph::config::{AssertionAlgorithm, GraphConfig};
 use crate::model::health::{HealthRegistry, HealthState};
+use crate::net::token::{IssuedToken, Refresh, RefreshingToken, TokenSource};
 
 /// The readiness component this module reports.
 pub const HEALTH_COMPONENT: &str = "graph";
@@ -46,12 +45,24 @@ impl std::fmt::Debug for CertificateCredential {
     }
 }
 
+/// Why the app's certificate credential cannot be loaded (reported at start).
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("not a PEM certificate: {0}")]
+    Certificate(#[from] x509_cert::der::Error),
+    #[error("{} is not a PEM RSA private key", .0.display())]
+    Key(PathBuf),
+}
+
 /// base64url SHA-256 and SHA-1 thumbprints of a PEM certificate: `(x5t#S256, x5t)`.
-pub fn cert_thumbprints(cert_pem: &str) -> Result<(String, String), String> {
+pub fn cert_thumbprints(cert_pem: &str) -> Result<(String, String), CredentialError> {
     use x509_cert::der::{DecodePem, Encode};
-    let cert = x509_cert::Certificate::from_pem(cert_pem.as_bytes())
-        .map_err(|e| format!("not a PEM certificate: {e}"))?;
-    let der = cert.to_der().map_err(|e| e.to_string())?;
+    let der = x509_cert::Certificate::from_pem(cert_pem.as_bytes())?.to_der()?;
     Ok((
         URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(&der)),
         URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(&der)),
@@ -59,14 +70,22 @@ pub fn cert_thumbprints(cert_pem: &str) -> Result<(String, String), String> {
 }
 
 impl CertificateCredential {
-    pub fn load(cert: &Path, key: &Path, algorithm: AssertionAlgorithm) -> Result<Self, String> {
-        let cert_pem = std::fs::read_to_string(cert)
-            .map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
-        let key_pem =
-            std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
-        let (x5t_s256, x5t) = cert_thumbprints(&cert_pem)?;
+    pub fn load(
+        cert: &Path,
+        key: &Path,
+        algorithm: AssertionAlgorithm,
+    ) -> Result<Self, CredentialError> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| CredentialError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let cert_pem = read(cert)?;
+        let key_pem = read(key)?;
+        let (x5t_s256, x5t) = cert_thumbprints(&String::from_utf8_lossy(&cert_pem))?;
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(&key_pem)
-            .map_err(|_| format!("{} is not a PEM RSA private key", key.display()))?;
+            .map_err(|_| CredentialError::Key(key.to_owned()))?;
         Ok(Self {
             key,
             algorithm,
@@ -118,7 +137,7 @@ impl AppCredential {
             (Some(s), _, _) => Ok(Self::Secret(s.clone())),
             (None, Some(c), Some(k)) => CertificateCredential::load(c, k, cfg.assertion_algorithm)
                 .map(Self::Certificate)
-                .map_err(GraphError::Unauthorized),
+                .map_err(|e| GraphError::Unauthorized(e.to_string())),
             _ => Err(GraphError::Unauthorized(
                 "no client secret or certificate configured".into(),
             )),
@@ -126,91 +145,47 @@ impl AppCredential {
     }
 }
 
-struct CachedToken {
-    token: SecretString,
-    refresh_at: Instant,
-    expires_at: Instant,
-}
-
-/// App-only token source; shared by all clones of the client.
-pub struct AppAuth {
+/// Gets app-only tokens from the identity platform and reports the outcome of each refresh as
+/// the `graph` readiness component.
+pub(crate) struct AppTokenSource {
     cfg: Arc<GraphConfig>,
     http: reqwest::Client,
     credential: AppCredential,
-    cache: Mutex<Option<CachedToken>>,
     health: Option<HealthRegistry>,
 }
 
-impl AppAuth {
-    pub fn new(
-        cfg: Arc<GraphConfig>,
-        http: reqwest::Client,
-        health: Option<HealthRegistry>,
-    ) -> Result<Self, GraphError> {
-        let credential = AppCredential::from_config(&cfg)?;
-        Ok(Self {
-            cfg,
-            http,
-            credential,
-            cache: Mutex::new(None),
-            health,
-        })
+impl std::fmt::Debug for AppTokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppTokenSource")
+            .field("credential", &self.credential)
+            .finish_non_exhaustive()
     }
+}
 
-    /// A valid access token, from the cache when it is fresh enough.
-    pub async fn token(&self) -> Result<SecretString, GraphError> {
-        let mut cache = self.cache.lock().await;
-        let now = Instant::now();
-        if let Some(c) = cache.as_ref()
-            && now < c.refresh_at
-        {
-            return Ok(c.token.clone());
-        }
-        match self.fetch().await {
-            Ok((token, lifetime)) => {
-                let margin =
-                    Duration::from_secs(self.cfg.token_refresh_margin_secs).min(lifetime / 2);
-                *cache = Some(CachedToken {
-                    token: token.clone(),
-                    refresh_at: now + lifetime - margin,
-                    expires_at: now + lifetime,
-                });
-                self.report(HealthState::Up, "app token acquired".into());
-                Ok(token)
-            }
-            // An early refresh that fails is not fatal while the old token still lives.
-            Err(e) => match cache.as_ref() {
-                Some(c) if now < c.expires_at => {
-                    self.report(HealthState::Degraded, format!("token refresh failing: {e}"));
-                    Ok(c.token.clone())
-                }
-                _ => {
-                    self.report(HealthState::Down, format!("token request failed: {e}"));
-                    Err(e)
-                }
-            },
-        }
-    }
+/// The app-only token, shared by all clones of the client.
+pub(crate) type AppAuth = RefreshingToken<AppTokenSource>;
 
-    /// Drops the cached token if it is still `used` (Graph answered 401 to it), so the next
-    /// `token()` fetches a new one; concurrent 401s on one token cause one refresh.
-    pub async fn invalidate(&self, used: &SecretString) {
-        let mut cache = self.cache.lock().await;
-        if cache
-            .as_ref()
-            .is_some_and(|c| c.token.expose_secret() == used.expose_secret())
-        {
-            *cache = None;
-        }
-    }
+/// The app token cache for `cfg`, renewed `graph.token_refresh_margin_secs` ahead of expiry.
+pub(crate) fn app_auth(
+    cfg: Arc<GraphConfig>,
+    http: reqwest::Client,
+    health: Option<HealthRegistry>,
+) -> Result<AppAuth, GraphError> {
+    let credential = AppCredential::from_config(&cfg)?;
+    let margin = Duration::from_secs(cfg.token_refresh_margin_secs);
+    let source = AppTokenSource {
+        cfg,
+        http,
+        credential,
+        health,
+    };
+    Ok(RefreshingToken::new(source, margin))
+}
 
-    fn report(&self, state: HealthState, detail: String) {
-        if let Some(h) = &self.health {
-            h.set(HEALTH_COMPONENT, true, state, detail);
-        }
-    }
+impl TokenSource for AppTokenSource {
+    type Error = GraphError;
 
-    async fn fetch(&self) -> Result<(SecretString, Duration), GraphError> {
+    async fn fetch(&self) -> Result<IssuedToken, GraphError> {
         let client_id = self.cfg.client_id.clone().unwrap_or_default();
         let token_url = self.cfg.identity_url("token");
         let mut client = BasicClient::new(ClientId::new(client_id.clone()))
@@ -235,11 +210,22 @@ impl AppAuth {
                 .add_extra_param("client_assertion", a);
         }
         let resp = req.request_async(&self.http).await.map_err(token_error)?;
-        let lifetime = resp.expires_in().unwrap_or(DEFAULT_TOKEN_LIFETIME);
-        Ok((
-            SecretString::from(resp.access_token().secret().clone()),
-            lifetime,
-        ))
+        Ok(IssuedToken {
+            secret: SecretString::from(resp.access_token().secret().clone()),
+            lifetime: resp.expires_in().unwrap_or(DEFAULT_TOKEN_LIFETIME),
+        })
+    }
+
+    fn observe(&self, refresh: Refresh<'_, GraphError>) {
+        let Some(h) = &self.health else { return };
+        let (state, detail) = match refresh {
+            Refresh::Acquired => (HealthState::Up, "app token acquired".to_owned()),
+            Refresh::FailedKeepingOld(e) => {
+                (HealthState::Degraded, format!("token refresh failing: {e}"))
+            }
+            Refresh::Failed(e) => (HealthState::Down, format!("token request failed: {e}")),
+        };
+        h.set(HEALTH_COMPONENT, true, state, detail);
     }
 }
 

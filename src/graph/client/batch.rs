@@ -10,9 +10,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::graph::GraphError;
-use crate::graph::client::{GraphClient, GraphRequest, error_from, parse_retry_after};
+use crate::graph::client::{ApiFamily, GraphClient, GraphRequest, error_from};
 use crate::graph::presence::PresenceWrite;
-use crate::net::bucket::ApiFamily;
+use crate::net::retry_after;
 
 /// Graph's limit of requests in one batch.
 pub const MAX_BATCH: usize = 20;
@@ -37,12 +37,11 @@ impl ItemResponse {
         if (200..300).contains(&self.status) || (self.status == 404 && w.not_found_is_success()) {
             return Ok(());
         }
-        let retry_after = parse_retry_after(
-            self.headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
-                .map(|(_, v)| v.as_str()),
-        );
+        let retry_after = self
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+            .and_then(|(_, v)| retry_after::parse(v));
         if self.status == 424 {
             // A failed dependency (or, in older behaviour, the whole batch): retryable.
             return Err(GraphError::Server { status: 424 });

@@ -1,10 +1,13 @@
-//! The typed Graph client: one `send` path that every call goes through, with the shared
-//! limiter, app-only auth (401 → one refresh and retry), `Retry-After` on 429/503 and bounded
-//! exponential backoff with jitter for 5xx, dropped connections and timeouts.
+//! The typed Graph client: one `send` path that every call goes through, with the per-family
+//! budgets ([`limiter`]), app-only auth ([`auth`]; 401 → one refresh and retry), `Retry-After`
+//! on 429/503 (the caller waits, and so does every other caller of the family) and bounded
+//! exponential backoff with jitter for 5xx, dropped connections and timeouts. The policy
+//! pieces (token bucket, `Retry-After` parser, refreshing token) come from [`crate::net`].
 
 pub mod auth;
 pub mod batch;
 pub mod error;
+pub(crate) mod limiter;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +21,10 @@ use crate::graph::GraphError;
 use crate::graph::client::auth::AppAuth;
 use crate::graph::config::GraphConfig;
 use crate::model::health::HealthRegistry;
-use crate::net::bucket::{ApiFamily, Limiters};
+use crate::net::retry_after;
 use crate::telemetry::Metrics;
+pub use limiter::ApiFamily;
+use limiter::Limiters;
 
 /// A Graph client. Cheap to clone; clones share the token cache and the limiters.
 #[derive(Clone)]
@@ -128,12 +133,6 @@ pub fn error_from(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Gr
     }
 }
 
-/// `Retry-After` in seconds (Graph does not send the HTTP-date form).
-pub fn parse_retry_after(v: Option<&str>) -> Option<Duration> {
-    v.and_then(|s| s.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
-}
-
 impl GraphClient {
     /// Builds a client from the `[graph]` section; `health` receives the `graph` component.
     pub fn new(cfg: &GraphConfig, health: Option<HealthRegistry>) -> Result<Self, GraphError> {
@@ -153,7 +152,7 @@ impl GraphClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| GraphError::Transport(e.to_string()))?;
-        let auth = AppAuth::new(cfg.clone(), http.clone(), health)?;
+        let auth = auth::app_auth(cfg.clone(), http.clone(), health)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 limiters: Limiters::from_config(&cfg),
@@ -221,11 +220,7 @@ impl GraphClient {
             let failure = match sent {
                 Ok(resp) => {
                     let status = resp.status();
-                    let retry_after = parse_retry_after(
-                        resp.headers()
-                            .get(reqwest::header::RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok()),
-                    );
+                    let retry_after = retry_after::from_headers(resp.headers());
                     match resp.bytes().await {
                         Ok(body) if status.is_success() => return Ok(body),
                         Ok(_)
@@ -248,6 +243,11 @@ impl GraphClient {
                 Some(w) => w,
                 None => return Err(failure),
             };
+            if failure.retry_after().is_some() {
+                // Graph throttles the app, not the call: every caller of the family waits.
+                let until = tokio::time::Instant::now() + wait;
+                self.inner.limiters.pause_until(req.family, until);
+            }
             attempt += 1;
             if let Some(m) = &self.inner.metrics {
                 m.counter(

@@ -13,10 +13,10 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::graph::client::ApiFamily;
 use crate::graph::client::{GraphClient, GraphRequest};
 use crate::graph::{GraphError, PresenceApi};
 use crate::model::TeamsPresence;
-use crate::net::bucket::ApiFamily;
 
 /// Most user ids per `getPresencesByUserId` call.
 pub const MAX_IDS_PER_READ: usize = 650;

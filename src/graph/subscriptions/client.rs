@@ -10,11 +10,11 @@ use serde_json::json;
 
 use crate::graph::GraphError;
 use crate::graph::accounts::{AccountError, AccountTokens};
+use crate::graph::client::ApiFamily;
 use crate::graph::client::{GraphClient, GraphRequest};
 use crate::graph::subscriptions::api::{
     Caller, NewSubscription, RemoteSubscription, SubscriptionApi,
 };
-use crate::net::bucket::ApiFamily;
 
 pub struct GraphSubscriptions {
     client: GraphClient,

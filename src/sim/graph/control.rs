@@ -122,7 +122,8 @@ pub(super) fn verify_assertion(
         .ok_or("no certificate registered")?;
     let header =
         jsonwebtoken::decode_header(jwt).map_err(|e| format!("bad assertion header: {e}"))?;
-    let (s256, sha1) = crate::graph::client::auth::cert_thumbprints(cert_pem)?;
+    let (s256, sha1) =
+        crate::graph::client::auth::cert_thumbprints(cert_pem).map_err(|e| e.to_string())?;
     let thumb_ok = match header.alg {
         jsonwebtoken::Algorithm::PS256 => header.x5t_s256.as_deref() == Some(s256.as_str()),
         jsonwebtoken::Algorithm::RS256 => header.x5t.as_deref() == Some(sha1.as_str()),
