@@ -144,8 +144,7 @@ impl ApplicationBuilder {
         };
         connectors.extend(extra_connectors);
         let connectors = ConnectorRegistry::new(connectors, &core.inbox, &core.metrics);
-        let receiver = notifications::receiver(&core.config, &core.inbox, &core.metrics)
-            .map_err(|e| AppError::Config(e.to_string()))?;
+        let receiver = notifications::receiver(&core.config, &core.inbox, &core.metrics)?;
 
         let mut jobs: Vec<Job> = vec![(
             "audit_prune",
@@ -166,11 +165,7 @@ impl ApplicationBuilder {
             None => None,
         };
         let parts = match &client {
-            Some(client) => Some(
-                notifications::parts(&core, &receiver, client)
-                    .await
-                    .map_err(|e| AppError::Config(e.to_string()))?,
-            ),
+            Some(client) => Some(notifications::parts(&core, &receiver, client).await?),
             None => None,
         };
         let presence =

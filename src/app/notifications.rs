@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::app::Core;
 use crate::app::config::Config;
+use crate::app::{AppError, Core};
 use crate::graph::accounts::AccountTokens;
 use crate::graph::client::GraphClient;
 use crate::graph::directory::DirectorySync;
@@ -24,7 +24,7 @@ use crate::store::inbox::Inbox;
 use crate::telemetry::Metrics;
 
 /// The identity the validation tokens must be issued for.
-pub struct TokenAudience<'a> {
+struct TokenAudience<'a> {
     pub client_id: &'a str,
     pub tenant_id: &'a str,
     /// e.g. `https://login.microsoftonline.com`
@@ -34,17 +34,17 @@ pub struct TokenAudience<'a> {
 }
 
 /// The token validator for our app and tenant.
-pub fn token_validator(
+fn token_validator(
     aud: &TokenAudience<'_>,
     http: reqwest::Client,
-) -> Result<TokenValidator, String> {
+) -> Result<TokenValidator, AppError> {
     let url = match aud.jwks_url {
         Some(u) => u.clone(),
         None => url::Url::parse(&format!(
             "{}/common/discovery/v2.0/keys",
             aud.authority.trim_end_matches('/')
         ))
-        .map_err(|e| format!("graph.authority_url: {e}"))?,
+        .map_err(|e| AppError::Config(format!("graph.authority_url: {e}")))?,
     };
     Ok(TokenValidator::new(
         JwksCache::new(url, http),
@@ -60,8 +60,9 @@ pub fn receiver(
     cfg: &Config,
     inbox: &Inbox,
     metrics: &Metrics,
-) -> Result<NotificationReceiver, String> {
-    let keys = load_keys(&cfg.graph.webhook)?;
+) -> Result<NotificationReceiver, AppError> {
+    let keys = load_keys(&cfg.graph.webhook)
+        .map_err(|e| AppError::Config(format!("graph.webhook.certificates: {e}")))?;
     let g = &cfg.graph;
     let tokens = match (&g.client_id, &g.tenant_id) {
         (Some(client_id), Some(tenant_id)) => Some(token_validator(
@@ -121,21 +122,16 @@ pub(crate) async fn parts(
     core: &Core,
     receiver: &NotificationReceiver,
     client: &GraphClient,
-) -> Result<NotifyParts, String> {
+) -> Result<NotifyParts, AppError> {
     let cfg = &core.config;
     let accounts = match &cfg.graph.token_encryption_key {
         Some(_) => Some(Arc::new(
             AccountTokens::new(&cfg.graph, core.store.clone(), Some(core.health.clone()))
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| AppError::Config(format!("graph.token_encryption_key: {e}")))?,
         )),
         None => None,
     };
-    let has_accounts = !core
-        .store
-        .list_accounts()
-        .await
-        .map_err(|e| e.to_string())?
-        .is_empty();
+    let has_accounts = !core.store.list_accounts().await?.is_empty();
     let mode =
         cfg.graph
             .presence_source

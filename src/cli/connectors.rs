@@ -9,9 +9,8 @@ pub(super) async fn render(
     agent: &str,
     status: &str,
 ) -> anyhow::Result<()> {
-    let text = crate::connectors::render_set_status(&config.connectors, name, agent, status)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let text =
+        crate::connectors::render_set_status(&config.connectors, name, agent, status).await?;
     print!("{text}");
     Ok(())
 }

@@ -9,14 +9,14 @@ struct File {
     connectors: Vec<ConnectorConfig>,
 }
 
-fn parse(toml_text: &str) -> Result<File, String> {
-    toml::from_str(toml_text).map_err(|e| e.to_string())
+fn parse(toml_text: &str) -> Result<File, toml::de::Error> {
+    toml::from_str(toml_text)
 }
 
 fn errors(toml_text: &str) -> Vec<(String, String)> {
     let mut file = match parse(toml_text) {
         Ok(f) => f,
-        Err(msg) => return vec![("parse".into(), msg)],
+        Err(e) => return vec![("parse".into(), e.to_string())],
     };
     let mut errs = ConfigErrors::default();
     validate(&mut file.connectors, "connectors", &mut errs);

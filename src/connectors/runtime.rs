@@ -65,6 +65,17 @@ pub async fn build_connectors(
     Ok(out)
 }
 
+/// Why a request could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("no connector named {0:?}")]
+    NoSuchConnector(String),
+    #[error("connector {name:?} is of kind {kind}; only http connectors use request templates")]
+    NotHttp { name: String, kind: &'static str },
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+}
+
 /// `presence-bridge connectors render <name> <agent> <status>`: the exact `set_status`
 /// request of an HTTP connector, secrets redacted. `status` is a catalog id or name.
 pub async fn render_set_status(
@@ -72,19 +83,18 @@ pub async fn render_set_status(
     name: &str,
     agent: &str,
     status: &str,
-) -> Result<String, String> {
+) -> Result<String, RenderError> {
     let c = configs
         .iter()
         .find(|c| c.name() == name)
-        .ok_or_else(|| format!("no connector named {name:?}"))?;
+        .ok_or_else(|| RenderError::NoSuchConnector(name.to_owned()))?;
     let ConnectorConfig::Http(h) = c else {
-        return Err(format!(
-            "connector {name:?} is of kind {}; only http connectors use request templates",
-            c.kind()
-        ));
+        return Err(RenderError::NotHttp {
+            name: name.to_owned(),
+            kind: c.kind(),
+        });
     };
-    let conn = super::http::HttpConnector::new((**h).clone(), reqwest::Client::new(), None)
-        .map_err(|e| e.to_string())?;
+    let conn = super::http::HttpConnector::new((**h).clone(), reqwest::Client::new(), None)?;
     let resolved = h
         .statuses
         .iter()
@@ -97,10 +107,7 @@ pub async fn render_set_status(
             id: status.to_owned(),
             name: status.to_owned(),
         });
-    conn.render_set_status(agent, &resolved)
-        .await
-        .map(|r| r.to_string())
-        .map_err(|e| e.to_string())
+    Ok(conn.render_set_status(agent, &resolved).await?.to_string())
 }
 
 /// A running connector and its ingest path.
