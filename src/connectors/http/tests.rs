@@ -320,7 +320,7 @@ async fn render_shows_the_request_with_secrets_redacted() {
     let e = crate::connectors::render_set_status(&cfg.connectors, "nope", "a", "b")
         .await
         .unwrap_err();
-    assert!(e.contains("no connector named"));
+    assert!(e.to_string().contains("no connector named"), "{e}");
 }
 
 #[test]
