@@ -20,14 +20,14 @@
 
 pub mod app;
 pub mod cli;
-pub mod config;
+pub(crate) mod config;
 pub mod connectors;
 pub mod engine;
 pub mod graph;
-pub mod http;
-pub mod job;
+pub(crate) mod http;
+pub(crate) mod job;
 pub mod model;
-pub mod net;
+pub(crate) mod net;
 pub mod runtime;
 pub mod sim;
 pub mod store;

@@ -21,8 +21,6 @@ pub enum ApiError {
     BadRequest(String),
     #[error("unsupported media type")]
     UnsupportedMediaType,
-    #[error("payload too large")]
-    PayloadTooLarge,
     #[error("service unavailable")]
     Unavailable,
     #[error("internal error: {0}")]
@@ -38,7 +36,6 @@ impl ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

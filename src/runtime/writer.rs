@@ -134,11 +134,6 @@ impl Writer {
         }
     }
 
-    /// Writes in flight or waiting for a retry.
-    pub fn in_flight(&self) -> usize {
-        self.inner.slots.lock().expect("slots lock").len()
-    }
-
     /// Waits for the writes in flight (used on shutdown; bounded by the caller).
     pub async fn drain(&self) {
         self.inner.tracker.close();

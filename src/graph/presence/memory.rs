@@ -38,11 +38,6 @@ impl PresenceMemory {
             .expect("presence memory lock")
             .insert(user.to_owned(), p.clone());
     }
-
-    /// Forgets a user (left the directory).
-    pub fn forget(&self, user: &str) {
-        self.last.lock().expect("presence memory lock").remove(user);
-    }
 }
 
 #[cfg(test)]
