@@ -4,6 +4,7 @@
 mod connectors;
 mod connectors_amazon;
 mod connectors_genesys;
+mod connectors_http;
 mod demo;
 mod engine;
 mod foundation;

@@ -36,6 +36,9 @@ pub mod subscriptions;
 pub mod tokens;
 pub mod users;
 
+#[cfg(test)]
+mod tests;
+
 pub use presence::{PresenceEvent, PresenceState};
 pub use users::SimUser;
 
