@@ -15,11 +15,12 @@ use presence_bridge::app::notifications::{TokenAudience, token_validator};
 use presence_bridge::config::{Config, StoreConfig};
 use presence_bridge::graph::notifications::NotificationReceiver;
 use presence_bridge::graph::notifications::crypto::{
-    Decryptor, NotificationKey, encrypt_for_notification, public_key_from_certificate_der,
+    Decryptor, NotificationKey, public_key_from_certificate_der,
 };
 use presence_bridge::graph::presence::memory::PresenceMemory;
 use presence_bridge::health::HealthRegistry;
 use presence_bridge::http::{AppState, router};
+use presence_bridge::sim::graph::encrypt::encrypt_for_notification;
 use presence_bridge::sim::graph::tokens::{TokenIssuer, serve_jwks};
 use presence_bridge::store::inbox::Inbox;
 use presence_bridge::store::{self, SubscriptionRecord};

@@ -13,11 +13,12 @@ use presence_bridge::app::notifications::{TokenAudience, token_validator};
 use presence_bridge::graph::notifications::NotificationReceiver;
 use presence_bridge::graph::notifications::config::{CertificateConfig, load_keys};
 use presence_bridge::graph::notifications::crypto::{
-    Decryptor, EncryptedContent, encrypt_for_notification, public_key_from_certificate_der,
+    Decryptor, EncryptedContent, public_key_from_certificate_der,
 };
 use presence_bridge::graph::presence::memory::PresenceMemory;
 use presence_bridge::health::HealthRegistry;
 use presence_bridge::http::{AppState, router};
+use presence_bridge::sim::graph::encrypt::encrypt_for_notification;
 use presence_bridge::sim::graph::tokens::{SIM_KID, TokenIssuer};
 use presence_bridge::store::inbox::{Inbox, KIND_OBSERVATION, KIND_TEAMS_REFRESH};
 use presence_bridge::store::{self, Store, SubscriptionRecord};

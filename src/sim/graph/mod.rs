@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 pub mod batch;
 pub mod control;
 pub mod delivery;
+pub mod encrypt;
 pub mod identity;
 pub mod presence;
 pub mod subscriptions;
