@@ -61,7 +61,7 @@ pub fn receiver(
     inbox: &Inbox,
     metrics: &Metrics,
 ) -> Result<NotificationReceiver, String> {
-    let keys = load_keys(&cfg.graph.webhook)?;
+    let keys = load_keys(&cfg.graph.webhook).map_err(|e| e.to_string())?;
     let g = &cfg.graph;
     let tokens = match (&g.client_id, &g.tenant_id) {
         (Some(client_id), Some(tenant_id)) => Some(token_validator(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigErrors};
-use crate::graph::notifications::crypto::NotificationKey;
+use crate::graph::notifications::crypto::{KeyLoadError, NotificationKey};
 
 /// Users per presence subscription and per `getPresencesByUserId` call (Graph's limit).
 pub const MAX_SHARD_SIZE: usize = 650;
@@ -195,14 +195,11 @@ pub fn validate(cfg: &Config, webhook: &WebhookConfig, errs: &mut ConfigErrors) 
 }
 
 /// Loads the configured certificates (validated already; errors here mean the files changed).
-pub fn load_keys(webhook: &WebhookConfig) -> Result<Vec<NotificationKey>, String> {
+pub fn load_keys(webhook: &WebhookConfig) -> Result<Vec<NotificationKey>, KeyLoadError> {
     webhook
         .certificates
         .iter()
-        .map(|c| {
-            NotificationKey::load(&c.id, &c.certificate_file, &c.private_key_file)
-                .map_err(|e| e.to_string())
-        })
+        .map(|c| NotificationKey::load(&c.id, &c.certificate_file, &c.private_key_file))
         .collect()
 }
 
@@ -219,13 +216,12 @@ pub fn poll_cadence(users: usize, poll: &PollConfig) -> (std::time::Duration, us
 mod tests {
     use super::*;
 
-    fn parse(extra: &str) -> Result<Config, String> {
+    fn parse(extra: &str) -> Result<Config, crate::config::ConfigError> {
         let text = format!(
             "{}\n{extra}",
             include_str!("../../../config/presence-bridge.example.toml")
         );
         Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new())
-            .map_err(|e| e.to_string())
     }
 
     #[test]

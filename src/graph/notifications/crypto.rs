@@ -42,7 +42,20 @@ pub enum KeyLoadError {
         source: std::io::Error,
     },
     #[error("{path}: {reason}")]
-    Parse { path: String, reason: String },
+    Parse { path: String, reason: PemError },
+}
+
+/// What is wrong with the content of a PEM key or certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    #[error("not an RSA private key: {0}")]
+    PrivateKey(rsa::pkcs8::Error),
+    #[error("not a PEM certificate: {0}")]
+    Certificate(x509_cert::der::Error),
+    #[error("the certificate holds no RSA public key")]
+    PublicKey,
+    #[error("private key does not belong to the certificate")]
+    KeyMismatch,
 }
 
 /// The `encryptedContent` object of a rich notification.
@@ -82,21 +95,19 @@ impl NotificationKey {
                 source,
             })
         };
-        let parse_err = |p: &Path, reason: String| KeyLoadError::Parse {
-            path: p.display().to_string(),
-            reason,
+        let parse_err = |p: &Path| {
+            let path = p.display().to_string();
+            move |reason| KeyLoadError::Parse { path, reason }
         };
         let cert_pem = read(certificate)?;
         let key_pem = read(private_key)?;
-        let key = parse_private_key(&key_pem).map_err(|e| parse_err(private_key, e))?;
-        let cert_der = certificate_der(&cert_pem).map_err(|e| parse_err(certificate, e))?;
+        let key = parse_private_key(&key_pem).map_err(parse_err(private_key))?;
+        let cert_der = certificate_der(&cert_pem).map_err(parse_err(certificate))?;
         let public = public_key_from_certificate_der(&cert_der)
-            .map_err(|e| parse_err(certificate, e.to_string()))?;
+            .map_err(|_| PemError::PublicKey)
+            .map_err(parse_err(certificate))?;
         if public != key.to_public_key() {
-            return Err(parse_err(
-                private_key,
-                "private key does not belong to the certificate".into(),
-            ));
+            return Err(parse_err(private_key)(PemError::KeyMismatch));
         }
         Ok(Self::new(id, B64.encode(cert_der), key))
     }
@@ -111,17 +122,18 @@ impl NotificationKey {
 }
 
 /// Parses a PEM RSA private key, PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA ...`).
-pub fn parse_private_key(pem: &str) -> Result<RsaPrivateKey, String> {
+pub fn parse_private_key(pem: &str) -> Result<RsaPrivateKey, PemError> {
     use rsa::pkcs1::DecodeRsaPrivateKey;
-    RsaPrivateKey::from_pkcs8_pem(pem)
-        .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
-        .map_err(|e| format!("not an RSA private key: {e}"))
+    RsaPrivateKey::from_pkcs8_pem(pem).or_else(|pkcs8| {
+        // Report the PKCS#8 reason: that is the format `openssl req -newkey` writes.
+        RsaPrivateKey::from_pkcs1_pem(pem).map_err(|_| PemError::PrivateKey(pkcs8))
+    })
 }
 
-fn certificate_der(pem: &str) -> Result<Vec<u8>, String> {
-    let cert = x509_cert::Certificate::from_pem(pem.as_bytes())
-        .map_err(|e| format!("not a PEM certificate: {e}"))?;
-    cert.to_der().map_err(|e| e.to_string())
+fn certificate_der(pem: &str) -> Result<Vec<u8>, PemError> {
+    x509_cert::Certificate::from_pem(pem.as_bytes())
+        .and_then(|cert| cert.to_der())
+        .map_err(PemError::Certificate)
 }
 
 /// The RSA public key inside a DER X.509 certificate.
