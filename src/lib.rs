@@ -8,8 +8,9 @@
 //! edges carry them out through Microsoft Graph ([`graph`]) or a contact-center connector
 //! ([`connectors`]). State lives behind the [`store::Store`] trait (SQLite by default, Postgres
 //! for several replicas). [`app::Application`] wires the parts, [`http`] serves the webhook,
-//! health, metrics and API routes, and [`sim`] holds the simulated Graph tenant and contact
-//! center used by the tests, the demo and the benchmarks.
+//! health, metrics and API routes. With the `demo` feature (on by default) `sim` holds the
+//! simulated Graph tenant and contact center used by the tests, the demo and the benchmarks;
+//! production builds (`--no-default-features`) leave it out.
 
 pub mod app;
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod job;
 pub mod model;
 pub mod net;
 pub mod runtime;
+#[cfg(feature = "demo")]
 pub mod sim;
 pub mod store;
 pub mod telemetry;

@@ -34,6 +34,7 @@ fn load_config(cli: &Cli) -> Result<Config, i32> {
 }
 
 async fn run(cli: Cli) -> i32 {
+    #[cfg(feature = "demo")]
     if let Command::Demo { users, listen } = cli.command {
         let opts = presence_bridge::cli::demo::DemoOptions {
             users: usize::from(users),
@@ -88,6 +89,7 @@ async fn run(cli: Cli) -> i32 {
                 EXIT_FAILURE
             }
         },
+        #[cfg(feature = "demo")]
         Command::Demo { .. } => unreachable!("handled before the configuration is loaded"),
         Command::Accounts { command } => {
             presence_bridge::cli::accounts::run(&config, command).await

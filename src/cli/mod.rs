@@ -1,6 +1,7 @@
 //! The command line: `presence-bridge [--config PATH] <command>`.
 
 pub mod accounts;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod engine;
 
@@ -62,6 +63,7 @@ pub enum Command {
     },
     /// Run the full daemon on SQLite against a simulated Teams tenant and contact center
     /// (no credentials, no network; ignores --config). Ctrl-C stops it.
+    #[cfg(feature = "demo")]
     Demo {
         /// How many simulated people.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=10000))]
