@@ -16,7 +16,8 @@ COPY migrations ./migrations
 COPY benches ./benches
 COPY tests ./tests
 COPY config ./config
-RUN cargo build --release --locked --bin presence-bridge
+# No default features: the simulators, their test key and the `demo` command stay out.
+RUN cargo build --release --locked --no-default-features --bin presence-bridge
 
 FROM debian:bookworm-slim
 RUN apt-get update \

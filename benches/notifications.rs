@@ -14,8 +14,9 @@ use presence_bridge::app::Application;
 use presence_bridge::app::config::Config;
 use presence_bridge::graph::notifications::config::CertificateConfig;
 use presence_bridge::graph::notifications::crypto::{
-    NotificationKey, encrypt_for_notification, public_key_from_certificate_der,
+    NotificationKey, public_key_from_certificate_der,
 };
+use presence_bridge::sim::graph::encrypt::encrypt_for_notification;
 use presence_bridge::sim::graph::tokens::{TokenIssuer, serve_jwks};
 use presence_bridge::store::config::StoreConfig;
 use presence_bridge::store::inbox::Inbox;

@@ -9,13 +9,14 @@
 //! contact-center connector ([`connectors`]), both using one outbound HTTP policy ([`net`]).
 //! State lives behind the [`store::Store`] trait (SQLite by default, Postgres for several
 //! replicas). [`app::Application`] is the composition root: its builder wires every part and
-//! the router of [`http`]; [`cli`] holds the commands, and [`sim`] (feature `demo`) the
-//! simulated Graph tenant and contact centers used by the tests, the demo and the benchmarks.
+//! the router of [`http`]; [`cli`] holds the commands. With the `demo` feature (on by
+//! default) `sim` holds the simulated Graph tenant and contact centers used by the tests, the
+//! demo and the benchmarks; production builds (`--no-default-features`) leave it out.
 //!
 //! Imports point one way, and `tests/it/layering.rs` enforces it: [`model`] (types and the
 //! ports: health, the contact-center trait, clock), [`config`] (the section toolkit) and
 //! [`job`] import nothing else; then [`engine`] and [`telemetry`]; then [`store`] and [`net`];
-//! then [`graph`] and [`connectors`]; then [`sim`] and [`runtime`]; then [`http`], [`app`] and
+//! then [`graph`] and [`connectors`]; then `sim` and [`runtime`]; then [`http`], [`app`] and
 //! [`cli`], in that order.
 
 pub mod app;
@@ -29,6 +30,7 @@ pub(crate) mod job;
 pub mod model;
 pub(crate) mod net;
 pub mod runtime;
+#[cfg(feature = "demo")]
 pub mod sim;
 pub mod store;
 pub mod telemetry;

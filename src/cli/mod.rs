@@ -6,6 +6,7 @@
 pub mod accounts;
 mod connectors;
 mod daemon;
+#[cfg(feature = "demo")]
 pub mod demo;
 mod engine;
 
@@ -70,6 +71,7 @@ pub enum Command {
     },
     /// Run the full daemon on SQLite against a simulated Teams tenant and contact center
     /// (no credentials, no network; ignores --config). Ctrl-C stops it.
+    #[cfg(feature = "demo")]
     Demo {
         /// How many simulated people.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=10000))]

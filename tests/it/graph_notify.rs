@@ -13,9 +13,10 @@ use presence_bridge::app::Application;
 use presence_bridge::graph::notifications::NotificationReceiver;
 use presence_bridge::graph::notifications::config::CertificateConfig;
 use presence_bridge::graph::notifications::crypto::{
-    EncryptedContent, encrypt_for_notification, public_key_from_certificate_der,
+    EncryptedContent, public_key_from_certificate_der,
 };
 use presence_bridge::model::{InboxPayload, Source, Status, TeamsPresence, TeamsRefresh};
+use presence_bridge::sim::graph::encrypt::encrypt_for_notification;
 use presence_bridge::sim::graph::tokens::{SIM_KID, TokenIssuer};
 use presence_bridge::store::{self, Store, SubscriptionRecord};
 use serde_json::{Value, json};

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigErrors;
 use crate::graph::config::GraphConfig;
-use crate::graph::notifications::crypto::NotificationKey;
+use crate::graph::notifications::crypto::{KeyLoadError, NotificationKey};
 
 /// Users per presence subscription and per `getPresencesByUserId` call (Graph's limit).
 pub const MAX_SHARD_SIZE: usize = 650;
@@ -195,14 +195,11 @@ pub fn validate(graph: &GraphConfig, path: &str, errs: &mut ConfigErrors) {
 }
 
 /// Loads the configured certificates (validated already; errors here mean the files changed).
-pub fn load_keys(webhook: &WebhookConfig) -> Result<Vec<NotificationKey>, String> {
+pub fn load_keys(webhook: &WebhookConfig) -> Result<Vec<NotificationKey>, KeyLoadError> {
     webhook
         .certificates
         .iter()
-        .map(|c| {
-            NotificationKey::load(&c.id, &c.certificate_file, &c.private_key_file)
-                .map_err(|e| e.to_string())
-        })
+        .map(|c| NotificationKey::load(&c.id, &c.certificate_file, &c.private_key_file))
         .collect()
 }
 
@@ -226,12 +223,12 @@ mod tests {
         graph: GraphConfig,
     }
 
-    fn parse(extra: &str) -> Result<File, String> {
+    fn parse(extra: &str) -> Result<File, toml::de::Error> {
         let text = format!(
             "{}\n{extra}",
             include_str!("../../../config/presence-bridge.example.toml")
         );
-        toml::from_str(&text).map_err(|e| e.to_string())
+        toml::from_str(&text)
     }
 
     #[test]

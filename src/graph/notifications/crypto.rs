@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
+use aes::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
@@ -17,7 +17,6 @@ use subtle::ConstantTimeEq;
 use x509_cert::der::{Decode, DecodePem, Encode};
 
 type Aes256CbcDec = cbc::Decryptor<aes::Aes256>;
-type Aes256CbcEnc = cbc::Encryptor<aes::Aes256>;
 
 /// Why an encrypted item could not be opened. Callers drop the item and count the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,7 +42,20 @@ pub enum KeyLoadError {
         source: std::io::Error,
     },
     #[error("{path}: {reason}")]
-    Parse { path: String, reason: String },
+    Parse { path: String, reason: PemError },
+}
+
+/// What is wrong with the content of a PEM key or certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    #[error("not an RSA private key: {0}")]
+    PrivateKey(rsa::pkcs8::Error),
+    #[error("not a PEM certificate: {0}")]
+    Certificate(x509_cert::der::Error),
+    #[error("the certificate holds no RSA public key")]
+    PublicKey,
+    #[error("private key does not belong to the certificate")]
+    KeyMismatch,
 }
 
 /// The `encryptedContent` object of a rich notification.
@@ -83,21 +95,19 @@ impl NotificationKey {
                 source,
             })
         };
-        let parse_err = |p: &Path, reason: String| KeyLoadError::Parse {
-            path: p.display().to_string(),
-            reason,
+        let parse_err = |p: &Path| {
+            let path = p.display().to_string();
+            move |reason| KeyLoadError::Parse { path, reason }
         };
         let cert_pem = read(certificate)?;
         let key_pem = read(private_key)?;
-        let key = parse_private_key(&key_pem).map_err(|e| parse_err(private_key, e))?;
-        let cert_der = certificate_der(&cert_pem).map_err(|e| parse_err(certificate, e))?;
+        let key = parse_private_key(&key_pem).map_err(parse_err(private_key))?;
+        let cert_der = certificate_der(&cert_pem).map_err(parse_err(certificate))?;
         let public = public_key_from_certificate_der(&cert_der)
-            .map_err(|e| parse_err(certificate, e.to_string()))?;
+            .map_err(|_| PemError::PublicKey)
+            .map_err(parse_err(certificate))?;
         if public != key.to_public_key() {
-            return Err(parse_err(
-                private_key,
-                "private key does not belong to the certificate".into(),
-            ));
+            return Err(parse_err(private_key)(PemError::KeyMismatch));
         }
         Ok(Self::new(id, B64.encode(cert_der), key))
     }
@@ -112,17 +122,18 @@ impl NotificationKey {
 }
 
 /// Parses a PEM RSA private key, PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA ...`).
-pub fn parse_private_key(pem: &str) -> Result<RsaPrivateKey, String> {
+pub fn parse_private_key(pem: &str) -> Result<RsaPrivateKey, PemError> {
     use rsa::pkcs1::DecodeRsaPrivateKey;
-    RsaPrivateKey::from_pkcs8_pem(pem)
-        .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
-        .map_err(|e| format!("not an RSA private key: {e}"))
+    RsaPrivateKey::from_pkcs8_pem(pem).or_else(|pkcs8| {
+        // Report the PKCS#8 reason: that is the format `openssl req -newkey` writes.
+        RsaPrivateKey::from_pkcs1_pem(pem).map_err(|_| PemError::PrivateKey(pkcs8))
+    })
 }
 
-fn certificate_der(pem: &str) -> Result<Vec<u8>, String> {
-    let cert = x509_cert::Certificate::from_pem(pem.as_bytes())
-        .map_err(|e| format!("not a PEM certificate: {e}"))?;
-    cert.to_der().map_err(|e| e.to_string())
+fn certificate_der(pem: &str) -> Result<Vec<u8>, PemError> {
+    x509_cert::Certificate::from_pem(pem.as_bytes())
+        .and_then(|cert| cert.to_der())
+        .map_err(PemError::Certificate)
 }
 
 /// The RSA public key inside a DER X.509 certificate.
@@ -194,105 +205,116 @@ impl Decryptor {
     }
 }
 
-/// Encrypts `plaintext` the way Graph does (used by the simulated tenant and the benchmarks).
-pub fn encrypt_for_notification(
-    public_key: &RsaPublicKey,
-    certificate_id: &str,
-    plaintext: &[u8],
-) -> Result<EncryptedContent, CryptoError> {
-    use rand::RngCore;
-    let mut sym = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut sym);
-    let enc = Aes256CbcEnc::new_from_slices(&sym, &sym[..16]).map_err(|_| CryptoError::Data)?;
-    let data = enc.encrypt_padded_vec_mut::<Pkcs7>(plaintext);
-    let mut mac = Hmac::<Sha256>::new_from_slice(&sym).map_err(|_| CryptoError::DataKey)?;
-    mac.update(&data);
-    let signature = mac.finalize().into_bytes();
-    let data_key = public_key
-        .encrypt(&mut rand::thread_rng(), Oaep::new::<sha1::Sha1>(), &sym)
-        .map_err(|_| CryptoError::DataKey)?;
-    Ok(EncryptedContent {
-        data: B64.encode(data),
-        data_key: B64.encode(data_key),
-        data_signature: B64.encode(signature),
-        encryption_certificate_id: certificate_id.to_owned(),
-        encryption_certificate_thumbprint: None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::notifications::NotificationCollection;
 
+    /// Made with the openssl CLI alone; `make.sh` and README.md there say how.
     fn fixture(name: &str) -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/graph")
+            .join("tests/fixtures/rich-notification")
             .join(name)
     }
 
-    fn key(n: u8, id: &str) -> NotificationKey {
+    fn key(name: &str) -> NotificationKey {
         NotificationKey::load(
-            id,
-            &fixture(&format!("notify-cert-{n}.pem")),
-            &fixture(&format!("notify-key-{n}.pem")),
+            &format!("fixture-{name}"),
+            &fixture(&format!("{name}.cert.pem")),
+            &fixture(&format!("{name}.key.pem")),
         )
-        .expect("fixture loads")
+        .expect("fixture key loads")
     }
 
-    fn public(k: &NotificationKey) -> RsaPublicKey {
-        public_key_from_certificate_der(&B64.decode(&k.certificate_b64).unwrap()).unwrap()
+    /// The two `encryptedContent` objects of the fixture batch (for `current`, then `next`).
+    fn contents() -> [EncryptedContent; 2] {
+        let text = std::fs::read_to_string(fixture("notification.json")).unwrap();
+        let batch: NotificationCollection = serde_json::from_str(&text).unwrap();
+        let mut items = batch
+            .value
+            .into_iter()
+            .map(|n| n.encrypted_content.unwrap());
+        [items.next().unwrap(), items.next().unwrap()]
+    }
+
+    fn plaintext(i: usize) -> Vec<u8> {
+        std::fs::read(fixture(&format!("item-{i}.plaintext.json"))).unwrap()
     }
 
     #[test]
-    fn round_trip_and_rotation() {
-        let (a, b) = (key(1, "cert-a"), key(2, "cert-b"));
-        let (pa, pb) = (public(&a), public(&b));
-        let d = Decryptor::new(vec![a, b]);
-        let ca = encrypt_for_notification(&pa, "cert-a", b"{\"x\":1}").unwrap();
-        let cb = encrypt_for_notification(&pb, "cert-b", b"{\"y\":2}").unwrap();
-        assert_eq!(d.decrypt(&ca).unwrap(), b"{\"x\":1}");
-        assert_eq!(d.decrypt(&cb).unwrap(), b"{\"y\":2}");
+    fn known_answer_from_openssl_decrypts_with_either_rotation_key() {
+        let d = Decryptor::new(vec![key("current"), key("next")]);
+        let [current, next] = contents();
+        assert_eq!(d.decrypt(&current).unwrap(), plaintext(0));
+        assert_eq!(d.decrypt(&next).unwrap(), plaintext(1));
     }
 
     #[test]
-    fn rejects_tampering_and_wrong_keys() {
-        let a = key(1, "cert-a");
-        let pa = public(&a);
-        let pb = public(&key(2, "cert-b"));
-        let d = Decryptor::new(vec![a]);
-        let good = encrypt_for_notification(&pa, "cert-a", b"hello").unwrap();
-
-        let mut c = good.clone();
-        c.encryption_certificate_id = "cert-x".into();
-        assert_eq!(d.decrypt(&c), Err(CryptoError::UnknownCertificate));
-
-        let mut c = good.clone();
-        let mut data = B64.decode(&c.data).unwrap();
-        data[0] ^= 1;
-        c.data = B64.encode(data);
+    fn known_answer_with_a_tampered_hmac_is_refused() {
+        let d = Decryptor::new(vec![key("current")]);
+        let [good, _] = contents();
+        let mut signature = B64.decode(&good.data_signature).unwrap();
+        signature[31] ^= 0x01;
+        let c = EncryptedContent {
+            data_signature: B64.encode(&signature),
+            ..good.clone()
+        };
         assert_eq!(d.decrypt(&c), Err(CryptoError::Signature));
+        let c = EncryptedContent {
+            data_signature: B64.encode(&signature[..16]),
+            ..good.clone()
+        };
+        assert_eq!(d.decrypt(&c), Err(CryptoError::Signature), "truncated");
+        let mut data = B64.decode(&good.data).unwrap();
+        data[0] ^= 0x01;
+        let c = EncryptedContent {
+            data: B64.encode(&data),
+            ..good
+        };
+        assert_eq!(
+            d.decrypt(&c),
+            Err(CryptoError::Signature),
+            "the signature covers the ciphertext"
+        );
+    }
 
-        let mut c = good.clone();
-        c.data_signature = B64.encode([0u8; 32]);
-        assert_eq!(d.decrypt(&c), Err(CryptoError::Signature));
-
-        let mut c = encrypt_for_notification(&pb, "cert-a", b"hello").unwrap();
-        c.encryption_certificate_id = "cert-a".into();
-        assert_eq!(d.decrypt(&c), Err(CryptoError::DataKey));
-
-        let mut c = good;
-        c.data = "***".into();
+    #[test]
+    fn known_answer_with_a_wrong_key_or_bad_field_is_refused() {
+        let d = Decryptor::new(vec![key("current")]);
+        let [current, next] = contents();
+        assert_eq!(
+            d.decrypt(&next),
+            Err(CryptoError::UnknownCertificate),
+            "the next certificate is not configured"
+        );
+        let c = EncryptedContent {
+            encryption_certificate_id: current.encryption_certificate_id.clone(),
+            ..next
+        };
+        assert_eq!(
+            d.decrypt(&c),
+            Err(CryptoError::DataKey),
+            "encrypted to another key"
+        );
+        let c = EncryptedContent {
+            data: "***".into(),
+            ..current
+        };
         assert_eq!(d.decrypt(&c), Err(CryptoError::Base64));
     }
 
     #[test]
     fn key_must_match_certificate() {
+        let err =
+            NotificationKey::load("x", &fixture("current.cert.pem"), &fixture("next.key.pem"))
+                .unwrap_err();
+        assert!(err.to_string().contains("does not belong"), "{err}");
         let err = NotificationKey::load(
             "x",
-            &fixture("notify-cert-1.pem"),
-            &fixture("notify-key-2.pem"),
+            &fixture("current.key.pem"),
+            &fixture("current.key.pem"),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("does not belong"), "{err}");
+        assert!(err.to_string().contains("not a PEM certificate"), "{err}");
     }
 }

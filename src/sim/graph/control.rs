@@ -112,60 +112,54 @@ pub(super) fn verify_assertion(
     o: &SimGraphOptions,
     jwt: &str,
     aud: &str,
-) -> Result<String, String> {
+) -> anyhow::Result<String> {
+    use anyhow::{Context, anyhow, bail, ensure};
     use rsa::pkcs8::DecodePublicKey;
     use rsa::traits::PublicKeyParts;
     use x509_cert::der::{DecodePem, Encode};
     let cert_pem = o
         .certificate_pem
         .as_deref()
-        .ok_or("no certificate registered")?;
-    let header =
-        jsonwebtoken::decode_header(jwt).map_err(|e| format!("bad assertion header: {e}"))?;
-    let (s256, sha1) =
-        crate::graph::client::auth::cert_thumbprints(cert_pem).map_err(|e| e.to_string())?;
+        .context("no certificate registered")?;
+    let header = jsonwebtoken::decode_header(jwt).context("bad assertion header")?;
+    let (s256, sha1) = crate::graph::client::auth::cert_thumbprints(cert_pem)?;
     let thumb_ok = match header.alg {
         jsonwebtoken::Algorithm::PS256 => header.x5t_s256.as_deref() == Some(s256.as_str()),
         jsonwebtoken::Algorithm::RS256 => header.x5t.as_deref() == Some(sha1.as_str()),
-        _ => return Err("unsupported assertion algorithm".into()),
+        _ => bail!("unsupported assertion algorithm"),
     };
-    if !thumb_ok {
-        return Err("certificate thumbprint does not match a registered certificate".into());
-    }
-    let cert = x509_cert::Certificate::from_pem(cert_pem.as_bytes()).map_err(|e| e.to_string())?;
-    let spki = cert
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| e.to_string())?;
-    let key = rsa::RsaPublicKey::from_public_key_der(&spki).map_err(|e| e.to_string())?;
+    ensure!(
+        thumb_ok,
+        "certificate thumbprint does not match a registered certificate"
+    );
+    let cert = x509_cert::Certificate::from_pem(cert_pem.as_bytes())?;
+    let spki = cert.tbs_certificate.subject_public_key_info.to_der()?;
+    let key = rsa::RsaPublicKey::from_public_key_der(&spki)?;
     let dk = jsonwebtoken::DecodingKey::from_rsa_components(
         &URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
         &URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let mut v = jsonwebtoken::Validation::new(header.alg);
     v.set_audience(&[aud]);
     v.set_required_spec_claims(&["exp", "nbf", "aud", "iss", "sub"]);
     v.validate_nbf = true;
-    let data = jsonwebtoken::decode::<serde_json::Value>(jwt, &dk, &v)
-        .map_err(|e| format!("assertion rejected: {e}"))?;
+    let data =
+        jsonwebtoken::decode::<serde_json::Value>(jwt, &dk, &v).context("assertion rejected")?;
     let c = data.claims;
     let id = Some(o.client_id.as_str());
-    if c["iss"].as_str() != id || c["sub"].as_str() != id {
-        return Err("iss and sub must be the client id".into());
-    }
+    ensure!(
+        c["iss"].as_str() == id && c["sub"].as_str() == id,
+        "iss and sub must be the client id"
+    );
     let (nbf, exp) = (
         c["nbf"].as_i64().unwrap_or(0),
         c["exp"].as_i64().unwrap_or(0),
     );
-    if exp - nbf > 600 {
-        return Err("assertion lifetime exceeds 10 minutes".into());
-    }
+    ensure!(exp - nbf <= 600, "assertion lifetime exceeds 10 minutes");
     c["jti"]
         .as_str()
         .map(str::to_owned)
-        .ok_or_else(|| "jti is required".into())
+        .ok_or_else(|| anyhow!("jti is required"))
 }
 
 pub(super) fn routes() -> Router<SimGraph> {

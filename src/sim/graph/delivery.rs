@@ -10,11 +10,10 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::SimGraph;
+use super::encrypt::encrypt_for_notification;
 use super::subscriptions::{SimSubscription, post_json};
 use super::tokens::TokenIssuer;
-use crate::graph::notifications::crypto::{
-    encrypt_for_notification, public_key_from_certificate_der,
-};
+use crate::graph::notifications::crypto::public_key_from_certificate_der;
 
 /// Delivery attempts per notification batch (Graph retries for hours; tests need a few).
 const DELIVERY_ATTEMPTS: u32 = 4;

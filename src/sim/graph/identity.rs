@@ -218,8 +218,9 @@ impl SimGraph {
         ) {
             (Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), Some(a)) => {
                 let aud = format!("{}/{}/oauth2/v2.0/token", self.origin, o.tenant_id);
-                let jti = super::control::verify_assertion(o, a, &aud)
-                    .map_err(|e| Box::new(oauth_error("invalid_client", 700027, &e)))?;
+                let jti = super::control::verify_assertion(o, a, &aud).map_err(|e| {
+                    Box::new(oauth_error("invalid_client", 700027, &format!("{e:#}")))
+                })?;
                 if !self.lock().identity.used_jtis.insert(jti) {
                     return Err(Box::new(oauth_error(
                         "invalid_client",

@@ -30,11 +30,15 @@ use tokio_util::sync::CancellationToken;
 pub mod batch;
 pub mod control;
 pub mod delivery;
+pub mod encrypt;
 pub mod identity;
 pub mod presence;
 pub mod subscriptions;
 pub mod tokens;
 pub mod users;
+
+#[cfg(test)]
+mod tests;
 
 pub use presence::{PresenceEvent, PresenceState};
 pub use users::SimUser;
