@@ -97,6 +97,7 @@ pub enum ConnectorsCommand {
 
 /// Runs one command to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    #[cfg(feature = "demo")]
     if let Command::Demo { users, listen } = cli.command {
         let opts = demo::DemoOptions {
             users: usize::from(users),
@@ -117,6 +118,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => connectors::render(&config, &name, &agent, &status).await,
         Command::Explain { user, limit } => engine::explain(&config, &user, limit).await,
         Command::Users { report } => engine::users(&config, report).await,
+        #[cfg(feature = "demo")]
         Command::Demo { .. } => unreachable!("handled before the configuration is loaded"),
     }
 }
