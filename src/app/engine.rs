@@ -33,6 +33,7 @@ pub(crate) async fn build(
             .collect(),
         metrics: core.metrics.clone(),
         health: core.health.clone(),
+        clock: core.clock.clone(),
     };
     Ok(EngineRuntime::new(deps, cancel.clone()).await?.jobs())
 }

@@ -1,8 +1,8 @@
-//! The sync engine: mapping tables, per-user state, hold-down, echo and loop guards, restore,
-//! reconciliation. The core ([`decide`]) is pure logic (observations and a clock in,
-//! decisions out); I/O happens at the edges: [`runtime`] (inbox, workers, timers),
-//! [`writer`] (Graph and connector writes with retry) and [`reconcile`]. Owns `[sync]` and
-//! the mapping tables; talks to Graph and contact centers only through their traits.
+//! The sync engine, pure: mapping tables ([`rules`]), per-user state ([`state`]), hold-down,
+//! echo and loop guards, restore and drift ([`decide`]), and the matching plan of users to
+//! agents ([`matching`]). Observations and a clock in, decisions out: no I/O, and no import
+//! but `model` and `config`. The I/O around it (inbox, workers, writers, reconciliation) is
+//! `crate::runtime`. Owns `[sync]` and the mapping tables ([`config`]).
 
 pub mod config;
 pub mod decide;

@@ -1,5 +1,10 @@
-//! Microsoft Graph: auth, the typed client, directory, presence read/write, subscriptions and
-//! change notifications. Talks only to Graph and the store; knows nothing of mapping rules.
+//! Microsoft Graph: the typed client and its auth ([`client`]), presence reads, writes and
+//! polling ([`presence`]), the directory, delegated sync accounts, presence subscriptions
+//! ([`subscriptions`]) and change notifications ([`notifications`]: crypto, JWT, receiver).
+//!
+//! Talks to Graph, the store (subscriptions, accounts, users, the inbox) and the shared
+//! outbound policy in `net`; imports nothing above its layer (no runtime, HTTP, app or CLI)
+//! and knows nothing of mapping rules.
 
 use std::time::Duration;
 

@@ -49,6 +49,8 @@ pub struct RuntimeDeps {
     pub connectors: HashMap<String, Arc<dyn ContactCenter>>,
     pub metrics: Metrics,
     pub health: HealthRegistry,
+    /// Engine time (tests move it forward).
+    pub clock: Clock,
 }
 
 /// State shared by the dispatcher, the workers and the reconciler.
@@ -110,7 +112,7 @@ impl EngineRuntime {
             health: deps.health,
             writer,
             directory,
-            clock: Clock::new(),
+            clock: deps.clock,
             reconcile_now: Notify::new(),
         });
         let n = cfg.sync.workers;

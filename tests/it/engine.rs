@@ -271,6 +271,7 @@ async fn start(
             connectors,
             metrics: Metrics::new(),
             health: HealthRegistry::new(),
+            clock: presence_bridge::model::Clock::new(),
         },
         cancel.clone(),
     )
