@@ -159,10 +159,6 @@ impl Decryptor {
         Self { keys }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
     /// The certificate new subscriptions use (the first configured).
     pub fn current(&self) -> Option<&NotificationKey> {
         self.keys.first()
