@@ -66,12 +66,19 @@ pub struct ApplicationBuilder {
     config: Config,
     listener: Option<TcpListener>,
     clock: Option<Clock>,
+    store: Option<Arc<dyn Store>>,
     presence: Option<Arc<dyn PresenceApi>>,
     connectors: Vec<Arc<dyn ContactCenter>>,
     run_jobs: bool,
 }
 
 impl ApplicationBuilder {
+    /// Use this store instead of opening `[store]` (its migrations must have run).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// Serve HTTP only: background jobs are built but not run, for a test that drives the
     /// parts it needs itself ([`Application::take_graph_parts`]).
     pub fn without_jobs(mut self) -> Self {
@@ -109,11 +116,15 @@ impl ApplicationBuilder {
             config,
             listener,
             clock,
+            store,
             presence,
             connectors: extra_connectors,
             run_jobs,
         } = self;
-        let store = store::open(&config.store).await?;
+        let store = match store {
+            Some(store) => store,
+            None => store::open(&config.store).await?,
+        };
         let listener = match listener {
             Some(l) => l,
             None => TcpListener::bind(config.server.listen)
@@ -212,6 +223,7 @@ impl Application {
             config,
             listener: None,
             clock: None,
+            store: None,
             presence: None,
             connectors: Vec::new(),
             run_jobs: true,
@@ -237,6 +249,11 @@ impl Application {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.core.store
+    }
+
+    /// The durable inbox; pushing through it wakes the engine at once.
+    pub fn inbox(&self) -> &Inbox {
+        &self.core.inbox
     }
 
     pub fn health(&self) -> &HealthRegistry {

@@ -9,23 +9,22 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use presence_bridge::app::Application;
 use presence_bridge::app::config::Config;
 use presence_bridge::connectors::{
     Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter, StatusKind,
 };
 use presence_bridge::graph::{GraphError, PresenceApi};
-use presence_bridge::model::health::{HealthRegistry, HealthState};
+use presence_bridge::model::health::HealthState;
 use presence_bridge::model::{
     CcStatus, InboxPayload, Observation, Source, Status, TeamsPresence, TeamsRefresh,
 };
 use presence_bridge::runtime::reconcile::{self, ReconcileReport};
-use presence_bridge::runtime::{EngineRuntime, RuntimeDeps};
 use presence_bridge::store::inbox::Inbox;
 use presence_bridge::store::{
     self, AgentRecord, AuditEntry, InboxItem, NewInboxItem, ObservedStatus, Store, StoreResult,
     SubscriptionRecord, SyncAccountRecord, UserRecord, WriteRecord,
 };
-use presence_bridge::telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 
 const RULES: &str = include_str!("../fixtures/rules.toml");
@@ -258,30 +257,19 @@ async fn start(
         .collect();
     store.upsert_users(&users).await.unwrap();
     let cfg = Arc::new(cfg);
-    let inbox = Inbox::new(store.clone());
-    let cancel = CancellationToken::new();
-    let mut connectors: HashMap<String, Arc<dyn ContactCenter>> = HashMap::new();
-    connectors.insert("cc".into(), cc.clone());
-    let rt = EngineRuntime::new(
-        RuntimeDeps {
-            config: Arc::new(cfg.engine()),
-            store: store.clone(),
-            inbox: inbox.clone(),
-            presence: graph.clone(),
-            connectors,
-            metrics: Metrics::new(),
-            health: HealthRegistry::new(),
-            clock: presence_bridge::model::Clock::new(),
-        },
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
-    let tasks = rt
-        .jobs()
-        .into_iter()
-        .map(|(_, j)| tokio::spawn(j))
-        .collect();
+    let app = Application::builder((*cfg).clone())
+        .listener(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+        .store(store.clone())
+        .presence(graph.clone())
+        .connector(cc.clone())
+        .build()
+        .await
+        .unwrap();
+    let cancel = app.cancel_token();
+    let inbox = app.inbox().clone();
+    let tasks = vec![tokio::spawn(async move {
+        app.run_until_stopped(std::future::pending()).await.unwrap()
+    })];
     Rig {
         cfg,
         store,
