@@ -13,12 +13,12 @@
 pub mod config;
 pub mod crypto;
 pub mod jwt;
+mod payload;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use tokio::sync::{Notify, RwLock, mpsc};
 
@@ -30,6 +30,10 @@ use crate::store::{Store, StoreError, SubscriptionRecord};
 use crate::telemetry::Metrics;
 
 pub use crate::graph::presence::memory::PresenceMemory;
+pub use payload::{
+    ChangeNotification, LifecycleEvent, NotificationCollection, Rejection, ResourceData,
+};
+use payload::{DecryptedPresence, basic_user_id, valid_user_id};
 
 /// Longest a rich batch waits for a decryption slot before it is answered 503: Graph wants
 /// the answer within 3 s, and a batch that waited 1 s still has time to decrypt and commit.
@@ -37,72 +41,6 @@ const DECRYPT_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(1)
 
 /// Most subscription ids remembered as "already logged"; beyond it, logging starts over.
 const MAX_LOGGED_SUBSCRIPTIONS: usize = 10_000;
-
-/// A `changeNotificationCollection`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NotificationCollection {
-    pub value: Vec<ChangeNotification>,
-    #[serde(default)]
-    pub validation_tokens: Option<Vec<String>>,
-}
-
-/// One `changeNotification` (a change or a lifecycle event).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChangeNotification {
-    pub subscription_id: String,
-    #[serde(default)]
-    pub client_state: Option<String>,
-    #[serde(default)]
-    pub change_type: Option<String>,
-    #[serde(default)]
-    pub lifecycle_event: Option<String>,
-    #[serde(default)]
-    pub resource: Option<String>,
-    #[serde(default)]
-    pub resource_data: Option<ResourceData>,
-    #[serde(default)]
-    pub encrypted_content: Option<EncryptedContent>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ResourceData {
-    #[serde(default)]
-    pub id: Option<String>,
-}
-
-/// The decrypted resource of a rich presence notification.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DecryptedPresence {
-    id: String,
-    availability: String,
-    activity: String,
-    #[serde(default)]
-    sequence_number: Option<String>,
-}
-
-/// A lifecycle event for the subscription manager.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LifecycleEvent {
-    pub subscription_id: String,
-    /// `reauthorizationRequired`, `subscriptionRemoved`, `missed`.
-    pub event: String,
-}
-
-/// Why a batch was refused; the HTTP layer maps it to a status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
-    /// 400: nothing usable in it.
-    BadContent,
-    /// 401: validation tokens missing or invalid.
-    BadTokens,
-    /// 403: unknown subscriptions or wrong clientState only.
-    NotOurs,
-    /// 503: we could not store or check it; Graph should retry.
-    Unavailable,
-}
 
 /// Shared receiver state. Cheap to clone.
 #[derive(Clone)]
@@ -415,24 +353,4 @@ impl NotificationReceiver {
             )
             .increment(n as u64);
     }
-}
-
-/// The user a basic presence notification is about.
-fn basic_user_id(n: &ChangeNotification) -> Option<String> {
-    let id = n
-        .resource_data
-        .as_ref()
-        .and_then(|d| d.id.clone())
-        .or_else(|| {
-            n.resource
-                .as_deref()
-                .and_then(|r| r.rsplit('/').next())
-                .map(str::to_owned)
-        })?;
-    valid_user_id(&id).then_some(id)
-}
-
-/// Graph user ids are GUIDs; accept only id-like strings so no junk reaches the inbox.
-fn valid_user_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
