@@ -33,7 +33,7 @@ use crate::store::{self, Store, StoreError};
 use crate::telemetry::Metrics;
 
 pub use notifications::NotifyParts;
-pub use state::AppState;
+use state::AppState;
 
 /// Why the application could not start. `main` maps these to exit codes.
 #[derive(Debug, thiserror::Error)]
