@@ -119,6 +119,7 @@ async fn run() {
     );
     let app = Application::builder(cfg)
         .listener(listener)
+        .store(store.clone())
         .without_jobs()
         .build()
         .await

@@ -136,6 +136,7 @@ impl Rig {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let app = Application::builder(cfg)
             .listener(listener)
+            .store(store.clone())
             .without_jobs()
             .build()
             .await

@@ -140,6 +140,7 @@ impl Env {
             .unwrap();
         let mut app = Application::builder(cfg)
             .listener(listener)
+            .store(self.store.clone())
             .clock(self.clock.clone())
             .without_jobs()
             .build()
