@@ -53,19 +53,21 @@ pub struct RuntimeDeps {
     pub clock: Clock,
 }
 
-/// State shared by the dispatcher, the workers and the reconciler.
+/// State shared by the dispatcher, the workers and the reconciler: the dependencies (read
+/// through `Deref`) and the runtime's own parts.
 pub struct Shared {
-    pub config: Arc<EngineConfig>,
-    pub store: Arc<dyn Store>,
-    pub inbox: Inbox,
-    pub presence: Arc<dyn PresenceApi>,
-    pub connectors: HashMap<String, Arc<dyn ContactCenter>>,
-    pub metrics: Metrics,
-    pub health: HealthRegistry,
+    deps: RuntimeDeps,
     pub writer: Writer,
     pub directory: Directory,
-    pub clock: Clock,
     pub reconcile_now: Notify,
+}
+
+impl std::ops::Deref for Shared {
+    type Target = RuntimeDeps;
+
+    fn deref(&self) -> &RuntimeDeps {
+        &self.deps
+    }
 }
 
 /// The engine runtime, built and ready to run as jobs.
@@ -103,16 +105,9 @@ impl EngineRuntime {
             cancel.clone(),
         );
         let shared = Arc::new(Shared {
-            config: cfg.clone(),
-            store: deps.store,
-            inbox: deps.inbox,
-            presence: deps.presence,
-            connectors: deps.connectors,
-            metrics: deps.metrics,
-            health: deps.health,
+            deps,
             writer,
             directory,
-            clock: deps.clock,
             reconcile_now: Notify::new(),
         });
         let n = cfg.sync.workers;
