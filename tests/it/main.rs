@@ -18,5 +18,7 @@ mod graph;
 #[cfg(feature = "demo")]
 mod graph_notify;
 mod helpers;
+#[cfg(feature = "demo")]
+mod hostile;
 mod layering;
 mod store;
