@@ -1,5 +1,6 @@
 //! `presence-bridge accounts add|list|remove`: manage the delegated sync accounts.
 
+use super::out::outln;
 use std::io::Write;
 
 use crate::app::config::Config;
@@ -31,30 +32,31 @@ pub(super) async fn run(config: &Config, command: AccountsCommand) -> anyhow::Re
         AccountsCommand::Add => {
             let rec = tokens
                 .add_account(|p| {
-                    println!("{}", p.message);
-                    println!("Waiting for the sign-in to finish...");
+                    // Nothing to do when stdout is gone: the sign-in still completes.
+                    let _ = outln!("{}", p.message);
+                    let _ = outln!("Waiting for the sign-in to finish...");
                     let _ = std::io::stdout().flush();
                 })
                 .await?;
-            println!("Added sync account {} ({}).", rec.upn, rec.id);
+            outln!("Added sync account {} ({}).", rec.upn, rec.id)?;
         }
         AccountsCommand::List => {
             let accounts = store.list_accounts().await?;
             if accounts.is_empty() {
-                println!("No sync accounts. Add one with `presence-bridge accounts add`.");
+                outln!("No sync accounts. Add one with `presence-bridge accounts add`.")?;
             }
-            println!("{:<36}  {:<32}  {:<8}  LAST REFRESH", "ID", "USER", "STATE");
+            outln!("{:<36}  {:<32}  {:<8}  LAST REFRESH", "ID", "USER", "STATE")?;
             for a in accounts {
                 let last = a
                     .last_refresh_at
                     .map(|t| t.to_rfc3339())
                     .unwrap_or_else(|| "never".into());
-                println!("{:<36}  {:<32}  {:<8}  {last}", a.id, a.upn, a.state);
+                outln!("{:<36}  {:<32}  {:<8}  {last}", a.id, a.upn, a.state)?;
             }
         }
         AccountsCommand::Remove { account } => {
             let rec = tokens.remove_account(&account).await?;
-            println!("Removed sync account {} ({}).", rec.upn, rec.id);
+            outln!("Removed sync account {} ({}).", rec.upn, rec.id)?;
         }
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! `connectors render NAME AGENT STATUS`.
 
+use super::out::out;
 use crate::app::config::Config;
 
 /// Prints the exact set-status request an http connector would send (secrets redacted).
@@ -11,6 +12,6 @@ pub(super) async fn render(
 ) -> anyhow::Result<()> {
     let text =
         crate::connectors::render_set_status(&config.connectors, name, agent, status).await?;
-    print!("{text}");
+    out!("{text}")?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `run`, `check-config` and `migrate`.
 
+use super::out::{out, outln};
 use std::path::Path;
 
 use anyhow::Context;
@@ -19,8 +20,8 @@ pub(super) async fn run(config: Config) -> anyhow::Result<()> {
 
 /// `presence-bridge check-config`: the effective configuration, secrets redacted.
 pub(super) fn check_config(path: &Path, config: &Config) -> anyhow::Result<()> {
-    println!("# configuration is valid: {}", path.display());
-    print!("{}", config.to_redacted_toml());
+    outln!("# configuration is valid: {}", path.display())?;
+    out!("{}", config.to_redacted_toml())?;
     Ok(())
 }
 
@@ -29,6 +30,6 @@ pub(super) async fn migrate(config: &Config) -> anyhow::Result<()> {
     let store = super::open_store(config)
         .await
         .context("migrations not applied")?;
-    println!("migrations applied ({})", store.backend());
+    outln!("migrations applied ({})", store.backend())?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! sides (Teams calls and presentations, contact-center contacts, breaks, and flapping that the
 //! hold-down swallows). Needs no credentials and no network.
 
+use super::out::outln;
 use std::time::Duration;
 
 use rand::Rng;
@@ -102,27 +103,27 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let base = format!("http://{}", app.local_addr());
     cc.set_webhook_url(&format!("{base}/connectors/{DEMO_CONNECTOR}/events"));
 
-    println!();
-    println!(
+    outln!()?;
+    outln!(
         "presence-bridge demo: {} people on a simulated Teams tenant and contact center",
         opts.users
-    );
-    println!(
+    )?;
+    outln!(
         "  users and both statuses: curl -H 'Authorization: Bearer demo-token' {base}/api/v1/users"
-    );
-    println!(
+    )?;
+    outln!(
         "  last reconciliation:     curl -H 'Authorization: Bearer demo-token' {base}/api/v1/reconcile/last"
-    );
-    println!("  readiness:               {base}/health/ready");
-    println!("  metrics:                 {base}/metrics");
-    println!(
+    )?;
+    outln!("  readiness:               {base}/health/ready")?;
+    outln!("  metrics:                 {base}/metrics")?;
+    outln!(
         "  explain one person:      presence-bridge explain {} (with the demo's database)",
         demo_user_id(1)
-    );
-    println!("  simulated Graph:         {}", graph.base_url);
-    println!("  simulated contact center: {}", cc.base_url);
-    println!("Ctrl-C stops.");
-    println!();
+    )?;
+    outln!("  simulated Graph:         {}", graph.base_url)?;
+    outln!("  simulated contact center: {}", cc.base_url)?;
+    outln!("Ctrl-C stops.")?;
+    outln!()?;
 
     let stop = app.cancel_token();
     let scenario = tokio::spawn(scenario(graph.state.clone(), cc, opts.users, stop.clone()));

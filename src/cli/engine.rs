@@ -1,5 +1,6 @@
 //! The engine's commands: `explain <user>` and `users --report`.
 
+use super::out::outln;
 use crate::app::config::Config;
 use crate::runtime::audit;
 use crate::runtime::matching;
@@ -11,10 +12,10 @@ pub(super) async fn explain(config: &Config, user: &str, limit: u32) -> anyhow::
         .await
         .map_err(|e| anyhow::anyhow!("database: {e}"))?;
     if lines.is_empty() {
-        println!("no decisions recorded for {user}");
+        outln!("no decisions recorded for {user}")?;
     }
     for l in lines {
-        println!("{l}");
+        outln!("{l}")?;
     }
     Ok(())
 }
@@ -25,28 +26,31 @@ pub(super) async fn users(config: &Config, report: bool) -> anyhow::Result<()> {
     let r = matching::plan_from_store(&config.engine(), store.as_ref())
         .await
         .map_err(anyhow::Error::msg)?;
-    println!(
+    outln!(
         "matched: {}, unmatched Teams users: {}, unmatched agents: {}, conflicts: {}",
         r.matched.len(),
         r.unmatched_teams.len(),
         r.unmatched_agents.len(),
         r.conflicts.len()
-    );
+    )?;
     if report {
         for p in &r.matched {
-            println!(
+            outln!(
                 "match     {} ({}) <-> {}/{}",
-                p.upn, p.teams_id, p.connector, p.agent_id
-            );
+                p.upn,
+                p.teams_id,
+                p.connector,
+                p.agent_id
+            )?;
         }
         for u in &r.unmatched_teams {
-            println!("no agent  {u}");
+            outln!("no agent  {u}")?;
         }
         for a in &r.unmatched_agents {
-            println!("no user   {a}");
+            outln!("no user   {a}")?;
         }
         for c in &r.conflicts {
-            println!("conflict  {c}");
+            outln!("conflict  {c}")?;
         }
     }
     Ok(())

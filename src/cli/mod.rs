@@ -9,6 +9,7 @@ mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;
 mod engine;
+mod out;
 
 use std::path::PathBuf;
 
@@ -97,6 +98,13 @@ pub enum ConnectorsCommand {
 
 /// Runs one command to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match dispatch(cli).await {
+        Err(e) if out::is_broken_pipe(&e) => Ok(()),
+        other => other,
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     #[cfg(feature = "demo")]
     if let Command::Demo { users, listen } = cli.command {
         let opts = demo::DemoOptions {

@@ -137,15 +137,91 @@ pub fn resolve_secret(
     }
 }
 
-/// `postgres://user:pw@host/db` → `postgres://user:[redacted]@host/db`.
+/// Hides every password a database URL or connection string can carry, so that printing it
+/// (`check-config`, start-up errors) never shows one:
+/// - the userinfo password of `scheme://user:pw@host/db`, even when it holds `/`, `#`, `?` or
+///   `@` unencoded (everything before the last `@` is taken as userinfo, so a URL whose query
+///   holds an `@` may show less than it could, never more);
+/// - `password=` and `sslpassword=` parameters, in a URL's query or in a libpq
+///   `key=value` string, quoted or not.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("REDACTED"));
-            u.to_string().replacen(":REDACTED@", ":[redacted]@", 1)
-        }
-        _ => url.to_owned(),
+    let mut out = String::with_capacity(url.len());
+    let mut from = 0;
+    for span in password_spans(url) {
+        out.push_str(&url[from..span.start]);
+        out.push_str("[redacted]");
+        from = span.end;
     }
+    out.push_str(&url[from..]);
+    out
+}
+
+/// Removes from a message (a driver's error, say) every password `url` carries.
+pub fn scrub_url_passwords(message: &str, url: &str) -> String {
+    password_spans(url)
+        .into_iter()
+        .map(|span| &url[span])
+        .filter(|pw| !pw.is_empty())
+        .fold(message.to_owned(), |m, pw| m.replace(pw, "[redacted]"))
+}
+
+/// Where the passwords of a database URL or connection string are (see [`redact_url`]), in
+/// order and not overlapping.
+fn password_spans(url: &str) -> Vec<std::ops::Range<usize>> {
+    let mut spans = Vec::new();
+    let mut params_from = 0;
+    if let Some(i) = url.find("://") {
+        let authority = i + 3;
+        if let Some(at) = url[authority..].rfind('@').map(|at| authority + at) {
+            if let Some(colon) = url[authority..at].find(':') {
+                spans.push(authority + colon + 1..at);
+            }
+            params_from = at;
+        }
+    }
+    const KEYS: [&str; 2] = ["sslpassword", "password"];
+    let lower = url.to_ascii_lowercase();
+    let bytes = url.as_bytes();
+    let mut i = params_from;
+    while i < url.len() {
+        let at_boundary = i == 0
+            || matches!(bytes[i - 1], b'?' | b'&' | b';' | b'/')
+            || bytes[i - 1].is_ascii_whitespace();
+        let key_end = KEYS
+            .iter()
+            .find(|k| at_boundary && lower[i..].starts_with(*k))
+            .map(|k| i + k.len())
+            .filter(|&end| lower[end..].trim_start().starts_with('='));
+        let Some(key_end) = key_end else {
+            i += url[i..].chars().next().map_or(1, char::len_utf8);
+            continue;
+        };
+        let eq = key_end + (url[key_end..].len() - url[key_end..].trim_start().len());
+        let start = eq + 1 + (url[eq + 1..].len() - url[eq + 1..].trim_start().len());
+        let end = start + value_len(&url[start..]);
+        spans.push(start..end);
+        i = end.max(i + 1);
+    }
+    spans
+}
+
+/// Length of a parameter value: a quoted libpq value (`'…'`, with `\'` escapes) up to its
+/// closing quote, otherwise up to the next `&` or whitespace.
+fn value_len(v: &str) -> usize {
+    let bytes = v.as_bytes();
+    if bytes.first() == Some(&b'\'') {
+        let mut j = 1;
+        while j < bytes.len() {
+            match bytes[j] {
+                b'\\' => j += 2,
+                b'\'' => return j + 1,
+                _ => j += 1,
+            }
+        }
+        return v.len();
+    }
+    v.find(|c: char| c == '&' || c.is_whitespace())
+        .unwrap_or(v.len())
 }
 
 /// Serializes an optional secret as `[redacted]` when present.
@@ -178,6 +254,65 @@ mod tests {
             "postgres://bridge:[redacted]@db:5432/pb"
         );
         assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+        assert_eq!(
+            redact_url("postgres://bridge@db/pb?sslmode=require"),
+            "postgres://bridge@db/pb?sslmode=require"
+        );
+    }
+
+    /// Every form a password can take in `store.url`: unencoded `/`, `#`, `?` and `@` in the
+    /// userinfo, query parameters, libpq key/value strings (quoted or not).
+    #[test]
+    fn database_passwords_are_redacted_in_every_form() {
+        let cases = [
+            (
+                "postgres://u:s3cr/et@db/pb",
+                "postgres://u:[redacted]@db/pb",
+            ),
+            (
+                "postgres://u:s3cr#et@db/pb",
+                "postgres://u:[redacted]@db/pb",
+            ),
+            (
+                "postgres://u:a?b@c@db:5432/pb",
+                "postgres://u:[redacted]@db:5432/pb",
+            ),
+            (
+                "postgres://u@db/pb?sslmode=require&password=s3cret",
+                "postgres://u@db/pb?sslmode=require&password=[redacted]",
+            ),
+            (
+                "postgres://db/pb?PASSWORD=s3cret&application_name=x",
+                "postgres://db/pb?PASSWORD=[redacted]&application_name=x",
+            ),
+            (
+                "postgres://db/pb?sslpassword=s3cret",
+                "postgres://db/pb?sslpassword=[redacted]",
+            ),
+            (
+                "host=db user=u password=s3cret dbname=pb",
+                "host=db user=u password=[redacted] dbname=pb",
+            ),
+            (
+                "host=db password = 's3 c\\'ret' dbname=pb",
+                "host=db password = [redacted] dbname=pb",
+            ),
+        ];
+        for (url, shown) in cases {
+            let got = redact_url(url);
+            assert_eq!(got, shown, "{url}");
+            assert!(!got.contains("s3"), "{got}");
+        }
+        let message = "authentication failed for s3cr/et";
+        assert_eq!(
+            scrub_url_passwords(message, "postgres://u:s3cr/et@db/pb"),
+            "authentication failed for [redacted]"
+        );
+        // Look-alikes are left alone.
+        assert_eq!(
+            redact_url("postgres://u@db/pb?passwordless=1"),
+            "postgres://u@db/pb?passwordless=1"
+        );
     }
 
     #[test]

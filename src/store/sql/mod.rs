@@ -42,34 +42,12 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
 
 /// The URL as it may be shown: the password replaced, even when the URL does not parse.
 pub(crate) fn shown_url(url: &str) -> String {
-    if url::Url::parse(url).is_ok() {
-        return crate::config::redact_url(url);
-    }
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            format!(
-                "{scheme}://{user}:[redacted]@{host}{}",
-                &rest[authority_end..]
-            )
-        }
-        None => url.to_owned(),
-    }
+    crate::config::redact_url(url)
 }
 
-/// Removes the URL's password from an error message, should a driver ever echo it.
+/// Removes the URL's passwords from an error message, should a driver ever echo them.
 pub(crate) fn scrub(message: &str, url: &str) -> String {
-    let password = url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.password().map(str::to_owned));
-    match password {
-        Some(pw) if !pw.is_empty() => message.replace(&pw, "[redacted]"),
-        _ => message.to_owned(),
-    }
+    crate::config::scrub_url_passwords(message, url)
 }
 
 /// Timestamps are kept to the millisecond, so what is read back equals what was written on
