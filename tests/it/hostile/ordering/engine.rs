@@ -31,7 +31,7 @@ async fn until<F: std::future::Future<Output = bool>>(what: &str, mut cond: impl
 /// The daemon against both simulators, its users matched.
 struct SimApp {
     graph: SimGraphHandle,
-    _cc: SimContactCenter,
+    cc: SimContactCenter,
     store: Arc<dyn Store>,
     inbox: Inbox,
     health: HealthRegistry,
@@ -67,7 +67,7 @@ async fn sim_app(users: usize, tweak: impl FnOnce(&mut Config)) -> SimApp {
     .await;
     SimApp {
         graph,
-        _cc: cc,
+        cc,
         store,
         inbox,
         health,
@@ -102,6 +102,9 @@ fn cc_observation(user: &str, id: &str, name: &str, ago_secs: i64) -> Observatio
 async fn an_observation_older_than_the_applied_one_changes_nothing_and_writes_nothing() {
     let app = sim_app(2, |_| {}).await;
     let u1 = demo_user_id(1);
+    // The platform's state agrees with the event (no webhook is set, so it is not sent):
+    // reconciliation reads the same.
+    assert_eq!(app.cc.set_agent_status("agent-1", "on_contact").await, None);
     app.inbox
         .push_observations(&[cc_observation(&u1, "on_contact", "On Contact", 0)])
         .await
