@@ -1,6 +1,8 @@
-//! Store throughput: `inbox_push` rows/s by batch size, and `inbox_claim` + `inbox_ack`
-//! items/s, on SQLite (a temp file) and on Postgres when `PRESENCE_BRIDGE_TEST_POSTGRES_URL`
-//! is set (a fresh schema, dropped afterwards). Prints figures; asserts nothing.
+//! Store throughput: `inbox_push` rows/s by batch size, `ingest_push` (one contact-center
+//! event per transaction, as a webhook pushes it) events/s, and `inbox_claim` + `inbox_ack`
+//! items/s, on SQLite (a temp file, once with `store.sqlite_synchronous = "normal"` and once
+//! with `"full"`) and on Postgres when `PRESENCE_BRIDGE_TEST_POSTGRES_URL` is set (a fresh
+//! schema, dropped afterwards). Prints figures; asserts nothing.
 //!
 //! `cargo bench --bench store`
 
@@ -8,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use presence_bridge::store::config::StoreConfig;
-use presence_bridge::store::{self, NewInboxItem, Store};
+use presence_bridge::store::config::{SqliteSynchronousMode, StoreConfig};
+use presence_bridge::store::{self, IngestRow, NewInboxItem, Store};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -60,8 +62,23 @@ async fn bench(name: &str, s: Arc<dyn Store>) {
             rows += batch;
         }
         let rate = rows as f64 / start.elapsed().as_secs_f64();
-        println!("{name:8} inbox_push  batch {batch:5}: {rate:>10.0} rows/s");
+        println!("{name:12} inbox_push  batch {batch:5}: {rate:>10.0} rows/s");
     }
+    let start = Instant::now();
+    let mut events = 0usize;
+    while start.elapsed() < RUN_FOR {
+        let item = items(1).remove(0);
+        let row = IngestRow {
+            event_id: Some(uuid::Uuid::new_v4().to_string()),
+            agent_id: format!("agent-{}", events % 100),
+            at: Utc::now(),
+            item,
+        };
+        s.ingest_push("bench", &[row]).await.expect("ingest push");
+        events += 1;
+    }
+    let rate = events as f64 / start.elapsed().as_secs_f64();
+    println!("{name:12} ingest_push 1 event/tx  : {rate:>10.0} events/s");
     let start = Instant::now();
     let pushers: Vec<_> = (0..PUSHERS)
         .map(|_| {
@@ -82,7 +99,7 @@ async fn bench(name: &str, s: Arc<dyn Store>) {
         rows += p.await.expect("pusher");
     }
     let rate = rows as f64 / start.elapsed().as_secs_f64();
-    println!("{name:8} inbox_push  {PUSHERS} tasks x batch 10: {rate:>10.0} rows/s");
+    println!("{name:12} inbox_push  {PUSHERS} tasks x batch 10: {rate:>10.0} rows/s");
 
     let start = Instant::now();
     let mut done = 0usize;
@@ -96,15 +113,26 @@ async fn bench(name: &str, s: Arc<dyn Store>) {
         done += ids.len();
     }
     let rate = done as f64 / start.elapsed().as_secs_f64();
-    println!("{name:8} claim+ack   batch {CLAIM_BATCH:5}: {rate:>10.0} items/s");
+    println!("{name:12} claim+ack   batch {CLAIM_BATCH:5}: {rate:>10.0} items/s");
 }
 
 #[tokio::main]
 async fn main() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/bench.db", dir.path().display());
-    let s = store::open(&config(url)).await.expect("sqlite opens");
-    bench("sqlite", s).await;
+    // Next to the build output, on the disk the project lives on: a tmpfs /tmp would make
+    // every sync free and the comparison meaningless.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    for (name, mode) in [
+        ("sqlite", SqliteSynchronousMode::Normal),
+        ("sqlite-full", SqliteSynchronousMode::Full),
+    ] {
+        let url = format!("sqlite://{}/{name}.db", dir.path().display());
+        let cfg = StoreConfig {
+            sqlite_synchronous: mode,
+            ..config(url)
+        };
+        let s = store::open(&cfg).await.expect("sqlite opens");
+        bench(name, s).await;
+    }
 
     let Ok(base) = std::env::var("PRESENCE_BRIDGE_TEST_POSTGRES_URL") else {
         println!("postgres skipped: PRESENCE_BRIDGE_TEST_POSTGRES_URL is not set");

@@ -10,7 +10,7 @@
 use crate::engine::config::EngineConfig;
 use crate::engine::config::{Direction, OnCcLogin, WriteMode};
 use crate::engine::rules::Rules;
-use crate::engine::state::{Action, Decision, Millis, Reason, Table, Trigger, UserState};
+use crate::engine::state::{Action, Decision, Millis, Reason, Seen, Table, Trigger, UserState};
 use crate::engine::tables::{same_cc, set_teams};
 use crate::model::{CcStatus, Side, Source, Status, TeamsPresence};
 
@@ -122,7 +122,7 @@ impl Engine {
         }
     }
 
-    /// Takes one observation for this user and appends the decisions it leads to.
+    /// Takes one observation made now for this user and appends the decisions it leads to.
     pub fn observe(
         &self,
         st: &mut UserState,
@@ -131,11 +131,46 @@ impl Engine {
         now: Millis,
         out: &mut Vec<Decision>,
     ) {
+        self.observe_at(st, status, source, now, now, out)
+    }
+
+    /// Takes one observation made at `observed_at` (epoch milliseconds) for this user and
+    /// appends the decisions it leads to. One older than the newest already applied on its
+    /// side ([`Seen::supersedes`]) is stale: it changes no state and causes no write,
+    /// whatever order observations arrive in (a crashed process's items come back late).
+    pub fn observe_at(
+        &self,
+        st: &mut UserState,
+        status: Status,
+        source: Source,
+        observed_at: Millis,
+        now: Millis,
+        out: &mut Vec<Decision>,
+    ) {
         let trigger = Trigger::Observation {
             side: status.side(),
             source,
         };
         let mut cx = Ctx { now, trigger, out };
+        let sequence = match &status {
+            Status::Teams(p) => p.sequence.clone(),
+            Status::ContactCenter(_) => None,
+        };
+        let seen = match status.side() {
+            Side::Teams => &mut st.teams_seen,
+            Side::ContactCenter => &mut st.cc_seen,
+        };
+        if seen
+            .as_ref()
+            .is_some_and(|s| s.supersedes(observed_at, sequence.as_deref()))
+        {
+            return cx.push(None, None, Reason::Stale);
+        }
+        *seen = Some(Seen::advanced(
+            seen.as_ref(),
+            observed_at,
+            sequence.as_deref(),
+        ));
         match status {
             Status::Teams(p) => self.observe_teams(st, p, &mut cx),
             Status::ContactCenter(c) => self.observe_cc(st, c, &mut cx),
@@ -143,13 +178,6 @@ impl Engine {
     }
 
     fn observe_teams(&self, st: &mut UserState, p: TeamsPresence, cx: &mut Ctx) {
-        if let (Some(new), Some(old)) = (
-            p.sequence.as_deref(),
-            st.teams.as_ref().and_then(|t| t.sequence.as_deref()),
-        ) && (new.len(), new) <= (old.len(), old)
-        {
-            return cx.push(None, None, Reason::Stale);
-        }
         let changed = st.teams.as_ref() != Some(&p);
         if changed {
             st.teams_at = cx.now;
@@ -267,7 +295,7 @@ impl Engine {
         }
     }
 
-    /// Feeds a reconciliation read of both sides; reports what had drifted.
+    /// Feeds a reconciliation read of both sides made now; reports what had drifted.
     pub fn reconcile(
         &self,
         st: &mut UserState,
@@ -276,17 +304,42 @@ impl Engine {
         now: Millis,
         out: &mut Vec<Decision>,
     ) -> Drift {
+        self.reconcile_at(st, teams, cc, now, now, out)
+    }
+
+    /// Feeds a reconciliation read of both sides that started at `read_at`; reports what had
+    /// drifted. A side already observed after `read_at` is stale and left alone.
+    pub fn reconcile_at(
+        &self,
+        st: &mut UserState,
+        teams: Option<TeamsPresence>,
+        cc: Option<CcStatus>,
+        read_at: Millis,
+        now: Millis,
+        out: &mut Vec<Decision>,
+    ) -> Drift {
+        let stale = |out: &[Decision]| out.iter().any(|d| d.reason == Reason::Stale);
         let mut drift = Drift::default();
         if let Some(t) = teams {
             let echo = st.c2t.held.as_ref().is_some_and(|h| h.shows(&t));
-            drift.teams_missed = !echo && st.teams.as_ref() != Some(&t);
+            let missed = !echo && st.teams.as_ref() != Some(&t);
             let start = out.len();
-            self.observe(st, Status::Teams(t), Source::Reconcile, now, out);
+            self.observe_at(st, Status::Teams(t), Source::Reconcile, read_at, now, out);
+            drift.teams_missed = missed && !stale(&out[start..]);
             drift.session_lost = out[start..].iter().any(|d| d.reason == Reason::SessionLost);
         }
         if let Some(c) = cc {
-            drift.cc_missed = !st.cc.as_ref().is_some_and(|o| same_cc(o, &c));
-            self.observe(st, Status::ContactCenter(c), Source::Reconcile, now, out);
+            let missed = !st.cc.as_ref().is_some_and(|o| same_cc(o, &c));
+            let start = out.len();
+            self.observe_at(
+                st,
+                Status::ContactCenter(c),
+                Source::Reconcile,
+                read_at,
+                now,
+                out,
+            );
+            drift.cc_missed = missed && !stale(&out[start..]);
         }
         drift
     }

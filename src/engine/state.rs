@@ -77,6 +77,38 @@ pub struct WrittenCc {
     pub live: bool,
 }
 
+/// The newest observation applied on one side: its time (epoch milliseconds, as the source
+/// reported it) and, for Teams, Graph's `sequenceNumber` when the source carried one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    pub at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<String>,
+}
+
+impl Seen {
+    /// Whether an observation made at `at` (with `sequence`) is older than this one. Graph's
+    /// sequence numbers decide when both are known (they order one user's presence versions
+    /// exactly, and an equal one is the same version again); otherwise the times do, and an
+    /// equal time is not older.
+    pub fn supersedes(&self, at: Millis, sequence: Option<&str>) -> bool {
+        match (self.sequence.as_deref(), sequence) {
+            (Some(old), Some(new)) => (new.len(), new) <= (old.len(), old),
+            _ => at < self.at,
+        }
+    }
+
+    /// This stamp moved forward to an observation that does not [`Seen::supersedes`] it.
+    pub fn advanced(old: Option<&Seen>, at: Millis, sequence: Option<&str>) -> Seen {
+        Seen {
+            at: old.map_or(at, |o| o.at.max(at)),
+            sequence: sequence
+                .map(str::to_owned)
+                .or_else(|| old.and_then(|o| o.sequence.clone())),
+        }
+    }
+}
+
 /// Everything the engine knows about one user.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserState {
@@ -89,6 +121,12 @@ pub struct UserState {
     pub cc: Option<CcStatus>,
     #[serde(default)]
     pub cc_at: Millis,
+    /// The newest Teams observation applied: older ones are stale and change nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teams_seen: Option<Seen>,
+    /// The newest contact-center observation applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cc_seen: Option<Seen>,
     #[serde(default)]
     pub t2c: TeamsToCcState,
     #[serde(default)]
@@ -204,7 +242,10 @@ impl Reason {
     pub fn words(self) -> &'static str {
         match self {
             Reason::Echo => "it is the echo of the bridge's own write, so it is not a user change",
-            Reason::Stale => "it is older than what was already seen (Graph sequence number)",
+            Reason::Stale => {
+                "it is older than what was already seen on that side (observation time or Graph \
+                 sequence number), so it changes nothing"
+            }
             Reason::Unchanged => "nothing to do: the mapped status is already in place",
             Reason::DirectionOff => "this sync direction is turned off (sync.directions)",
             Reason::Suspended => "sync for this user is suspended after flapping",

@@ -185,7 +185,11 @@ impl Reconciler {
             .scatter(
                 reads,
                 |r| &r.0,
-                |reads, done| WorkerMsg::Reconcile { reads, done },
+                |reads, done| WorkerMsg::Reconcile {
+                    reads,
+                    read_at: started_at.timestamp_millis(),
+                    done,
+                },
             )
             .await;
         for (user, drift, writes) in answers.into_iter().flatten() {

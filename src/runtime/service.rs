@@ -164,15 +164,37 @@ impl Dispatcher {
     async fn run(self, cancel: CancellationToken) {
         let s = &self.shared;
         s.health.set("engine", false, HealthState::Up, "running");
-        self.fetch_catalogs().await;
+        // Leases held under this instance's name belong to a previous run that died with
+        // them: take them back now rather than wait for them to run out, so those items are
+        // processed in their order, before newer ones.
+        match s.store.inbox_reclaim().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                items = n,
+                instance = s.store.instance_id(),
+                "inbox: took back the leases of this instance's previous run"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "inbox: leases of a previous run could not be taken back; they return when they run out")
+            }
+        }
+        let catalog_problems = self.fetch_catalogs().await;
+        let mut inbox_failing = false;
         loop {
             if cancel.is_cancelled() {
                 break;
             }
             let items = match s.inbox.claim(CLAIM_BATCH, LEASE_SECS).await {
-                Ok(items) => items,
+                Ok(items) => {
+                    if std::mem::take(&mut inbox_failing) {
+                        tracing::info!("inbox: readable again");
+                        self.report_health(catalog_problems.as_deref());
+                    }
+                    items
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "inbox: claim failed");
+                    inbox_failing = true;
                     s.health.set(
                         "engine",
                         false,
@@ -198,9 +220,20 @@ impl Dispatcher {
         s.writer.drain().await;
     }
 
+    /// The engine's readiness line when the inbox is readable: degraded by catalog problems,
+    /// else up.
+    fn report_health(&self, catalog_problems: Option<&str>) {
+        let h = &self.shared.health;
+        match catalog_problems {
+            Some(p) => h.set("engine", false, HealthState::Degraded, p),
+            None => h.set("engine", false, HealthState::Up, "running"),
+        }
+    }
+
     /// Fetches each connector's status catalog, checks the rules against it and hands it to
-    /// the workers and the writer. Problems are logged and make the engine degraded.
-    pub async fn fetch_catalogs(&self) {
+    /// the workers and the writer. Problems are logged, make the engine degraded and are
+    /// returned.
+    pub async fn fetch_catalogs(&self) -> Option<String> {
         let s = &self.shared;
         let mut problems = Vec::new();
         for (name, cc) in &s.connectors {
@@ -229,10 +262,9 @@ impl Dispatcher {
                 }
             }
         }
-        if !problems.is_empty() {
-            s.health
-                .set("engine", false, HealthState::Degraded, problems.join("; "));
-        }
+        let problems = (!problems.is_empty()).then(|| problems.join("; "));
+        self.report_health(problems.as_deref());
+        problems
     }
 
     async fn handle(&self, items: Vec<Claimed>) {

@@ -79,7 +79,7 @@ mod tests {
             txs.push(tx);
             // Answers with (user, -, position in the input) for each read it was given.
             fakes.push(tokio::spawn(async move {
-                while let Some(WorkerMsg::Reconcile { reads, done }) = rx.recv().await {
+                while let Some(WorkerMsg::Reconcile { reads, done, .. }) = rx.recv().await {
                     assert!(reads.iter().all(|(u, ..)| shard(u, N) == i));
                     let answer = reads.into_iter().map(|(u, t, _)| {
                         (u, Drift::default(), t.unwrap().activity.parse().unwrap())
@@ -97,7 +97,11 @@ mod tests {
             .scatter(
                 reads,
                 |r| &r.0,
-                |reads, done| WorkerMsg::Reconcile { reads, done },
+                |reads, done| WorkerMsg::Reconcile {
+                    reads,
+                    read_at: 0,
+                    done,
+                },
             )
             .await;
         let busy = (0..N).filter(|w| (0..7).any(|u| shard(&format!("u{u}"), N) == *w));

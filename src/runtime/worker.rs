@@ -33,6 +33,8 @@ pub enum WorkerMsg {
     },
     Reconcile {
         reads: Vec<Read>,
+        /// When the reads started (epoch milliseconds): a side observed later is left alone.
+        read_at: Millis,
         done: oneshot::Sender<Vec<(UserId, Drift, usize)>>,
     },
     Catalog(Vec<CatalogStatus>),
@@ -105,26 +107,43 @@ impl Worker {
                         source: o.source,
                         status: o.status.clone(),
                     };
-                    self.observed.push(ObservedStatus {
+                    let observed = ObservedStatus {
                         user_id: o.user.clone(),
                         side: o.status.side(),
                         status: serde_json::to_value(&o.status).unwrap_or_default(),
                         observed_at: o.observed_at,
                         source: o.source.as_str().to_owned(),
-                    });
-                    let lag = (Utc::now() - o.observed_at).num_milliseconds().max(0);
+                    };
+                    let wall = Utc::now();
+                    let lag = (wall - o.observed_at).num_milliseconds().max(0);
                     self.shared
                         .metrics
                         .histogram("engine_observation_lag_seconds", &[])
                         .record(lag as f64 / 1000.0);
+                    // A time ahead of this clock counts as now, so one event from a fast
+                    // clock cannot make every later one look stale.
+                    let at = o
+                        .observed_at
+                        .timestamp_millis()
+                        .min(wall.timestamp_millis());
+                    let mut stale = false;
                     self.process(&o.user, input, |e, st, out| {
-                        e.observe(st, o.status, o.source, now, out)
+                        let start = out.len();
+                        e.observe_at(st, o.status, o.source, at, now, out);
+                        stale = out[start..].iter().any(|d| d.reason == Reason::Stale);
                     });
+                    if !stale {
+                        self.observed.push(observed);
+                    }
                 }
                 self.flush().await;
                 let _ = done.send(());
             }
-            WorkerMsg::Reconcile { reads, done } => {
+            WorkerMsg::Reconcile {
+                reads,
+                read_at,
+                done,
+            } => {
                 let now = self.shared.clock.now_millis();
                 let mut results = Vec::with_capacity(reads.len());
                 for (user, teams, cc) in reads {
@@ -134,7 +153,7 @@ impl Worker {
                     };
                     let mut drift = Drift::default();
                     let writes = self.process(&user, input, |e, st, out| {
-                        drift = e.reconcile(st, teams, cc, now, out);
+                        drift = e.reconcile_at(st, teams, cc, read_at, now, out);
                     });
                     results.push((user, drift, writes));
                 }

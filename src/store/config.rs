@@ -22,6 +22,24 @@ pub struct StoreConfig {
     pub sqlite_busy_timeout_ms: u64,
     /// How long audit entries are kept, in days.
     pub audit_retention_days: u32,
+    /// SQLite only: `normal` (the default) or `full`. Both keep an acknowledged item through a
+    /// process crash (WAL); `full` also syncs the log to disk at every commit, so it survives
+    /// power loss or an OS crash, at a throughput cost (README: "Durability").
+    pub sqlite_synchronous: SqliteSynchronousMode,
+    /// The name this process holds inbox leases under. A restarted process takes back the
+    /// leases held under its name at once. Must be stable across restarts and unique per
+    /// replica sharing one Postgres database (a StatefulSet pod name, a host name). Default:
+    /// the host name.
+    pub instance_id: Option<String>,
+}
+
+/// `store.sqlite_synchronous`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronousMode {
+    #[default]
+    Normal,
+    Full,
 }
 
 impl Default for StoreConfig {
@@ -31,6 +49,8 @@ impl Default for StoreConfig {
             max_connections: 8,
             sqlite_busy_timeout_ms: 5_000,
             audit_retention_days: 14,
+            sqlite_synchronous: SqliteSynchronousMode::Normal,
+            instance_id: None,
         }
     }
 }
@@ -42,6 +62,8 @@ impl fmt::Debug for StoreConfig {
             .field("max_connections", &self.max_connections)
             .field("sqlite_busy_timeout_ms", &self.sqlite_busy_timeout_ms)
             .field("audit_retention_days", &self.audit_retention_days)
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .field("instance_id", &self.instance_id)
             .finish()
     }
 }
@@ -60,6 +82,29 @@ impl StoreConfig {
         }
         errs.at_least(path, "max_connections", self.max_connections, 1);
         errs.at_least(path, "audit_retention_days", self.audit_retention_days, 1);
+        if self
+            .instance_id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            errs.push(
+                ConfigErrors::key(path, "instance_id"),
+                "must not be empty; leave it out to use the host name",
+            );
+        }
+    }
+
+    /// The name inbox leases are held under: `instance_id`, else the host name.
+    pub fn instance_id(&self) -> String {
+        if let Some(id) = &self.instance_id {
+            return id.trim().to_owned();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "presence-bridge".to_owned())
     }
 
     /// The SQLite database file named by `url`, when the store is SQLite on a file.

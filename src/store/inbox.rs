@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, oneshot};
 
 use crate::model::{InboxPayload, Observation};
-use crate::store::{InboxItem, NewInboxItem, Store, StoreError, StoreResult};
+use crate::store::{
+    InboxItem, IngestRow, IngestVerdict, NewInboxItem, Store, StoreError, StoreResult,
+};
 
 /// Most items written in one shared transaction; more wait for the next one. Large enough to
 /// amortise the commit (the fsync), small enough to keep one transaction short.
@@ -128,6 +130,15 @@ impl Inbox {
     }
 }
 
+/// The observation made of one contact-center event, with what the replay check keys on.
+#[derive(Debug, Clone)]
+pub struct CheckedObservation {
+    /// The platform's event id, when it sends one.
+    pub event_id: Option<String>,
+    pub agent_id: String,
+    pub observation: Observation,
+}
+
 /// An item taken from the inbox under a lease.
 #[derive(Debug)]
 pub struct Claimed {
@@ -192,6 +203,30 @@ impl Inbox {
                 .collect(),
         )
         .await
+    }
+
+    /// Stores the observations of contact-center events that are neither duplicates nor
+    /// stale, checked and recorded in the database in the same transaction (see
+    /// [`Store::ingest_push`]), and wakes the consumer. One verdict per event, in order.
+    pub async fn push_checked(
+        &self,
+        connector: &str,
+        events: Vec<CheckedObservation>,
+    ) -> StoreResult<Vec<IngestVerdict>> {
+        let rows: Vec<IngestRow> = events
+            .into_iter()
+            .map(|e| IngestRow {
+                event_id: e.event_id,
+                agent_id: e.agent_id,
+                at: e.observation.observed_at,
+                item: encode(&InboxPayload::Observation(e.observation)),
+            })
+            .collect();
+        let verdicts = self.store.ingest_push(connector, &rows).await?;
+        if verdicts.contains(&IngestVerdict::Accepted) {
+            self.wake.notify_one();
+        }
+        Ok(verdicts)
     }
 
     /// Leases up to `limit` items for `lease_secs` and decodes them (see [`Store::inbox_claim`]).

@@ -141,13 +141,40 @@ pub struct InboxItem {
     pub attempts: i32,
 }
 
+/// One contact-center event to take in, with its inbox row: [`Store::ingest_push`] checks it
+/// against the persisted event ids and per-agent times and stores it in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestRow {
+    /// The platform's event id, when it sends one (the duplicate check needs it).
+    pub event_id: Option<String>,
+    pub agent_id: String,
+    /// When the platform says the change happened.
+    pub at: DateTime<Utc>,
+    pub item: NewInboxItem,
+}
+
+/// What [`Store::ingest_push`] did with one [`IngestRow`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestVerdict {
+    /// New: its row is in the inbox.
+    Accepted,
+    /// Its event id was taken in before (by this or another process, before or after a
+    /// restart); nothing stored.
+    Duplicate,
+    /// Older than the newest event already taken in for the agent; nothing stored.
+    Stale,
+}
+
 /// Durable state. Implementations: [`sqlite::SqliteStore`], [`postgres::PgStore`].
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
-    /// Cheap liveness check for readiness.
+    /// Cheap readiness check: the database answers and accepts writes (a statement that
+    /// needs write access but changes no row), so a read-only file or role is not "ready".
     async fn ping(&self) -> StoreResult<()>;
+    /// The name inbox leases are held under (`store.instance_id`, else the host name).
+    fn instance_id(&self) -> &str;
 
     // users and agents
     /// Insert or update users by `teams_id`, in one transaction.
@@ -204,14 +231,32 @@ pub trait Store: Send + Sync + 'static {
     /// Appends items in one transaction; either all are stored or none.
     async fn inbox_push(&self, items: &[NewInboxItem]) -> StoreResult<()>;
     /// Leases up to `limit` items nobody holds (or whose lease ran out), oldest first, for
-    /// `lease_secs`. Safe with several replicas.
+    /// `lease_secs`, under [`Store::instance_id`]. Safe with several replicas.
     async fn inbox_claim(&self, limit: u32, lease_secs: u32) -> StoreResult<Vec<InboxItem>>;
+    /// Gives back every lease held under [`Store::instance_id`] (attempts + 1): called when
+    /// the engine starts, as those leases belong to a previous run of this instance that did
+    /// not finish them. Leases of other instances are left alone. Returns how many.
+    async fn inbox_reclaim(&self) -> StoreResult<u64>;
     /// Removes processed items.
     async fn inbox_ack(&self, ids: &[i64]) -> StoreResult<()>;
     /// Gives items back (lease cleared, attempts + 1) after a failure.
     async fn inbox_release(&self, ids: &[i64]) -> StoreResult<()>;
     /// Items waiting (leased or not).
     async fn inbox_len(&self) -> StoreResult<u64>;
+
+    // contact-center replay protection
+    /// In one transaction, in order: drops rows whose event id `connector` already took in
+    /// and rows older than the newest event taken in for their agent, records the others'
+    /// ids and times, and appends their inbox items. Atomic across concurrent callers and
+    /// replicas: of several copies of one event exactly one is accepted.
+    async fn ingest_push(
+        &self,
+        connector: &str,
+        rows: &[IngestRow],
+    ) -> StoreResult<Vec<IngestVerdict>>;
+    /// Forgets event ids recorded before `before`, and all but the newest `per_agent` ids of
+    /// each agent. Returns how many were deleted.
+    async fn prune_ingest(&self, before: DateTime<Utc>, per_agent: u32) -> StoreResult<u64>;
 }
 
 /// Opens the store named by the URL (`sqlite://…` or `postgres://…`) and applies migrations.

@@ -23,6 +23,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// `store.instance_id`: the name inbox leases are held under.
+    owner: String,
 }
 
 impl PgStore {
@@ -62,7 +64,10 @@ impl PgStore {
                 scrub(&e.to_string(), url)
             ))
         })?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            owner: cfg.instance_id(),
+        })
     }
 }
 

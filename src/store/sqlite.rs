@@ -11,7 +11,7 @@ use sqlx::sqlite::{
 
 use super::sql::shown_url;
 use super::{StoreError, StoreResult};
-use crate::store::config::StoreConfig;
+use crate::store::config::{SqliteSynchronousMode, StoreConfig};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -19,6 +19,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// `store.instance_id`: the name inbox leases are held under.
+    owner: String,
 }
 
 impl SqliteStore {
@@ -35,7 +37,10 @@ impl SqliteStore {
             })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(match cfg.sqlite_synchronous {
+                SqliteSynchronousMode::Normal => SqliteSynchronous::Normal,
+                SqliteSynchronousMode::Full => SqliteSynchronous::Full,
+            })
             .busy_timeout(Duration::from_millis(cfg.sqlite_busy_timeout_ms))
             .foreign_keys(true);
         let path = opts.get_filename().to_owned();
@@ -72,8 +77,37 @@ impl SqliteStore {
                 path.display()
             ))
         })?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            owner: cfg.instance_id(),
+        })
     }
 }
 
 super::sql::impl_store!(SqliteStore, sqlx::Sqlite, "sqlite", "");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_synchronous_is_what_the_connections_use() {
+        let dir = tempfile::tempdir().unwrap();
+        for (mode, pragma) in [
+            (SqliteSynchronousMode::Normal, 1),
+            (SqliteSynchronousMode::Full, 2),
+        ] {
+            let cfg = StoreConfig {
+                url: format!("sqlite://{}/{pragma}.db", dir.path().display()).into(),
+                sqlite_synchronous: mode,
+                ..StoreConfig::default()
+            };
+            let s = SqliteStore::open(&cfg).await.unwrap();
+            let got: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&s.pool)
+                .await
+                .unwrap();
+            assert_eq!(got, pragma, "{mode:?}");
+        }
+    }
+}

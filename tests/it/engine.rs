@@ -776,6 +776,36 @@ impl Store for RealTimeStore {
         let s = self.inner.clone();
         self.run(async move { s.inbox_len().await }).await
     }
+
+    fn instance_id(&self) -> &str {
+        self.inner.instance_id()
+    }
+
+    async fn inbox_reclaim(&self) -> StoreResult<u64> {
+        let s = self.inner.clone();
+        self.run(async move { s.inbox_reclaim().await }).await
+    }
+
+    async fn ingest_push(
+        &self,
+        connector: &str,
+        rows: &[presence_bridge::store::IngestRow],
+    ) -> StoreResult<Vec<presence_bridge::store::IngestVerdict>> {
+        let (connector, rows) = (connector.to_owned(), rows.to_vec());
+        let s = self.inner.clone();
+        self.run(async move { s.ingest_push(&connector, &rows).await })
+            .await
+    }
+
+    async fn prune_ingest(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        per_agent: u32,
+    ) -> StoreResult<u64> {
+        let s = self.inner.clone();
+        self.run(async move { s.prune_ingest(before, per_agent).await })
+            .await
+    }
 }
 
 mod api {

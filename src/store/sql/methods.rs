@@ -6,7 +6,8 @@
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal, $lock:literal) => {
         $crate::store::sql::impl_support!($store, $db);
-        use $crate::store::sql::{OBSERVED, WRITES};
+        $crate::store::sql::impl_ingest!($store, $db);
+        use $crate::store::sql::{OBSERVED, WRITES, newest_by_key};
 
         const USERS: &str = "SELECT teams_id, upn, mail, display_name, business_phones, \
             mobile_phone, cc_connector, cc_agent_id, active, updated_at FROM users";
@@ -25,8 +26,17 @@ macro_rules! impl_store {
             }
 
             async fn ping(&self) -> StoreResult<()> {
-                sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
+                // Needs write access (a read-only file, role or standby fails it) and changes
+                // no row: no key is empty.
+                sqlx::query("UPDATE kv SET value = value WHERE key = ''")
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
                 Ok(())
+            }
+
+            fn instance_id(&self) -> &str {
+                &self.owner
             }
 
             async fn upsert_users(&self, users: &[UserRecord]) -> StoreResult<()> {
@@ -116,8 +126,10 @@ macro_rules! impl_store {
             }
 
             async fn put_observed(&self, observed: &[ObservedStatus]) -> StoreResult<()> {
-                let rows: Vec<_> = observed
-                    .iter()
+                // Per user and side the newest wins, in the batch and against the table.
+                let newest = newest_by_key(observed, |o| (o.user_id.as_str(), o.side), |o| o.observed_at);
+                let rows: Vec<_> = newest
+                    .into_iter()
                     .map(|o| (o.user_id.as_str(), o.side, &o.status, o.observed_at, Some(o.source.as_str())))
                     .collect();
                 self.put_status(&OBSERVED, &rows).await
@@ -313,32 +325,21 @@ macro_rules! impl_store {
             }
 
             async fn inbox_push(&self, items: &[NewInboxItem]) -> StoreResult<()> {
-                run_atomic(&self.pool, values_statements(
-                    "INSERT INTO inbox (kind, user_id, payload, received_at) ",
-                    4,
-                    "",
-                    items,
-                    |mut b, i| {
-                        b.push_bind(&i.kind)
-                            .push_bind(&i.user_id)
-                            .push_bind(Json(&i.payload))
-                            .push_bind(ms(i.received_at));
-                    },
-                ))
-                .await.map(drop)
+                run_atomic(&self.pool, inbox_statements(items)).await.map(drop)
             }
 
             async fn inbox_claim(&self, limit: u32, lease_secs: u32) -> StoreResult<Vec<InboxItem>> {
                 let now = chrono::Utc::now().timestamp_millis();
                 let rows = sqlx::query(concat!(
-                    "UPDATE inbox SET lease_until = $1 WHERE id IN (SELECT id FROM inbox \
-                     WHERE lease_until IS NULL OR lease_until <= $2 ORDER BY id LIMIT $3 ",
+                    "UPDATE inbox SET lease_until = $1, lease_owner = $4 WHERE id IN (SELECT id \
+                     FROM inbox WHERE lease_until IS NULL OR lease_until <= $2 ORDER BY id LIMIT $3 ",
                     $lock,
                     ") RETURNING id, kind, user_id, payload, received_at, attempts"
                 ))
                 .bind(now + i64::from(lease_secs) * 1000)
                 .bind(now)
                 .bind(i64::from(limit))
+                .bind(&self.owner)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db_err)?;
@@ -353,8 +354,15 @@ macro_rules! impl_store {
             }
 
             async fn inbox_release(&self, ids: &[i64]) -> StoreResult<()> {
-                let head = "UPDATE inbox SET lease_until = NULL, attempts = attempts + 1 WHERE id IN";
+                let head = "UPDATE inbox SET lease_until = NULL, lease_owner = NULL, \
+                    attempts = attempts + 1 WHERE id IN";
                 run_atomic(&self.pool, in_statements(head, ids)).await.map(drop)
+            }
+
+            async fn inbox_reclaim(&self) -> StoreResult<u64> {
+                let sql = "UPDATE inbox SET lease_until = NULL, lease_owner = NULL, \
+                    attempts = attempts + 1 WHERE lease_owner = $1 AND lease_until IS NOT NULL";
+                execute(&self.pool, sql, &[&self.owner]).await
             }
 
             async fn inbox_len(&self) -> StoreResult<u64> {
@@ -363,6 +371,14 @@ macro_rules! impl_store {
                     .await
                     .map_err(db_err)?;
                 Ok(n as u64)
+            }
+
+            async fn ingest_push(&self, connector: &str, rows: &[IngestRow]) -> StoreResult<Vec<IngestVerdict>> {
+                self.ingest_push_tx(connector, rows).await
+            }
+
+            async fn prune_ingest(&self, before: chrono::DateTime<chrono::Utc>, per_agent: u32) -> StoreResult<u64> {
+                self.prune_ingest_ids(before, per_agent).await
             }
         }
     };

@@ -10,9 +10,11 @@ use chrono::{DateTime, Utc};
 use super::StoreError;
 use crate::model::Side;
 
+mod ingest;
 mod methods;
 mod support;
 
+pub(crate) use ingest::impl_ingest;
 pub(crate) use methods::impl_store;
 pub(crate) use support::{from_row, impl_support};
 
@@ -86,24 +88,54 @@ pub(crate) fn last_by_key<'a, T, K: Eq + std::hash::Hash>(
     out
 }
 
+/// Keeps, for each key, the item with the greatest `at` (the later one on a tie), in
+/// first-seen order of the keys.
+pub(crate) fn newest_by_key<'a, T, K: Eq + std::hash::Hash>(
+    items: &'a [T],
+    key: impl Fn(&'a T) -> K,
+    at: impl Fn(&T) -> DateTime<Utc>,
+) -> Vec<&'a T> {
+    let mut index = std::collections::HashMap::with_capacity(items.len());
+    let mut out: Vec<&T> = Vec::with_capacity(items.len());
+    for item in items {
+        match index.entry(key(item)) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                if at(item) >= at(out[*e.get()]) {
+                    out[*e.get()] = item;
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(out.len());
+                out.push(item);
+            }
+        }
+    }
+    out
+}
+
 /// `observed_status` and `bridge_writes` share one shape: per (user, side) a status, a time and
 /// one more text column; one pair of functions reads and writes both.
 pub(crate) struct StatusTable {
     pub table: &'static str,
     pub at: &'static str,
     pub extra: &'static str,
+    /// Whether a row may only be replaced by one at least as new (by `at`).
+    pub newer_only: bool,
 }
 
+/// What was seen on each side: never goes back in time, whatever order rows arrive in.
 pub(crate) const OBSERVED: StatusTable = StatusTable {
     table: "observed_status",
     at: "observed_at",
     extra: "source",
+    newer_only: true,
 };
 
 pub(crate) const WRITES: StatusTable = StatusTable {
     table: "bridge_writes",
     at: "written_at",
     extra: "sequence",
+    newer_only: false,
 };
 
 /// A row of a [`StatusTable`]: user, side, status, time, extra column.

@@ -186,11 +186,14 @@ macro_rules! impl_support {
                 rows: &[StatusRow<&str, &serde_json::Value, &str>],
             ) -> StoreResult<()> {
                 let head = format!("INSERT INTO {} (user_id, side, status, {}, {}) ", t.table, t.at, t.extra);
-                let tail = format!(
+                let mut tail = format!(
                     " ON CONFLICT (user_id, side) DO UPDATE SET status = excluded.status, \
                      {0} = excluded.{0}, {1} = excluded.{1}",
                     t.at, t.extra
                 );
+                if t.newer_only {
+                    tail.push_str(&format!(" WHERE {0}.{1} <= excluded.{1}", t.table, t.at));
+                }
                 let rows = last_by_key(rows, |r| (r.0, r.1));
                 let statements = values_statements(&head, 5, &tail, rows, |mut b, r| {
                     b.push_bind(r.0).push_bind(r.1.as_str()).push_bind(Json(r.2)).push_bind(ms(r.3)).push_bind(r.4);
