@@ -1,7 +1,12 @@
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use presence_bridge::cli::{self, Cli, EXIT_FAILURE};
+
+/// How long the runtime waits at exit for blocking tasks: enough for file writes to finish,
+/// short enough that SIGTERM stops the daemon within 2 s whatever its peers do.
+const BLOCKING_WORK_GRACE: Duration = Duration::from_millis(300);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -12,7 +17,11 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    match runtime.block_on(cli::run(cli)) {
+    let result = runtime.block_on(cli::run(cli));
+    // Blocking work still running (a DNS lookup whose resolver never answers) must not hold
+    // the process once the daemon has stopped.
+    runtime.shutdown_timeout(BLOCKING_WORK_GRACE);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

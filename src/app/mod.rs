@@ -149,9 +149,13 @@ impl ApplicationBuilder {
         let mut connectors = if core.config.connectors.is_empty() {
             Vec::new()
         } else {
-            crate::connectors::build_connectors(&core.config.connectors, Some(core.store.clone()))
-                .await
-                .map_err(|e| AppError::Config(format!("connectors: {e}")))?
+            crate::connectors::build_connectors(
+                &core.config.connectors,
+                Some(core.store.clone()),
+                &cancel,
+            )
+            .await
+            .map_err(|e| AppError::Config(format!("connectors: {e}")))?
         };
         connectors.extend(extra_connectors);
         let connectors = ConnectorRegistry::new(connectors, &core.inbox, &core.metrics);
@@ -313,12 +317,19 @@ impl Application {
 
         let app = http::router(state, &core.config.server);
         let stop = cancel.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = shutdown => stop.cancel(),
-                _ = stop.cancelled() => {}
-            }
-        });
+        // Polled once here so that signal handlers are installed before the log says
+        // "listening": a SIGTERM from then on drains instead of killing the process.
+        let mut shutdown = Box::pin(shutdown);
+        if futures::poll!(shutdown.as_mut()).is_ready() {
+            cancel.cancel();
+        } else {
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = shutdown => stop.cancel(),
+                    _ = stop.cancelled() => {}
+                }
+            });
+        }
         tracing::info!(%addr, "listening");
         let serve_stop = cancel.clone();
         let server = axum::serve(listener, app)

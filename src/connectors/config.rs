@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 use crate::config::{ConfigErrors, resolve_secret};
+use crate::model::contact_center::EventTimeBounds;
 
 pub use super::amazon_connect::config::AmazonConnectConfig;
 pub use super::genesys::config::GenesysConfig;
@@ -45,6 +46,63 @@ impl ConnectorConfig {
             ConnectorConfig::Http(c) => &c.limits,
             ConnectorConfig::Genesys(c) => &c.limits,
             ConnectorConfig::AmazonConnect(c) => &c.limits,
+        }
+    }
+
+    pub fn event_time(&self) -> &EventTimeConfig {
+        match self {
+            ConnectorConfig::Http(c) => &c.event_time,
+            ConnectorConfig::Genesys(c) => &c.event_time,
+            ConnectorConfig::AmazonConnect(c) => &c.event_time,
+        }
+    }
+}
+
+/// `[connectors.event_time]`: the range an event's own time must fall in, shared by every
+/// kind. Inbound webhook requests carrying an event outside it get 400; events from a
+/// stream or poll outside it are dropped, logged and counted
+/// (`connector_events_total{outcome="out_of_range"}`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventTimeConfig {
+    /// Events dated more than this many seconds ahead of this server's clock are refused
+    /// (1..=3600). A future date would make every real event after it look stale.
+    pub max_future_skew_secs: u64,
+    /// Pushed events older than this many seconds are refused (60..=31536000). Polled
+    /// statuses carry the time the status began, so only the future bound applies to them.
+    pub max_age_secs: u64,
+}
+
+impl Default for EventTimeConfig {
+    fn default() -> Self {
+        let d = EventTimeBounds::default();
+        Self {
+            max_future_skew_secs: d.max_future_skew.as_secs(),
+            max_age_secs: d.max_age.as_secs(),
+        }
+    }
+}
+
+impl EventTimeConfig {
+    pub fn bounds(&self) -> EventTimeBounds {
+        EventTimeBounds {
+            max_future_skew: std::time::Duration::from_secs(self.max_future_skew_secs),
+            max_age: std::time::Duration::from_secs(self.max_age_secs),
+        }
+    }
+
+    fn validate(&self, path: &str, errs: &mut ConfigErrors) {
+        if !(1..=3600).contains(&self.max_future_skew_secs) {
+            errs.push(
+                format!("{path}.event_time.max_future_skew_secs"),
+                "must be between 1 and 3600",
+            );
+        }
+        if !(60..=365 * 24 * 3600).contains(&self.max_age_secs) {
+            errs.push(
+                format!("{path}.event_time.max_age_secs"),
+                "must be between 60 and 31536000 (one year)",
+            );
         }
     }
 }
@@ -134,6 +192,7 @@ pub fn validate(connectors: &mut [ConnectorConfig], path: &str, errs: &mut Confi
             );
         }
         c.limits().validate(&path, errs);
+        c.event_time().validate(&path, errs);
         match c {
             ConnectorConfig::Http(h) => h.validate(&path, errs),
             ConnectorConfig::Genesys(g) => g.validate(&path, errs),

@@ -89,26 +89,47 @@ fn duplicate_names_unknown_keys_and_missing_catalog() {
 }
 
 #[test]
-fn hmac_needs_timestamp_header_for_replay_window() {
-    let text = format!(
-        "{STATIC_OK}{}",
-        r#"
-[connectors.inbound]
-agent_id_pointer = "/agent"
-status_pointer = "status"
-[connectors.inbound.verify]
-type = "hmac"
-header = "X-Sig"
-secret = "k"
-"#
+fn a_replay_window_must_be_covered_by_the_signature() {
+    let hmac = |verify: &str| {
+        format!(
+            "{STATIC_OK}\n[connectors.inbound]\nagent_id_pointer = \"/agent\"\nstatus_pointer = \"/status\"\n[connectors.inbound.verify]\ntype = \"hmac\"\nheader = \"X-Sig\"\nsecret = \"k\"\n{verify}"
+        )
+    };
+    let paths = |verify: &str| -> Vec<String> {
+        errors(&hmac(verify)).into_iter().map(|(p, _)| p).collect()
+    };
+    let v = "connectors[0].inbound.verify";
+    assert_eq!(paths(""), Vec::<String>::new(), "body-only, no window");
+    assert_eq!(
+        paths("timestamp_header = \"X-Ts\"\n"),
+        vec![format!("{v}.timestamp_header")]
     );
-    let e = errors(&text);
+    assert_eq!(
+        paths("replay_window_secs = 60\n"),
+        vec![format!("{v}.replay_window_secs")]
+    );
+    assert_eq!(paths("replay_window_secs = 0\n"), Vec::<String>::new());
+    assert_eq!(
+        paths("signed = \"timestamp_body\"\n"),
+        vec![format!("{v}.timestamp_header")]
+    );
+    assert_eq!(
+        paths("signed = \"timestamp_body\"\ntimestamp_header = \"X-Ts\"\n"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn event_time_bounds_are_checked() {
+    let e = errors(&format!(
+        "{STATIC_OK}[connectors.event_time]\nmax_future_skew_secs = 0\nmax_age_secs = 10\n"
+    ));
     let paths: Vec<&str> = e.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(
         paths,
         vec![
-            "connectors[0].inbound.status_pointer",
-            "connectors[0].inbound.verify.timestamp_header"
+            "connectors[0].event_time.max_future_skew_secs",
+            "connectors[0].event_time.max_age_secs"
         ],
         "{e:?}"
     );

@@ -12,6 +12,26 @@ use super::ConnectorError;
 use super::oauth::TokenCache;
 use super::retry::{Resilience, classify, transport};
 
+/// Characters a path segment keeps as they are: RFC 3986 "unreserved".
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `value` as exactly one URL path segment: everything but the unreserved characters is
+/// percent-encoded, `/` included, so an id such as `a/../../x` cannot leave its segment.
+/// `None` for `.` and `..`, which URL parsers resolve as dot segments even when
+/// percent-encoded (WHATWG URL, "single-dot" and "double-dot" segments).
+pub fn path_segment(value: &str) -> Option<String> {
+    (value != "." && value != "..").then(|| component(value))
+}
+
+/// `value` with everything but the unreserved characters percent-encoded.
+pub fn component(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, UNRESERVED).to_string()
+}
+
 /// How requests authenticate.
 pub enum Auth {
     None,

@@ -1,8 +1,14 @@
 //! The one resilience layer every connector calls through: the request budget (the shared
 //! [`TokenBucket`], `limits.requests_per_sec` spaced evenly), retries with exponential backoff
-//! and jitter, `429`/`Retry-After` honoured for the whole connector (every caller waits, not
-//! only the one that was throttled), the mapping of HTTP answers to [`ConnectorError`], and
-//! the connector's own health derived from how calls end.
+//! and jitter, `429`/`Retry-After` honoured for the whole connector, the mapping of HTTP
+//! answers to [`ConnectorError`], the connector's own health derived from how calls end, and
+//! shutdown: every call ends as soon as the application stops, whatever the peer does.
+//!
+//! `Retry-After` rule: no request of the connector leaves before the wait the platform asked
+//! for has passed, however long it is. `limits.backoff_max_ms` only decides who waits: a
+//! caller waits in place for a wait up to that cap, and gets a longer one back at once as
+//! [`ConnectorError::Throttled`] with the time still left, as does every caller that comes
+//! back before it has passed (without a request being sent).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -10,6 +16,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::ConnectorError;
 use super::config::LimitsConfig;
@@ -59,6 +66,15 @@ pub struct Resilience {
     max_retries: u32,
     base: Duration,
     max: Duration,
+    /// The end of the last `Retry-After` the platform asked for.
+    throttled_until: Mutex<Option<Instant>>,
+    /// Cancelled when the application stops: calls in flight end at once.
+    shutdown: CancellationToken,
+}
+
+/// A call refused because the application is stopping.
+fn shutting_down() -> ConnectorError {
+    ConnectorError::Transport("not sent: shutting down".into())
 }
 
 impl Resilience {
@@ -69,40 +85,97 @@ impl Resilience {
             max_retries: limits.max_retries,
             base: Duration::from_millis(limits.backoff_base_ms),
             max: Duration::from_millis(limits.backoff_max_ms),
+            throttled_until: Mutex::new(None),
+            shutdown: CancellationToken::new(),
         }
     }
 
-    /// Runs `op` (one attempt per call) until it succeeds, fails for good, or the retries are
-    /// spent. `what` names the operation in the health detail.
-    pub async fn call<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, ConnectorError>
+    /// Ends every call, in flight or to come, when `token` is cancelled.
+    pub fn set_shutdown(&mut self, token: CancellationToken) {
+        self.shutdown = token;
+    }
+
+    /// Runs `op` (one attempt per call) until it succeeds, fails for good, the retries are
+    /// spent, the platform asks for a wait longer than the cap, or the application stops.
+    /// `what` names the operation in the health detail.
+    pub async fn call<T, F, Fut>(&self, what: &str, op: F) -> Result<T, ConnectorError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ConnectorError>>,
+    {
+        if self.shutdown.is_cancelled() {
+            return Err(shutting_down());
+        }
+        tokio::select! {
+            biased;
+            // Dropping the attempt aborts its request; health is not about stopping.
+            _ = self.shutdown.cancelled() => Err(shutting_down()),
+            result = self.attempts(op) => {
+                self.health.record(what, &result);
+                result
+            }
+        }
+    }
+
+    async fn attempts<T, F, Fut>(&self, mut op: F) -> Result<T, ConnectorError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ConnectorError>>,
     {
         let mut attempt = 0u32;
-        let result = loop {
+        loop {
+            if let Some(left) = self.throttled_for()
+                && left > self.max
+            {
+                return Err(ConnectorError::Throttled {
+                    retry_after: Some(left),
+                });
+            }
             self.limiter.acquire(1).await;
             match op().await {
-                Err(e) if e.is_transient() && attempt < self.max_retries => {
+                Err(e) if e.is_transient() => {
                     let delay = match &e {
                         ConnectorError::Throttled {
                             retry_after: Some(d),
                         } => {
-                            let d = (*d).min(self.max);
-                            self.limiter.pause_until(Instant::now() + d);
-                            d
+                            self.throttle(*d);
+                            if *d > self.max {
+                                return Err(e);
+                            }
+                            *d
                         }
                         _ => self.backoff(attempt),
                     };
-                    tracing::debug!(what, attempt, ?delay, error = %e, "retrying");
+                    if attempt >= self.max_retries {
+                        return Err(e);
+                    }
+                    tracing::debug!(attempt, ?delay, error = %e, "retrying");
                     attempt += 1;
                     tokio::time::sleep(delay).await;
                 }
-                other => break other,
+                other => return other,
             }
-        };
-        self.health.record(what, &result);
-        result
+        }
+    }
+
+    /// Holds every request of the connector back for `d`.
+    fn throttle(&self, d: Duration) {
+        let now = Instant::now();
+        // A wait too long to represent is as good as forever.
+        let until = now
+            .checked_add(d)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+        self.limiter.pause_until(until);
+        let mut t = self.throttled_until.lock().expect("throttle lock");
+        *t = Some(t.map_or(until, |old| old.max(until)));
+    }
+
+    /// How long the last `Retry-After` still runs, if it does.
+    fn throttled_for(&self) -> Option<Duration> {
+        let until = (*self.throttled_until.lock().expect("throttle lock"))?;
+        until
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
     }
 
     /// `base * 2^attempt`, capped, with jitter in [50 %, 100 %].
@@ -181,6 +254,61 @@ mod tests {
         );
         assert!(start.elapsed() < Duration::from_secs(8));
         assert_eq!(r.health.get().0, HealthState::Up);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_above_the_cap_is_handed_back_and_holds_every_caller() {
+        let r = Resilience::new(&LimitsConfig {
+            backoff_max_ms: 1000,
+            ..limits()
+        });
+        let sent = std::cell::Cell::new(0);
+        let op = || {
+            sent.set(sent.get() + 1);
+            let n = sent.get();
+            async move {
+                if n == 1 {
+                    Err(ConnectorError::Throttled {
+                        retry_after: Some(Duration::from_secs(60)),
+                    })
+                } else {
+                    Ok(n)
+                }
+            }
+        };
+        let start = Instant::now();
+        let out = r.call("op", op).await;
+        assert!(
+            matches!(out, Err(ConnectorError::Throttled { retry_after: Some(d) }) if d == Duration::from_secs(60)),
+            "{out:?}"
+        );
+        assert_eq!(start.elapsed(), Duration::ZERO, "handed back at once");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let out = r.call("op", op).await;
+        assert!(
+            matches!(out, Err(ConnectorError::Throttled { retry_after: Some(d) }) if d == Duration::from_secs(30)),
+            "{out:?}"
+        );
+        assert_eq!(sent.get(), 1, "nothing sent while the wait runs");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(r.call("op", op).await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_a_call_in_flight() {
+        let mut r = Resilience::new(&limits());
+        let token = CancellationToken::new();
+        r.set_shutdown(token.clone());
+        let (out, ()) = tokio::join!(
+            r.call("op", std::future::pending::<Result<(), ConnectorError>>),
+            async { token.cancel() }
+        );
+        assert!(matches!(out, Err(ConnectorError::Transport(_))), "{out:?}");
+        assert_eq!(
+            r.health.get().0,
+            HealthState::Up,
+            "stopping is not ill health"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -35,10 +35,12 @@ const EVENT_BUFFER: usize = 4096;
 /// Connect timeout of the shared HTTP client.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Builds every configured connector (configs must have been validated).
+/// Builds every configured connector (configs must have been validated). Their requests
+/// end, sent or not, once `shutdown` is cancelled.
 pub async fn build_connectors(
     configs: &[ConnectorConfig],
     store: Option<Arc<dyn Store>>,
+    shutdown: &CancellationToken,
 ) -> Result<Vec<Arc<dyn ContactCenter>>, ConnectorError> {
     let http = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
@@ -48,18 +50,19 @@ pub async fn build_connectors(
     let mut out: Vec<Arc<dyn ContactCenter>> = Vec::with_capacity(configs.len());
     for c in configs {
         out.push(match c {
-            ConnectorConfig::Http(h) => Arc::new(super::http::HttpConnector::new(
-                (**h).clone(),
-                http.clone(),
-                store.clone(),
-            )?),
-            ConnectorConfig::Genesys(g) => Arc::new(super::genesys::GenesysConnector::new(
-                g.clone(),
-                http.clone(),
-            )?),
-            ConnectorConfig::AmazonConnect(a) => {
-                Arc::new(super::amazon_connect::AmazonConnectConnector::new(a.clone()).await)
-            }
+            ConnectorConfig::Http(h) => Arc::new(
+                super::http::HttpConnector::new((**h).clone(), http.clone(), store.clone())?
+                    .with_shutdown(shutdown.clone()),
+            ),
+            ConnectorConfig::Genesys(g) => Arc::new(
+                super::genesys::GenesysConnector::new(g.clone(), http.clone())?
+                    .with_shutdown(shutdown.clone()),
+            ),
+            ConnectorConfig::AmazonConnect(a) => Arc::new(
+                super::amazon_connect::AmazonConnectConnector::new(a.clone())
+                    .await
+                    .with_shutdown(shutdown.clone()),
+            ),
         });
     }
     Ok(out)
@@ -115,6 +118,8 @@ pub async fn render_set_status(
 pub struct ConnectorHandle {
     pub connector: Arc<dyn ContactCenter>,
     pub ingest: Arc<Ingest>,
+    /// Counts events dropped before ingest.
+    metrics: Metrics,
 }
 
 /// The configured connectors by name. Cheap to clone; empty when none are configured.
@@ -134,6 +139,7 @@ impl ConnectorRegistry {
                     ConnectorHandle {
                         connector: c,
                         ingest,
+                        metrics: metrics.clone(),
                     },
                 )
             })
@@ -219,6 +225,7 @@ async fn refresh_agents(h: &ConnectorHandle, store: &Arc<dyn Store>) {
 /// Runs the event source until cancelled, starting it again after failures.
 async fn run_source(h: &ConnectorHandle, tx: mpsc::Sender<AgentEvent>, cancel: &CancellationToken) {
     loop {
+        let mut delay = EVENTS_RESTART_DELAY;
         match h
             .connector
             .run_events(tx.clone(), cancel.child_token())
@@ -230,30 +237,80 @@ async fn run_source(h: &ConnectorHandle, tx: mpsc::Sender<AgentEvent>, cancel: &
                 "event source ended; starting it again"
             ),
             Err(e) => {
-                tracing::warn!(connector = h.connector.name(), error = %e, "event source failed; starting it again")
+                // A throttled platform is asked again only once its Retry-After has passed.
+                if let ConnectorError::Throttled {
+                    retry_after: Some(d),
+                } = &e
+                {
+                    delay = delay.max(*d);
+                }
+                tracing::warn!(connector = h.connector.name(), error = %e, ?delay, "event source failed; starting it again")
             }
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(EVENTS_RESTART_DELAY) => {}
+            _ = tokio::time::sleep(delay) => {}
         }
     }
 }
 
+/// Runs one connector's job until cancelled. Cancellation ends it at once, whatever it is
+/// waiting for (a platform that never answers, the AWS credential chain, the store): the
+/// work is dropped, not finished.
 async fn run_connector(
     h: ConnectorHandle,
     store: Arc<dyn Store>,
     health: HealthRegistry,
     cancel: CancellationToken,
 ) {
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => {}
+        _ = connector_loop(&h, &store, &health, &cancel) => {}
+    }
+}
+
+/// Drops the events whose own time is out of the connector's bounds (a platform clock that
+/// is wrong, a unit mix-up), logging and counting them: one would make every real event after
+/// it look stale.
+fn drop_out_of_range(h: &ConnectorHandle, batch: &mut Vec<AgentEvent>) {
+    let bounds = h.connector.event_time_bounds();
+    let now = chrono::Utc::now();
+    let before = batch.len();
+    batch.retain(|e| match bounds.check(e.at, e.source, now) {
+        Ok(()) => true,
+        Err(why) => {
+            tracing::warn!(connector = h.connector.name(), agent = %e.agent_id, reason = %why, "event dropped");
+            false
+        }
+    });
+    let dropped = before - batch.len();
+    if dropped > 0 {
+        h.metrics
+            .counter(
+                "connector_events_total",
+                &[
+                    ("connector", h.connector.name().to_owned()),
+                    ("outcome", "out_of_range".to_owned()),
+                ],
+            )
+            .increment(dropped as u64);
+    }
+}
+
+async fn connector_loop(
+    h: &ConnectorHandle,
+    store: &Arc<dyn Store>,
+    health: &HealthRegistry,
+    cancel: &CancellationToken,
+) {
     let (tx, mut rx) = mpsc::channel(EVENT_BUFFER);
-    let source = run_source(&h, tx, &cancel);
+    let source = run_source(h, tx, cancel);
     tokio::pin!(source);
     let mut refresh = tokio::time::interval(AGENT_REFRESH_INTERVAL);
     let mut tick = tokio::time::interval(HEALTH_REPORT_INTERVAL);
     loop {
         tokio::select! {
-            _ = cancel.cancelled() => break,
             // The source only returns once cancelled; never poll it again after that.
             _ = &mut source => break,
             Some(first) = rx.recv() => {
@@ -261,22 +318,23 @@ async fn run_connector(
                 while batch.len() < INGEST_BATCH && let Ok(e) = rx.try_recv() {
                     batch.push(e);
                 }
+                drop_out_of_range(h, &mut batch);
+                if batch.is_empty() {
+                    continue;
+                }
                 loop {
                     match h.ingest.ingest(batch.clone()).await {
                         Ok(_) => break,
                         Err(e) => tracing::warn!(connector = h.connector.name(), error = %e, "storing events failed; retrying"),
                     }
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(INGEST_RETRY_DELAY) => {}
-                    }
+                    tokio::time::sleep(INGEST_RETRY_DELAY).await;
                 }
             }
             _ = refresh.tick() => {
-                refresh_agents(&h, &store).await;
-                report(&h, &health).await;
+                refresh_agents(h, store).await;
+                report(h, health).await;
             }
-            _ = tick.tick() => report(&h, &health).await,
+            _ = tick.tick() => report(h, health).await,
         }
     }
 }

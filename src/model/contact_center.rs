@@ -124,6 +124,68 @@ pub trait ContactCenter: Send + Sync + 'static {
     fn webhook(&self) -> Option<&dyn InboundWebhook> {
         None
     }
+    /// How far the times of this connector's events may lie from the local clock.
+    fn event_time_bounds(&self) -> EventTimeBounds {
+        EventTimeBounds::default()
+    }
+}
+
+/// The range an event's own time must fall in, relative to the receiving server's clock. An
+/// event dated in the future (a wrong clock, microseconds read as milliseconds) would make
+/// every real event after it look stale until its date passes; one dated decades back is a
+/// parsing accident, not news.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTimeBounds {
+    /// Largest distance ahead of the local clock still taken as clock skew.
+    pub max_future_skew: Duration,
+    /// Largest age of a pushed event. Polled and reconciled statuses carry the time the
+    /// status *began*, legitimately old, so only the future bound applies to them.
+    pub max_age: Duration,
+}
+
+impl Default for EventTimeBounds {
+    fn default() -> Self {
+        Self {
+            max_future_skew: Duration::from_secs(60),
+            max_age: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Why an event's time is outside [`EventTimeBounds`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventTimeError {
+    #[error("event time {at} is more than {skew_secs} s ahead of this server's clock")]
+    Ahead { at: DateTime<Utc>, skew_secs: u64 },
+    #[error("event time {at} is more than {age_secs} s old")]
+    TooOld { at: DateTime<Utc>, age_secs: u64 },
+}
+
+impl EventTimeBounds {
+    /// Whether an event from `source` dated `at` may be taken at `now`.
+    pub fn check(
+        &self,
+        at: DateTime<Utc>,
+        source: Source,
+        now: DateTime<Utc>,
+    ) -> Result<(), EventTimeError> {
+        let ahead =
+            chrono::Duration::from_std(self.max_future_skew).unwrap_or(chrono::Duration::MAX);
+        if at.signed_duration_since(now) > ahead {
+            return Err(EventTimeError::Ahead {
+                at,
+                skew_secs: self.max_future_skew.as_secs(),
+            });
+        }
+        let age = chrono::Duration::from_std(self.max_age).unwrap_or(chrono::Duration::MAX);
+        if source == Source::ConnectorPush && now.signed_duration_since(at) > age {
+            return Err(EventTimeError::TooOld {
+                at,
+                age_secs: self.max_age.as_secs(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Why an inbound webhook request was refused; nothing is stored for it.

@@ -130,7 +130,8 @@ async fn signed_webhook_events_reach_the_inbox_once() {
     assert_eq!(inbox_len(&app).await, 2);
 
     // older than the last applied event for the agent: dropped
-    let stale = json!({"event_id": "e-10", "agent_id": "agent-2", "status_id": "available", "changed_at": "2020-01-01T00:00:00Z"}).to_string();
+    let an_hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let stale = json!({"event_id": "e-10", "agent_id": "agent-2", "status_id": "available", "changed_at": an_hour_ago.to_rfc3339()}).to_string();
     let r = post_signed(&app, &stale, SIM_WEBHOOK_SECRET).await;
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["stale"], 1);
 

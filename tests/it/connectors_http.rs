@@ -160,7 +160,10 @@ async fn inbound_events_are_verified_and_normalised() {
     let (_sim, c) = setup(SimOptions::default()).await;
     c.status_catalog().await.unwrap();
     let hook = c.webhook().expect("inbound configured");
-    let now = Utc::now();
+    // Received a minute after the event (events far older are refused).
+    let now = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:05:05Z")
+        .unwrap()
+        .with_timezone(&Utc);
     let body = r#"{"event_id":"e1","agent_id":"agent-1","status_id":"on_contact","changed_at":"2026-01-02T03:04:05Z"}"#;
     let events = hook
         .parse(

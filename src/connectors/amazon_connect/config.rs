@@ -4,7 +4,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigErrors, serialize_redacted_opt};
-use crate::connectors::config::LimitsConfig;
+use crate::connectors::config::{EventTimeConfig, LimitsConfig};
 
 /// `[[connectors]]` with `kind = "amazon_connect"`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -33,6 +33,9 @@ pub struct AmazonConnectConfig {
     /// Request rate, retries, timeouts.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// The range an event's own time must fall in.
+    #[serde(default)]
+    pub event_time: EventTimeConfig,
 }
 
 fn default_poll() -> u64 {

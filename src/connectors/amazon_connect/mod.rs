@@ -31,6 +31,7 @@ use super::{
     Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter, StatusKind,
 };
 use crate::model::CcStatus;
+use crate::model::contact_center::EventTimeBounds;
 use crate::model::health::HealthState;
 use crate::net::retry_after;
 use config::AmazonConnectConfig;
@@ -138,6 +139,13 @@ impl AmazonConnectConnector {
             by_arn: RwLock::new(HashMap::new()),
             cfg,
         }
+    }
+
+    /// Every request ends (unsent or aborted) once `token` is cancelled; so does the
+    /// credential chain a request is waiting for.
+    pub fn with_shutdown(mut self, token: CancellationToken) -> Self {
+        self.resilience.set_shutdown(token);
+        self
     }
 
     async fn describe(
@@ -388,5 +396,8 @@ impl ContactCenter for AmazonConnectConnector {
 
     async fn health(&self) -> (HealthState, String) {
         self.resilience.health.get()
+    }
+    fn event_time_bounds(&self) -> EventTimeBounds {
+        self.cfg.event_time.bounds()
     }
 }

@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigErrors, serialize_redacted_opt};
-use crate::connectors::config::{LimitsConfig, require_secret};
+use crate::connectors::config::{EventTimeConfig, LimitsConfig, require_secret};
 
 /// `[[connectors]]` with `kind = "genesys"`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -33,6 +33,9 @@ pub struct GenesysConfig {
     /// default of 5 per second fits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// The range an event's own time must fall in.
+    #[serde(default)]
+    pub event_time: EventTimeConfig,
     /// Users per page when listing agents (`pageSize`; the maximum is not documented, 100
     /// is widely used).
     #[serde(default = "default_page_size")]

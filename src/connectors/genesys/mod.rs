@@ -16,11 +16,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::http::config::{ClientAuth, OAuth2Config};
 use super::oauth::token_cache;
-use super::rest::{Auth, RestClient};
+use super::rest::{Auth, RestClient, path_segment};
 use super::retry::Resilience;
 use super::{
     Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter, StatusKind,
 };
+use crate::model::contact_center::EventTimeBounds;
 use crate::model::health::HealthState;
 use crate::model::{CcStatus, Source};
 use config::GenesysConfig;
@@ -118,6 +119,12 @@ impl GenesysConnector {
             agents_changed: tokio::sync::Notify::new(),
             cfg,
         })
+    }
+
+    /// Every request ends (unsent or aborted) once `token` is cancelled.
+    pub fn with_shutdown(mut self, token: CancellationToken) -> Self {
+        self.rest.resilience.set_shutdown(token);
+        self
     }
 
     fn url(&self, path: &str) -> url::Url {
@@ -293,10 +300,10 @@ impl ContactCenter for GenesysConnector {
     }
 
     async fn set_status(&self, agent_id: &str, status: &CcStatus) -> Result<(), ConnectorError> {
-        let url = self.url(&format!(
-            "api/v2/users/{}/presences/purecloud",
-            urlencode(agent_id)
-        ));
+        let segment = path_segment(agent_id).ok_or_else(|| ConnectorError::Rejected {
+            reason: format!("agent id {agent_id:?} cannot be a URL path segment"),
+        })?;
+        let url = self.url(&format!("api/v2/users/{segment}/presences/purecloud"));
         let body = json!({"presenceDefinition": {"id": status.id}});
         let timeout = Duration::from_secs(self.cfg.limits.request_timeout_secs);
         self.rest
@@ -349,8 +356,7 @@ impl ContactCenter for GenesysConnector {
     async fn health(&self) -> (HealthState, String) {
         self.rest.resilience.health.get()
     }
-}
-
-fn urlencode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    fn event_time_bounds(&self) -> EventTimeBounds {
+        self.cfg.event_time.bounds()
+    }
 }

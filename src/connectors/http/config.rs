@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::serialize_redacted_opt;
 use crate::connectors::StatusKind;
-use crate::connectors::config::LimitsConfig;
+use crate::connectors::config::{EventTimeConfig, LimitsConfig};
 
 pub use super::inbound_config::*;
 
@@ -24,6 +24,9 @@ pub struct HttpConnectorConfig {
     /// Request rate, retries, timeouts.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// The range an event's own time must fall in.
+    #[serde(default)]
+    pub event_time: EventTimeConfig,
     /// How outbound requests authenticate.
     #[serde(default)]
     pub auth: AuthConfig,

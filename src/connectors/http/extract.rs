@@ -15,17 +15,22 @@ pub fn pointer_str(v: &Value, pointer: &str) -> Option<String> {
 }
 
 /// An RFC 3339 string, or Unix seconds / milliseconds (numbers above 10^11 are milliseconds).
+/// `NaN` and infinities are no time at all (not 1970). Whether the time is plausible is
+/// checked later against the connector's `[connectors.event_time]` bounds.
 pub fn parse_timestamp(v: &Value) -> Option<DateTime<Utc>> {
     let n = match v {
         Value::String(s) => {
             if let Ok(t) = DateTime::parse_from_rfc3339(s) {
                 return Some(t.with_timezone(&Utc));
             }
-            s.parse::<f64>().ok()?
+            s.trim().parse::<f64>().ok()?
         }
         Value::Number(n) => n.as_f64()?,
         _ => return None,
     };
+    if !n.is_finite() {
+        return None;
+    }
     let ms = if n > 1e11 { n } else { n * 1000.0 };
     Utc.timestamp_millis_opt(ms as i64).single()
 }
@@ -51,6 +56,8 @@ mod tests {
         assert_eq!(parse_timestamp(&json!(want.timestamp())), Some(want));
         assert_eq!(parse_timestamp(&json!(want.timestamp_millis())), Some(want));
         assert_eq!(parse_timestamp(&json!({})), None);
+        assert_eq!(parse_timestamp(&json!("NaN")), None);
+        assert_eq!(parse_timestamp(&json!("inf")), None);
     }
 
     #[test]

@@ -60,16 +60,28 @@ pub fn verify(
             }
         }
         VerifyConfig::Hmac(h) => {
-            let ts = match &h.timestamp_header {
-                Some(name) => Some(header(headers, name)?),
-                None => None,
+            // Only a timestamp inside the signature can bound replays: with `body` the
+            // timestamp header is never read.
+            let ts = match h.signed {
+                SignedString::TimestampBody => {
+                    let name = h
+                        .timestamp_header
+                        .as_deref()
+                        .ok_or_else(|| bad("timestamp header not configured"))?;
+                    Some(header(headers, name)?)
+                }
+                SignedString::Body => None,
             };
-            if h.replay_window_secs > 0 {
+            let window = h.replay_window();
+            if let Some(ts) = ts
+                && window > 0
+            {
                 let t = ts
-                    .and_then(|t| t.trim().parse::<i64>().ok())
-                    .ok_or_else(|| bad("timestamp header is not a Unix time"))?;
+                    .trim()
+                    .parse::<i64>()
+                    .map_err(|_| bad("timestamp header is not a Unix time"))?;
                 let t = if t > 100_000_000_000 { t / 1000 } else { t };
-                if (now.timestamp() - t).unsigned_abs() > h.replay_window_secs {
+                if (now.timestamp().saturating_sub(t)).unsigned_abs() > window {
                     return Err(bad("timestamp outside the replay window"));
                 }
             }
@@ -89,12 +101,9 @@ pub fn verify(
                 .as_ref()
                 .map(SecretString::expose_secret)
                 .unwrap_or_default();
-            let expected = match (h.signed, ts) {
-                (SignedString::Body, _) => hmac_sign(h.algorithm, key.as_bytes(), &[body]),
-                (SignedString::TimestampBody, Some(t)) => {
-                    hmac_sign(h.algorithm, key.as_bytes(), &[t.as_bytes(), b".", body])
-                }
-                (SignedString::TimestampBody, None) => return Err(bad("timestamp header missing")),
+            let expected = match ts {
+                None => hmac_sign(h.algorithm, key.as_bytes(), &[body]),
+                Some(t) => hmac_sign(h.algorithm, key.as_bytes(), &[t.as_bytes(), b".", body]),
             };
             if bool::from(given.ct_eq(&expected)) {
                 Ok(())

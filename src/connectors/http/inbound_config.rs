@@ -81,16 +81,28 @@ pub struct HmacConfig {
     /// What is signed: the raw `body`, or `timestamp_body` = `{timestamp}.{body}`.
     #[serde(default)]
     pub signed: SignedString,
-    /// Header carrying the timestamp (Unix seconds); required for `timestamp_body` and for
-    /// the replay window.
+    /// Header carrying the timestamp (Unix seconds); only with `timestamp_body`, where the
+    /// signature covers it. With `body` the header is not signed, so a window on it could be
+    /// moved by rewriting the header: that combination is refused at start.
     pub timestamp_header: Option<String>,
-    /// Requests whose timestamp is further than this from now are rejected; 0 = no window.
-    #[serde(default = "default_replay")]
-    pub replay_window_secs: u64,
+    /// Requests whose signed timestamp is further than this from now are rejected; 0 = no
+    /// window. Default: 300 with `timestamp_body`; only 0 is allowed with `body`.
+    pub replay_window_secs: Option<u64>,
 }
 
-fn default_replay() -> u64 {
-    300
+/// Replay window of a `timestamp_body` signature when none is configured.
+pub const DEFAULT_REPLAY_WINDOW_SECS: u64 = 300;
+
+impl HmacConfig {
+    /// The replay window in effect: none without a signed timestamp.
+    pub fn replay_window(&self) -> u64 {
+        match self.signed {
+            SignedString::TimestampBody => self
+                .replay_window_secs
+                .unwrap_or(DEFAULT_REPLAY_WINDOW_SECS),
+            SignedString::Body => 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

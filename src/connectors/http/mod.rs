@@ -20,6 +20,7 @@ use super::{
     InboundWebhook, StatusKind,
 };
 use crate::model::CcStatus;
+use crate::model::contact_center::EventTimeBounds;
 use crate::model::health::HealthState;
 use crate::store::Store;
 use config::{AuthConfig, HttpConnectorConfig, Paging, StatusIs};
@@ -105,6 +106,12 @@ impl HttpConnector {
             catalog: RwLock::new(catalog),
             cfg,
         })
+    }
+
+    /// Every request ends (unsent or aborted) once `token` is cancelled.
+    pub fn with_shutdown(mut self, token: CancellationToken) -> Self {
+        self.rest.resilience.set_shutdown(token);
+        self
     }
 
     /// The `set_status` request for an agent and status, as it would be sent, with the auth
@@ -392,6 +399,10 @@ impl ContactCenter for HttpConnector {
         self.rest.resilience.health.get()
     }
 
+    fn event_time_bounds(&self) -> EventTimeBounds {
+        self.cfg.event_time.bounds()
+    }
+
     fn webhook(&self) -> Option<&dyn InboundWebhook> {
         self.cfg
             .inbound
@@ -413,6 +424,13 @@ impl InboundWebhook for HttpConnector {
             .as_ref()
             .ok_or_else(|| InboundError::Malformed("no inbound webhook".into()))?;
         inbound::verify(&cfg.verify, headers, body, now)?;
-        inbound::extract(cfg, headers, body, now, |v| self.resolve(v, cfg.status_is))
+        let events = inbound::extract(cfg, headers, body, now, |v| self.resolve(v, cfg.status_is))?;
+        let bounds = self.cfg.event_time.bounds();
+        for (i, e) in events.iter().enumerate() {
+            bounds
+                .check(e.at, e.source, now)
+                .map_err(|why| InboundError::Malformed(format!("event {i}: {why}")))?;
+        }
+        Ok(events)
     }
 }

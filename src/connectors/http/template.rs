@@ -4,6 +4,7 @@
 use minijinja::{Environment, UndefinedBehavior, Value};
 
 use super::config::{BodyKind, RequestTemplate};
+use crate::connectors::rest::{component, path_segment};
 
 /// A request ready to send (or to print with `connectors render`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +45,38 @@ pub struct TemplateError {
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.add_filter("urlencode", urlencode);
     env
+}
+
+/// `urlencode`, safe for path segments: minijinja's own keeps `/`, so an agent id such as
+/// `a/../../x` would leave its segment. Strings are encoded as one segment (only unreserved
+/// characters kept; `.` and `..` refused); a map becomes a query string of encoded pairs.
+fn urlencode(value: &Value) -> Result<String, minijinja::Error> {
+    let encode = |v: &Value| -> Result<String, minijinja::Error> {
+        let text = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+        path_segment(&text).ok_or_else(|| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("{text:?} cannot be encoded as a URL path segment"),
+            )
+        })
+    };
+    if value.is_none() || value.is_undefined() {
+        return Ok(String::new());
+    }
+    if value.kind() == minijinja::value::ValueKind::Map {
+        let mut pairs = Vec::new();
+        for k in value.try_iter()? {
+            let v = value.get_item(&k)?;
+            if !(v.is_none() || v.is_undefined()) {
+                let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                pairs.push(format!("{}={}", component(&text(&k)), component(&text(&v))));
+            }
+        }
+        return Ok(pairs.join("&"));
+    }
+    encode(value)
 }
 
 fn render_one(
@@ -228,6 +260,27 @@ form = { ActivitySid = "{{ status_id }}", Who = "{{ agent_id }}" }"#),
             f.content_type.as_deref(),
             Some("application/x-www-form-urlencoded")
         );
+    }
+
+    #[test]
+    fn urlencode_keeps_a_value_in_one_path_segment() {
+        let env = environment();
+        let ctx = minijinja::context! { base_url => "http://cc.test/", agent_id => "a/../../x" };
+        let r = render_request(
+            &env,
+            &tpl(r#"url = "{{ base_url }}agents/{{ agent_id | urlencode }}/status""#),
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!(r.url.path(), "/agents/a%2F..%2F..%2Fx/status");
+        let ctx = minijinja::context! { base_url => "http://cc.test/", agent_id => ".." };
+        let e = render_request(
+            &env,
+            &tpl(r#"url = "{{ base_url }}agents/{{ agent_id | urlencode }}/status""#),
+            &ctx,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "url");
     }
 
     #[test]

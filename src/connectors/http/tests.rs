@@ -7,6 +7,7 @@ use crate::config::ConfigErrors;
 use crate::connectors::config::ConnectorConfig;
 use crate::connectors::poll::{diff_snapshot, poll_loop};
 use crate::model::Source;
+use chrono::TimeZone;
 
 fn status(id: &str) -> CcStatus {
     CcStatus {
@@ -52,7 +53,7 @@ fn shared_secret_and_sha1_base64_verification() {
         prefix: String::new(),
         signed: SignedString::Body,
         timestamp_header: None,
-        replay_window_secs: 0,
+        replay_window_secs: None,
     });
     let sig = inbound::hmac_sign(config::HmacAlgorithm::Sha1, b"k", &[b"payload"]);
     let mut h = reqwest::header::HeaderMap::new();
@@ -148,7 +149,7 @@ verify = { type = "shared_secret", header = "X-Hook-Token", secret = "tok" }
     let events = c
         .webhook()
         .unwrap()
-        .parse(&headers, body, Utc::now())
+        .parse(&headers, body, Utc.timestamp_opt(1_767_225_605, 0).unwrap())
         .unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].agent_id, "WK1");

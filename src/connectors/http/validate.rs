@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::config::{
-    AuthConfig, BodyKind, HttpConnectorConfig, RequestTemplate, SignedString, VerifyConfig,
+    AuthConfig, BodyKind, HmacConfig, HttpConnectorConfig, RequestTemplate, SignedString,
+    VerifyConfig,
 };
 use super::template::{self, SetStatusVars};
 use crate::config::ConfigErrors;
@@ -154,16 +155,7 @@ impl HttpConnectorConfig {
                         &mut h.secret,
                         h.secret_file.as_deref(),
                     );
-                    let needs_ts =
-                        h.signed == SignedString::TimestampBody || h.replay_window_secs > 0;
-                    match &h.timestamp_header {
-                        Some(t) => check_header_name(&format!("{vp}.timestamp_header"), t, errs),
-                        None if needs_ts => errs.push(
-                            format!("{vp}.timestamp_header"),
-                            "is required when signed = \"timestamp_body\" or replay_window_secs > 0",
-                        ),
-                        None => {}
-                    }
+                    check_replay_window(&vp, h, errs);
                 }
             }
         }
@@ -198,6 +190,40 @@ impl HttpConnectorConfig {
             }
             AuthConfig::Oauth2(o) => o.validate(&ap, errs),
         }
+    }
+}
+
+/// A replay window must be covered by the signature: with `signed = "body"` the timestamp
+/// header is not signed, so a captured request refused as too old would be accepted again
+/// once its timestamp header is rewritten.
+fn check_replay_window(vp: &str, h: &HmacConfig, errs: &mut ConfigErrors) {
+    const WHY: &str = "with signed = \"body\" the timestamp header is not covered by the \
+        signature, so a captured request refused as too old is accepted again once its \
+        timestamp header is rewritten; use signed = \"timestamp_body\" when the platform signs \
+        \"{timestamp}.{body}\", otherwise remove timestamp_header and replay_window_secs and \
+        rely on event_id_pointer and [connectors.event_time] against replays";
+    match h.signed {
+        SignedString::Body => {
+            if h.timestamp_header.is_some() {
+                errs.push(
+                    format!("{vp}.timestamp_header"),
+                    format!("cannot bound replays: {WHY}"),
+                );
+            }
+            if h.replay_window_secs.is_some_and(|w| w > 0) {
+                errs.push(
+                    format!("{vp}.replay_window_secs"),
+                    format!("a replay window needs a signed timestamp: {WHY}"),
+                );
+            }
+        }
+        SignedString::TimestampBody => match &h.timestamp_header {
+            Some(t) => check_header_name(&format!("{vp}.timestamp_header"), t, errs),
+            None => errs.push(
+                format!("{vp}.timestamp_header"),
+                "is required when signed = \"timestamp_body\"",
+            ),
+        },
     }
 }
 
