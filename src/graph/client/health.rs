@@ -14,6 +14,9 @@ use crate::graph::GraphError;
 use crate::graph::client::auth::HEALTH_COMPONENT;
 use crate::model::health::{HealthRegistry, HealthState};
 
+/// How the details of call reports begin; the token source's reports do not.
+const PREFIX: &str = "Graph ";
+
 /// Reports call outcomes as the `graph` component (nothing without a registry).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CallHealth {
@@ -25,25 +28,32 @@ impl CallHealth {
         Self { registry }
     }
 
-    /// Graph answered (a success, or a refusal of this particular request).
+    /// Graph answered (a success, or a refusal of this particular request). Lifts only what
+    /// calls reported: a failing token refresh stays visible until the token source clears it.
     pub(crate) fn answered(&self) {
-        self.report(HealthState::Up, || "Graph answers".to_owned());
+        let Some(r) = &self.registry else { return };
+        let reported_by_calls = r
+            .get(HEALTH_COMPONENT)
+            .is_none_or(|c| c.state == HealthState::Up || c.detail.starts_with(PREFIX));
+        if reported_by_calls {
+            self.report(HealthState::Up, || format!("{PREFIX}answers"));
+        }
     }
 
     /// One attempt failed; the call will try again.
     pub(crate) fn attempt_failed(&self, e: &GraphError) {
         match e {
             GraphError::Throttled { .. } => {
-                self.report(HealthState::Degraded, || format!("Graph throttles: {e}"));
+                self.report(HealthState::Degraded, || format!("{PREFIX}throttles: {e}"));
             }
             _ if e.is_transient() => {
                 self.report(HealthState::Degraded, || {
-                    format!("Graph calls failing: {e}")
+                    format!("{PREFIX}calls failing: {e}")
                 });
             }
             GraphError::Decode(_) => {
                 self.report(HealthState::Degraded, || {
-                    format!("Graph answer unreadable: {e}")
+                    format!("{PREFIX}answer unreadable: {e}")
                 });
             }
             _ => self.answered(),
@@ -55,7 +65,7 @@ impl CallHealth {
         match e {
             GraphError::Server { .. } | GraphError::Transport(_) => {
                 self.report(HealthState::Down, || {
-                    format!("Graph unreachable or failing: {e}")
+                    format!("{PREFIX}unreachable or failing: {e}")
                 });
             }
             other => self.attempt_failed(other),
@@ -90,5 +100,22 @@ mod tests {
         assert_eq!(state(), Some(HealthState::Up), "a 404 is an answer");
         h.call_failed(&GraphError::Throttled { retry_after: None });
         assert_eq!(state(), Some(HealthState::Degraded));
+    }
+
+    #[test]
+    fn an_answer_leaves_a_failing_token_refresh_visible() {
+        let registry = HealthRegistry::new();
+        let h = CallHealth::new(Some(registry.clone()));
+        registry.set(
+            HEALTH_COMPONENT,
+            true,
+            HealthState::Degraded,
+            "token refresh failing",
+        );
+        h.answered();
+        assert_eq!(
+            registry.get(HEALTH_COMPONENT).map(|c| c.state),
+            Some(HealthState::Degraded)
+        );
     }
 }
