@@ -162,6 +162,7 @@ pub(crate) async fn parts(
                 settings,
                 clock: core.clock.clone(),
                 coverage: Coverage::default(),
+                applied: Default::default(),
             })
         }
     };

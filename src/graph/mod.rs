@@ -31,7 +31,8 @@ pub use client::error::GraphError;
 #[async_trait]
 pub trait PresenceApi: Send + Sync + 'static {
     /// `getPresencesByUserId`, split into batches of at most 650 ids. Users Graph does not
-    /// return are absent from the result.
+    /// return are absent from the result, and so are ids that are not Graph user ids or that
+    /// Graph refuses: one bad id costs only itself, never the rest of the read.
     async fn get_presences(
         &self,
         user_ids: &[String],

@@ -115,6 +115,10 @@ impl GraphClient {
                     Some(a) => a.outcome(&writes[item.0]),
                     None => Err(GraphError::Decode("batch answer lacks an item".into())),
                 };
+                if let Some(ra) = outcome.as_ref().err().and_then(GraphError::retry_after) {
+                    // A throttled item throttles the family, as a throttled call does.
+                    self.throttled(ApiFamily::PresenceWrite, ra);
+                }
                 match outcome {
                     Err(e) if e.is_transient() => match self.retry_delay(&e, attempt) {
                         Some(d) => {

@@ -30,12 +30,14 @@ impl ApiFamily {
     }
 }
 
-/// One bucket per family with a documented budget.
+/// One bucket per family with a documented budget, and an unlimited one for the other calls
+/// that only holds them back after a throttled answer.
 #[derive(Debug)]
 pub(crate) struct Limiters {
     presence_read: TokenBucket,
     presence_write: TokenBucket,
     directory: TokenBucket,
+    other: TokenBucket,
 }
 
 impl Limiters {
@@ -45,29 +47,27 @@ impl Limiters {
             presence_read: TokenBucket::new(cfg.presence_read_budget, window),
             presence_write: TokenBucket::new(cfg.presence_write_budget, window),
             directory: TokenBucket::new(cfg.directory_budget, window),
+            // A zero window does not limit; the bucket is there for its pause.
+            other: TokenBucket::new(1, Duration::ZERO),
         }
     }
 
     /// Takes `n` units of `family`'s budget, waiting until they are available.
     pub(crate) async fn acquire(&self, family: ApiFamily, n: u32) {
-        if let Some(b) = self.bucket(family) {
-            b.acquire(n).await;
-        }
+        self.bucket(family).acquire(n).await;
     }
 
     /// Holds every caller of `family` back until `until` (Graph throttled it).
     pub(crate) fn pause_until(&self, family: ApiFamily, until: Instant) {
-        if let Some(b) = self.bucket(family) {
-            b.pause_until(until);
-        }
+        self.bucket(family).pause_until(until);
     }
 
-    fn bucket(&self, family: ApiFamily) -> Option<&TokenBucket> {
+    fn bucket(&self, family: ApiFamily) -> &TokenBucket {
         match family {
-            ApiFamily::PresenceRead => Some(&self.presence_read),
-            ApiFamily::PresenceWrite => Some(&self.presence_write),
-            ApiFamily::Directory => Some(&self.directory),
-            ApiFamily::Other => None,
+            ApiFamily::PresenceRead => &self.presence_read,
+            ApiFamily::PresenceWrite => &self.presence_write,
+            ApiFamily::Directory => &self.directory,
+            ApiFamily::Other => &self.other,
         }
     }
 }

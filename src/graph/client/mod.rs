@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod batch;
 pub mod error;
+mod health;
 pub(crate) mod limiter;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::graph::config::GraphConfig;
 use crate::model::health::HealthRegistry;
 use crate::net::retry_after;
 use crate::telemetry::Metrics;
+use health::CallHealth;
 pub use limiter::ApiFamily;
 use limiter::Limiters;
 
@@ -38,6 +40,7 @@ struct Inner {
     auth: AppAuth,
     limiters: Limiters,
     metrics: Option<Metrics>,
+    health: CallHealth,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -152,6 +155,7 @@ impl GraphClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| GraphError::Transport(e.to_string()))?;
+        let call_health = CallHealth::new(health.clone());
         let auth = auth::app_auth(cfg.clone(), http.clone(), health)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -160,6 +164,7 @@ impl GraphClient {
                 http,
                 auth,
                 metrics,
+                health: call_health,
             }),
         })
     }
@@ -222,7 +227,10 @@ impl GraphClient {
                     let status = resp.status();
                     let retry_after = retry_after::from_headers(resp.headers());
                     match resp.bytes().await {
-                        Ok(body) if status.is_success() => return Ok(body),
+                        Ok(body) if status.is_success() => {
+                            self.inner.health.answered();
+                            return Ok(body);
+                        }
                         Ok(_)
                             if status == StatusCode::UNAUTHORIZED
                                 && !refreshed
@@ -239,15 +247,20 @@ impl GraphClient {
                 }
                 Err(e) => GraphError::Transport(e.to_string()),
             };
+            if let Some(ra) = failure.retry_after() {
+                // Graph throttles the app, not the call: no request of the family leaves before
+                // `Retry-After` has passed, whether this call waits for it in place or hands
+                // the throttle back to its caller (beyond `max_retry_after_secs`).
+                self.throttled(req.family, ra);
+            }
             let wait = match self.retry_delay(&failure, attempt) {
                 Some(w) => w,
-                None => return Err(failure),
+                None => {
+                    self.inner.health.call_failed(&failure);
+                    return Err(failure);
+                }
             };
-            if failure.retry_after().is_some() {
-                // Graph throttles the app, not the call: every caller of the family waits.
-                let until = tokio::time::Instant::now() + wait;
-                self.inner.limiters.pause_until(req.family, until);
-            }
+            self.inner.health.attempt_failed(&failure);
             attempt += 1;
             if let Some(m) = &self.inner.metrics {
                 m.counter(
@@ -259,6 +272,14 @@ impl GraphClient {
             tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %failure, "retrying graph call");
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Holds every caller of `family` back for `retry_after` (Graph throttled the app).
+    pub(crate) fn throttled(&self, family: ApiFamily, retry_after: Duration) {
+        let until = tokio::time::Instant::now()
+            .checked_add(retry_after)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400 * 365));
+        self.inner.limiters.pause_until(family, until);
     }
 
     fn record(

@@ -76,9 +76,19 @@ impl Poller {
                 }
                 _ => fast,
             };
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(wait) => {}
+            let until = tokio::time::Instant::now() + wait;
+            // Reads the subscription manager asks for (a shard lost or regained its
+            // subscription) happen at once, without moving the schedule.
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep_until(until) => break,
+                    users = requested_reads(self.coverage.as_ref()) => {
+                        if let Err(e) = self.poll_users(&users, &cancel).await {
+                            tracing::error!(error = %e, users = users.len(), "presence read for a coverage gap failed");
+                        }
+                    }
+                }
             }
         }
     }
@@ -151,6 +161,14 @@ impl Poller {
             stored += news.len();
         }
         Ok(stored)
+    }
+}
+
+/// The users the subscription manager wants read now; never, without a manager.
+async fn requested_reads(coverage: Option<&Coverage>) -> Vec<String> {
+    match coverage {
+        Some(c) => c.requested_reads().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -31,6 +31,35 @@ pub struct NewSubscription {
     pub encryption_certificate_id: Option<String>,
 }
 
+/// Body of `PATCH /subscriptions/{id}`: a new expiry, and on the first renewal after a start
+/// the settings that may have changed since the subscription was made. `expirationDateTime`
+/// and `notificationUrl` are the documented updatable fields; the certificate fields are
+/// described for key rotation on the rich-notifications page (reference graph.md §3.2), so a
+/// Graph that refuses them is answered by recreating the subscription.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionPatch {
+    pub expiration_date_time: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_certificate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_certificate_id: Option<String>,
+}
+
+impl SubscriptionPatch {
+    /// A renewal: the expiry only.
+    pub fn renewal(expires: DateTime<Utc>) -> Self {
+        Self {
+            expiration_date_time: expires,
+            notification_url: None,
+            encryption_certificate: None,
+            encryption_certificate_id: None,
+        }
+    }
+}
+
 /// A subscription as Graph returns it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -43,6 +72,10 @@ pub struct RemoteSubscription {
     pub expiration_date_time: DateTime<Utc>,
     #[serde(default)]
     pub client_state: Option<String>,
+    #[serde(default)]
+    pub notification_url: Option<String>,
+    #[serde(default)]
+    pub encryption_certificate_id: Option<String>,
 }
 
 #[async_trait]
@@ -53,12 +86,12 @@ pub trait SubscriptionApi: Send + Sync + 'static {
         caller: Caller<'_>,
         sub: &NewSubscription,
     ) -> Result<RemoteSubscription, GraphError>;
-    /// `PATCH /subscriptions/{id}` with a new expiry; `NotFound` when it is gone.
-    async fn renew(
+    /// `PATCH /subscriptions/{id}`; `NotFound` when it is gone.
+    async fn update(
         &self,
         caller: Caller<'_>,
         id: &str,
-        expires: DateTime<Utc>,
+        patch: &SubscriptionPatch,
     ) -> Result<RemoteSubscription, GraphError>;
     /// `DELETE /subscriptions/{id}`; `NotFound` when it is gone.
     async fn delete(&self, caller: Caller<'_>, id: &str) -> Result<(), GraphError>;

@@ -4,16 +4,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use reqwest::Method;
-use serde_json::json;
 
 use crate::graph::GraphError;
 use crate::graph::accounts::{AccountError, AccountTokens};
 use crate::graph::client::ApiFamily;
 use crate::graph::client::{GraphClient, GraphRequest};
 use crate::graph::subscriptions::api::{
-    Caller, NewSubscription, RemoteSubscription, SubscriptionApi,
+    Caller, NewSubscription, RemoteSubscription, SubscriptionApi, SubscriptionPatch,
 };
 
 pub struct GraphSubscriptions {
@@ -71,13 +69,13 @@ impl SubscriptionApi for GraphSubscriptions {
         )
     }
 
-    async fn renew(
+    async fn update(
         &self,
         caller: Caller<'_>,
         id: &str,
-        expires: DateTime<Utc>,
+        patch: &SubscriptionPatch,
     ) -> Result<RemoteSubscription, GraphError> {
-        let body = json!({ "expirationDateTime": expires });
+        let body = serde_json::to_value(patch).map_err(|e| GraphError::Decode(e.to_string()))?;
         decode(
             &self
                 .send(

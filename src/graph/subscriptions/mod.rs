@@ -61,7 +61,14 @@ pub struct SubscriptionManager {
     pub clock: Clock,
     /// Shared with the poller.
     pub coverage: Coverage,
+    /// Subscriptions known to carry the notification URL and certificate configured now
+    /// (made, or renewed with them, since this start). Starts empty.
+    pub applied: Applied,
 }
+
+/// Ids of subscriptions whose settings are current; see [`SubscriptionManager::applied`].
+#[derive(Debug, Default)]
+pub struct Applied(std::sync::Mutex<std::collections::HashSet<String>>);
 
 /// What one shard ended up as in a pass.
 pub(super) enum ShardOutcome {
@@ -153,7 +160,7 @@ impl SubscriptionManager {
                 // the shard is polled until the new one exists.
                 self.coverage.add_uncovered(&slot.members);
                 self.remove(r).await?;
-            } else if self.renewal_due(r, now) {
+            } else if self.renewal_due(r, now) || !self.applied(&r.id) {
                 return self.renew(r.clone(), now).await;
             } else {
                 return Ok(if r.state == "failing" {
@@ -166,6 +173,18 @@ impl SubscriptionManager {
         let resource = presence_resource(&slot.members);
         self.create("presence", Some(slot.shard), Some(&account), resource, now)
             .await
+    }
+
+    fn applied(&self, id: &str) -> bool {
+        self.applied.0.lock().expect("applied lock").contains(id)
+    }
+
+    fn mark_applied(&self, id: &str) {
+        self.applied
+            .0
+            .lock()
+            .expect("applied lock")
+            .insert(id.to_owned());
     }
 
     fn renewal_due(&self, r: &SubscriptionRecord, now: DateTime<Utc>) -> bool {
@@ -203,7 +222,7 @@ impl SubscriptionManager {
                 self.create("users", None, None, "users".into(), now)
                     .await?;
             }
-            Some(r) if self.renewal_due(&r, now) => {
+            Some(r) if self.renewal_due(&r, now) || !self.applied(&r.id) => {
                 self.renew(r, now).await?;
             }
             Some(_) => {}

@@ -5,33 +5,52 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 
 use crate::graph::GraphError;
-use crate::graph::subscriptions::api::{Caller, NewSubscription, RemoteSubscription};
+use crate::graph::subscriptions::api::{
+    Caller, NewSubscription, RemoteSubscription, SubscriptionPatch, presence_resource_ids,
+};
 use crate::graph::subscriptions::{ShardOutcome, SubscriptionManager};
 use crate::store::{StoreError, SubscriptionRecord};
 
 impl SubscriptionManager {
+    /// PATCHes a new expiry. The first renewal of a subscription after a start also carries
+    /// the notification URL and certificate now configured, so that a moved endpoint or a
+    /// rotated certificate reaches subscriptions made before; when Graph will not take the
+    /// certificate by PATCH, the subscription is replaced (its shard read and polled meanwhile).
     pub(super) async fn renew(
         &self,
         mut r: SubscriptionRecord,
         now: DateTime<Utc>,
     ) -> Result<ShardOutcome, StoreError> {
         let caller = caller(&r);
-        match self
-            .api
-            .renew(caller, &r.id, self.expiry(&r.kind, now))
-            .await
-        {
-            Ok(remote) => {
+        let expires = self.expiry(&r.kind, now);
+        let result = if self.applied(&r.id) {
+            let patch = SubscriptionPatch::renewal(expires);
+            self.api
+                .update(caller, &r.id, &patch)
+                .await
+                .map(|s| (s, true))
+        } else {
+            self.apply_settings(caller, &r, expires).await
+        };
+        match result {
+            Ok((remote, current)) => {
                 r.expires_at = remote.expiration_date_time;
                 r.last_renewed_at = Some(now);
                 r.state = "active".into();
                 r.last_error = None;
                 self.store.upsert_subscription(&r).await?;
                 self.count("renewed", &r.kind);
+                if !current {
+                    tracing::info!(subscription_id = %r.id, "subscription carries another certificate; replacing it");
+                    return self.replace(&r, now).await;
+                }
+                self.mark_applied(&r.id);
                 Ok(ShardOutcome::Covered)
             }
             Err(GraphError::NotFound) => {
                 tracing::warn!(subscription_id = %r.id, "subscription gone on renewal; recreating");
+                // Changes made since it vanished reached nobody: read its users now.
+                self.lost(&r);
                 self.forget(&r).await?;
                 let account = r.account_id.clone();
                 self.create(&r.kind, r.shard, account.as_deref(), r.resource, now)
@@ -39,6 +58,9 @@ impl SubscriptionManager {
             }
             Err(e) => {
                 tracing::warn!(subscription_id = %r.id, error = %e, "subscription renewal failed");
+                if r.state != "failing" {
+                    self.coverage.request_read(&members(&r));
+                }
                 r.state = "failing".into();
                 r.last_error = Some(e.to_string());
                 self.store.upsert_subscription(&r).await?;
@@ -53,6 +75,78 @@ impl SubscriptionManager {
         }
     }
 
+    /// The first PATCH after a start: the expiry, the notification URL and (presence) the
+    /// certificate in force. Returns the subscription and whether it carries that certificate.
+    async fn apply_settings(
+        &self,
+        caller: Caller<'_>,
+        r: &SubscriptionRecord,
+        expires: DateTime<Utc>,
+    ) -> Result<(RemoteSubscription, bool), GraphError> {
+        let cert = self.certificate_for(&r.kind);
+        let mut patch = SubscriptionPatch {
+            notification_url: Some(self.settings.notification_url.clone()),
+            encryption_certificate_id: cert.as_ref().map(|c| c.0.clone()),
+            encryption_certificate: cert.as_ref().map(|c| c.1.clone()),
+            ..SubscriptionPatch::renewal(expires)
+        };
+        let remote = match self.api.update(caller, &r.id, &patch).await {
+            Err(GraphError::BadRequest { message, .. })
+                if patch.encryption_certificate.is_some() =>
+            {
+                tracing::info!(subscription_id = %r.id, %message, "Graph refused the certificate in a PATCH; renewing without it");
+                patch.encryption_certificate = None;
+                patch.encryption_certificate_id = None;
+                self.api.update(caller, &r.id, &patch).await?
+            }
+            other => other?,
+        };
+        let want = cert.map(|c| c.0);
+        let have = remote.encryption_certificate_id.as_deref();
+        let current = match (want.as_deref(), have) {
+            // Not reported: nothing to compare.
+            (_, None) => true,
+            (None, Some(have)) => have.is_empty(),
+            (Some(want), Some(have)) => want == have,
+        };
+        Ok((remote, current))
+    }
+
+    /// Replaces a subscription whose settings cannot be changed in place. Graph allows one
+    /// presence subscription per sync account, so the old one goes first; its users are read
+    /// at once and polled fast until the new one is confirmed, then read again.
+    pub(super) async fn replace(
+        &self,
+        r: &SubscriptionRecord,
+        now: DateTime<Utc>,
+    ) -> Result<ShardOutcome, StoreError> {
+        self.lost(r);
+        self.remove(r).await?;
+        self.create(
+            &r.kind,
+            r.shard,
+            r.account_id.as_deref(),
+            r.resource.clone(),
+            now,
+        )
+        .await
+    }
+
+    /// A shard lost its subscription: poll its users fast, starting now.
+    pub(super) fn lost(&self, r: &SubscriptionRecord) {
+        let users = members(r);
+        self.coverage.add_uncovered(&users);
+        self.coverage.request_read(&users);
+    }
+
+    /// `(encryptionCertificateId, certificate)` for subscriptions of `kind` (rich presence).
+    fn certificate_for(&self, kind: &str) -> Option<(String, String)> {
+        self.settings
+            .certificate
+            .clone()
+            .filter(|_| kind == "presence")
+    }
+
     pub(super) async fn create(
         &self,
         kind: &str,
@@ -62,8 +156,16 @@ impl SubscriptionManager {
         now: DateTime<Utc>,
     ) -> Result<ShardOutcome, StoreError> {
         let caller = account.map_or(Caller::App, Caller::Account);
-        let rich = kind == "presence" && self.settings.certificate.is_some();
-        let cert = self.settings.certificate.clone().filter(|_| rich);
+        let cert = self.certificate_for(kind);
+        let rich = cert.is_some();
+        let users = if kind == "presence" {
+            presence_resource_ids(&resource)
+        } else {
+            Vec::new()
+        };
+        // The shard is read once the outcome is known: after a failure its users are polled
+        // until a create works; after a success this closes the gap before the subscription
+        // existed.
         let req = NewSubscription {
             change_type: if kind == "users" {
                 "updated,deleted"
@@ -80,15 +182,20 @@ impl SubscriptionManager {
             encryption_certificate_id: cert.as_ref().map(|c| c.0.clone()),
             encryption_certificate: cert.map(|c| c.1),
         };
-        let (remote, client_state) = match self.api.create(caller, &req).await {
-            Ok(remote) => (remote, req.client_state.clone()),
+        let (remote, client_state, adopted) = match self.api.create(caller, &req).await {
+            Ok(remote) => (remote, req.client_state.clone(), false),
             Err(GraphError::Conflict(_)) => match self.adopt(caller, &req).await {
-                Some(found) => found,
-                None => return Ok(ShardOutcome::Failing),
+                // Made before this start: the first renewal brings its settings up to date.
+                Some((remote, state)) => (remote, state, true),
+                None => {
+                    self.coverage.request_read(&users);
+                    return Ok(ShardOutcome::Failing);
+                }
             },
             Err(e) => {
                 tracing::warn!(kind, shard, error = %e, "subscription create failed");
                 self.count("create_failed", kind);
+                self.coverage.request_read(&users);
                 return Ok(ShardOutcome::Failing);
             }
         };
@@ -108,7 +215,11 @@ impl SubscriptionManager {
         };
         self.store.upsert_subscription(&record).await?;
         self.receiver.remember(&record).await;
+        if !adopted {
+            self.mark_applied(&record.id);
+        }
         self.count("created", kind);
+        self.coverage.request_read(&users);
         Ok(ShardOutcome::Covered)
     }
 
@@ -162,6 +273,15 @@ impl SubscriptionManager {
             Ok(()) | Err(StoreError::NotFound) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// The users a presence subscription covers (none for other kinds).
+pub(super) fn members(r: &SubscriptionRecord) -> Vec<String> {
+    if r.kind == "presence" {
+        presence_resource_ids(&r.resource)
+    } else {
+        Vec::new()
     }
 }
 

@@ -33,6 +33,7 @@ pub mod delivery;
 pub mod encrypt;
 pub mod identity;
 pub mod presence;
+mod subscription_update;
 pub mod subscriptions;
 pub mod tokens;
 pub mod users;

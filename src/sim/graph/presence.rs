@@ -207,6 +207,16 @@ async fn get_many(
             "Between 1 and 650 user ids are supported per request.",
         );
     }
+    // Ids are user object-id GUIDs (reference graph.md §1.2 and §3.1, `resource` row): a
+    // malformed one makes Graph refuse the whole call. The exact code and message are not
+    // documented; these are the generic `BadRequest` shape.
+    if let Some(bad_id) = ids.iter().find(|id| uuid::Uuid::try_parse(id).is_err()) {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            &format!("Invalid user id '{bad_id}'."),
+        );
+    }
     let value: Vec<Value> = ids.iter().filter_map(|id| sim.presence_json(id)).collect();
     Json(json!({ "value": value })).into_response()
 }

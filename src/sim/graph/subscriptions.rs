@@ -4,7 +4,8 @@
 //! `lifecycleNotificationUrl` (both must echo the token, `200 text/plain`) before answering
 //! `201`; presence resources take at most 650 ids, need a delegated caller, get their expiry
 //! raised to 45 minutes and refused beyond 60; one presence subscription per delegated account
-//! (and the same changeType + resource twice) is `409`. `PATCH`, `DELETE`,
+//! (and the same changeType + resource twice) is `409`. `PATCH` (see
+//! [`super::subscription_update`]), `DELETE`,
 //! `POST …/reauthorize` and `GET` work as documented; unknown or expired ids are `404`.
 //!
 //! Delivery of notifications is in [`super::delivery`]. Switches: drop deliveries, expire a
@@ -58,6 +59,9 @@ pub struct SubscriptionState {
     pub drop_deliveries: bool,
     /// Notification batches delivered with a 2xx answer.
     pub delivered: u32,
+    /// While set, a PATCH carrying certificate fields is refused (`400`), as a Graph that
+    /// takes only the documented `expirationDateTime` and `notificationUrl` would.
+    pub refuse_certificate_patch: bool,
 }
 
 #[derive(Deserialize)]
@@ -79,7 +83,7 @@ struct CreateBody {
     encryption_certificate_id: Option<String>,
 }
 
-fn is_presence(resource: &str) -> bool {
+pub(super) fn is_presence(resource: &str) -> bool {
     resource
         .trim_start_matches('/')
         .starts_with("communications/presences")
@@ -87,7 +91,7 @@ fn is_presence(resource: &str) -> bool {
 
 /// Presence expiry: raised to 45 minutes, capped at 60; more than a minute beyond 60 (clock
 /// skew tolerance) is refused.
-fn presence_expiry(asked: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub(super) fn presence_expiry(asked: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let cap = now + chrono::Duration::minutes(60);
     if asked > cap + chrono::Duration::minutes(1) {
         return None;
@@ -95,7 +99,7 @@ fn presence_expiry(asked: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<
     Some(asked.clamp(now + chrono::Duration::minutes(45), cap))
 }
 
-fn view(s: &SimSubscription) -> Value {
+pub(super) fn view(s: &SimSubscription) -> Value {
     json!({
         "id": s.id, "resource": s.resource, "changeType": s.change_type,
         "notificationUrl": s.notification_url, "lifecycleNotificationUrl": s.lifecycle_url,
@@ -105,11 +109,11 @@ fn view(s: &SimSubscription) -> Value {
     })
 }
 
-fn bad(message: &str) -> Response {
+pub(super) fn bad(message: &str) -> Response {
     graph_error(StatusCode::BAD_REQUEST, "ValidationError", message)
 }
 
-fn not_found() -> Response {
+pub(super) fn not_found() -> Response {
     graph_error(
         StatusCode::NOT_FOUND,
         "ResourceNotFound",
@@ -321,40 +325,8 @@ async fn list(State(sim): State<SimGraph>, headers: HeaderMap) -> Response {
     Json(json!({ "value": value })).into_response()
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PatchBody {
-    expiration_date_time: DateTime<Utc>,
-}
-
-async fn renew(
-    State(sim): State<SimGraph>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Json(body): Json<PatchBody>,
-) -> Response {
-    let sub = match authorized_live(&sim, &headers, &id) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let now = sim.now();
-    let mut expires = body.expiration_date_time;
-    if is_presence(&sub.resource) {
-        match presence_expiry(expires, now) {
-            Some(e) => expires = e,
-            None => return bad("expirationDateTime is beyond the 60 minute maximum for presence."),
-        }
-    }
-    let mut t = sim.lock();
-    let Some(s) = t.subscriptions.subs.get_mut(&id) else {
-        return not_found();
-    };
-    s.expires_at = expires;
-    Json(view(s)).into_response()
-}
-
 /// The caller is authorized and the subscription is live.
-fn authorized_live(
+pub(super) fn authorized_live(
     sim: &SimGraph,
     headers: &HeaderMap,
     id: &str,
@@ -395,7 +367,10 @@ async fn jwks() -> Json<Value> {
 pub(super) fn routes() -> Router<SimGraph> {
     Router::new()
         .route("/v1.0/subscriptions", post(create).get(list))
-        .route("/v1.0/subscriptions/{id}", patch(renew).delete(remove))
+        .route(
+            "/v1.0/subscriptions/{id}",
+            patch(super::subscription_update::update).delete(remove),
+        )
         .route("/v1.0/subscriptions/{id}/reauthorize", post(reauthorize))
         .route("/common/discovery/v2.0/keys", get(jwks))
 }
