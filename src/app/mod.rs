@@ -288,7 +288,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves (or the cancel token fires), then drains: in-flight
-    /// requests and background jobs get `server.shutdown_grace_secs` to finish.
+    /// requests and background jobs get `server.shutdown_grace_secs` to finish. Connections
+    /// are served under the limits of `[server]` ([`http::serve`]).
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -331,21 +332,19 @@ impl Application {
             });
         }
         tracing::info!(%addr, "listening");
-        let serve_stop = cancel.clone();
-        let server = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { serve_stop.cancelled().await });
-        let mut server = std::pin::pin!(server.into_future());
+        let server = http::serve::serve(
+            listener,
+            app,
+            (&core.config.server).into(),
+            core.metrics.clone(),
+            cancel.clone(),
+        );
+        let mut server = std::pin::pin!(server);
         // The server future may finish first (graceful shutdown started by the same token);
         // remember that so it is never polled again after completion.
         let mut server_done = false;
         tokio::select! {
-            res = &mut server => {
-                server_done = true;
-                if let Err(e) = res {
-                    cancel.cancel();
-                    return Err(e.into());
-                }
-            }
+            () = &mut server => server_done = true,
             _ = cancel.cancelled() => {}
         }
         // Whatever ended serving, the background jobs stop too.

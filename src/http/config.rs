@@ -23,6 +23,17 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// Per-request timeout for inbound requests, in seconds.
     pub request_timeout_secs: u64,
+    /// How long a client may take to send a request's headers, in seconds, counted from
+    /// when the server starts waiting for them. On HTTP/1.1 that wait includes the idle time
+    /// of a keep-alive connection between two requests. The connection is closed when it runs out.
+    pub header_read_timeout_secs: u64,
+    /// A connection with no request in progress for this long is closed, in seconds
+    /// (keep-alive connections, HTTP/2 connections, and connections that never send a byte).
+    pub idle_timeout_secs: u64,
+    /// Most connections served at once. Beyond it a new connection is answered at once with
+    /// `503 Service Unavailable` (`Retry-After: 1`) and closed, so the listener keeps draining
+    /// its queue. Keep it well below the process's open-file limit (`ulimit -n`).
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +44,9 @@ impl Default for ServerConfig {
             body_limit_bytes: 1024 * 1024,
             shutdown_grace_secs: 20,
             request_timeout_secs: 30,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 30,
+            max_connections: 1024,
         }
     }
 }
@@ -44,6 +58,14 @@ impl ServerConfig {
         }
         errs.at_least(path, "body_limit_bytes", self.body_limit_bytes, 1024);
         errs.at_least(path, "request_timeout_secs", self.request_timeout_secs, 1);
+        errs.at_least(
+            path,
+            "header_read_timeout_secs",
+            self.header_read_timeout_secs,
+            1,
+        );
+        errs.at_least(path, "idle_timeout_secs", self.idle_timeout_secs, 1);
+        errs.at_least(path, "max_connections", self.max_connections, 1);
     }
 }
 

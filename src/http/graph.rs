@@ -1,12 +1,13 @@
 //! The Graph webhook: `POST /graph/notifications` and `POST /graph/lifecycle`.
 //!
-//! - `?validationToken=…`: the subscription handshake. `200`, `text/plain`, the URL-decoded
-//!   token as the whole body. A token that is empty, longer than 1,024 bytes, or holds markup
-//!   (`<`, `>`, `&`, quotes) or control characters is refused with `400` (Graph never sends
-//!   such tokens).
+//! - `?validationToken=…`: the subscription handshake. `200`, `text/plain` with `nosniff`,
+//!   the URL-decoded token, exactly, as the whole body. Graph documents the token as opaque
+//!   (reference/graph.md §3.3), so any token is echoed; only an empty one or one longer than
+//!   1,024 bytes is refused (`400`). A plain-text body that browsers may not sniff cannot
+//!   run markup, whatever the token holds.
 //! - Otherwise the body must be JSON (`415`), at most `graph.webhook.max_body_bytes` (`413`),
 //!   a notification collection (`400`); then [`NotificationReceiver::receive`] decides
-//!   (`202` after the inbox write; `400`/`401`/`403`/`503` as documented there).
+//!   (`202` after the inbox write; `400`/`401`/`403`/`413`/`503` as documented there).
 
 use std::collections::HashMap;
 
@@ -82,16 +83,12 @@ async fn receive(
         Err(Rejection::BadTokens) => Err(ApiError::Unauthorized),
         Err(Rejection::NotOurs) => Err(ApiError::Forbidden),
         Err(Rejection::Unavailable) => Err(ApiError::Unavailable),
+        Err(Rejection::TooLarge) => Err(ApiError::PayloadTooLarge),
     }
 }
 
 fn handshake(token: &str) -> Result<Response, ApiError> {
-    let acceptable = !token.is_empty()
-        && token.len() <= MAX_VALIDATION_TOKEN_BYTES
-        && !token
-            .chars()
-            .any(|c| c.is_control() || matches!(c, '<' | '>' | '&' | '"' | '\''));
-    if !acceptable {
+    if token.is_empty() || token.len() > MAX_VALIDATION_TOKEN_BYTES {
         return Err(ApiError::BadRequest("unacceptable validation token".into()));
     }
     Ok((

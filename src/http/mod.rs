@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -27,6 +27,7 @@ pub mod connectors;
 pub mod error;
 pub mod graph;
 pub mod health;
+pub mod serve;
 
 pub use config::ServerConfig;
 pub use error::ApiError;
@@ -73,7 +74,7 @@ where
                     .get(REQUEST_ID_HEADER)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
-                tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+                tracing::info_span!("request", method = method_label(req.method()), uri = %req.uri().path(), request_id = %id)
             }),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -89,7 +90,25 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// Counts requests and their latency by route template and status.
+/// A request method as a metric label or log field: one of the standard methods, else
+/// `other`, so clients cannot invent label values (each one a new time series kept forever).
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// Counts requests and their latency by route template (never the raw path), method label
+/// and status.
 async fn track_metrics(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = req
@@ -97,7 +116,7 @@ async fn track_metrics(State(metrics): State<Metrics>, req: Request, next: Next)
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().to_string();
+    let method = method_label(req.method()).to_owned();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
     metrics

@@ -543,16 +543,8 @@ async fn bad_inputs_get_their_documented_answer_and_change_nothing() {
         ..case("no content type", rig.rich_batch(&good()), 415)
     });
     cases.push(Case {
-        query: "?validationToken=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
-        ..case("handshake token with markup", vec![], 400)
-    });
-    cases.push(Case {
         query: "?validationToken=",
         ..case("empty handshake token", vec![], 400)
-    });
-    cases.push(Case {
-        query: "?validationToken=a%0Ab",
-        ..case("handshake token with a newline", vec![], 400)
     });
     let long: &'static str =
         Box::leak(format!("?validationToken={}", "a".repeat(2000)).into_boxed_str());

@@ -12,6 +12,9 @@ use crate::graph::notifications::crypto::{KeyLoadError, NotificationKey};
 /// Users per presence subscription and per `getPresencesByUserId` call (Graph's limit).
 pub const MAX_SHARD_SIZE: usize = 650;
 
+/// Default of `graph.webhook.max_notifications_per_batch`.
+pub const DEFAULT_MAX_NOTIFICATIONS_PER_BATCH: usize = 1000;
+
 /// Where Teams presence comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -37,6 +40,10 @@ pub struct WebhookConfig {
     pub jwks_url: Option<url::Url>,
     /// Largest notification body accepted, in bytes; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Most notifications accepted in one POST; a larger batch gets 413 and nothing in it is
+    /// looked at. Graph does not document how many it puts in one POST (UNCERTAIN); a
+    /// presence subscription covers at most 650 users and one POST may mix subscriptions.
+    pub max_notifications_per_batch: usize,
 }
 
 impl Default for WebhookConfig {
@@ -45,6 +52,7 @@ impl Default for WebhookConfig {
             certificates: Vec::new(),
             jwks_url: None,
             max_body_bytes: 1024 * 1024,
+            max_notifications_per_batch: DEFAULT_MAX_NOTIFICATIONS_PER_BATCH,
         }
     }
 }
@@ -144,6 +152,12 @@ pub fn validate(graph: &GraphConfig, path: &str, errs: &mut ConfigErrors) {
         errs.push(
             format!("{path}.webhook.max_body_bytes"),
             "must be at least 1024",
+        );
+    }
+    if webhook.max_notifications_per_batch == 0 {
+        errs.push(
+            format!("{path}.webhook.max_notifications_per_batch"),
+            "must be at least 1",
         );
     }
     let s = &graph.subscriptions;

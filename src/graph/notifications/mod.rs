@@ -3,25 +3,31 @@
 //! them durably before the HTTP layer answers 202.
 //!
 //! Answers (the receiver's contract, also what the table-driven tests check):
+//! - more notifications than `graph.webhook.max_notifications_per_batch`: `413`, none looked at;
 //! - at least one notification accepted (or only duplicates): `202`, the rest dropped and counted;
 //! - every notification names an unknown subscription or a wrong `clientState`: `403`;
 //! - rich data whose validation tokens are missing or invalid: `401` for the whole batch;
 //! - rich data that fails its signature or cannot be decrypted (and nothing else passed): `400`;
 //! - the inbox or the signing-key endpoint cannot be reached, or rich batches arrive faster
 //!   than they can be decrypted (a batch waited over 1 s for a slot): `503`, so Graph retries.
+//!
+//! Notifications for subscriptions that are not ours cost little (see [`unknown`]): no lookup
+//! for ids Graph cannot have issued or that were just looked up, one warning line a minute.
 
 pub mod config;
 pub mod crypto;
 pub mod jwt;
 mod payload;
+mod unknown;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use subtle::ConstantTimeEq;
 use tokio::sync::{Notify, RwLock, mpsc};
 
+use crate::graph::notifications::config::DEFAULT_MAX_NOTIFICATIONS_PER_BATCH;
 use crate::graph::notifications::crypto::{CryptoError, Decryptor, EncryptedContent};
 use crate::graph::notifications::jwt::TokenValidator;
 use crate::model::{InboxPayload, Observation, Source, Status, TeamsPresence, TeamsRefresh};
@@ -34,13 +40,11 @@ pub use payload::{
     ChangeNotification, LifecycleEvent, NotificationCollection, Rejection, ResourceData,
 };
 use payload::{DecryptedPresence, basic_user_id, valid_user_id};
+use unknown::{UnknownIds, WarnEvery, plausible_id};
 
 /// Longest a rich batch waits for a decryption slot before it is answered 503: Graph wants
 /// the answer within 3 s, and a batch that waited 1 s still has time to decrypt and commit.
 const DECRYPT_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Most subscription ids remembered as "already logged"; beyond it, logging starts over.
-const MAX_LOGGED_SUBSCRIPTIONS: usize = 10_000;
 
 /// Shared receiver state. Cheap to clone.
 #[derive(Clone)]
@@ -55,7 +59,10 @@ struct Inner {
     decryptor: Decryptor,
     tokens: Option<TokenValidator>,
     subscriptions: RwLock<HashMap<String, (String, String)>>,
-    logged: Mutex<HashSet<String>>,
+    max_batch: usize,
+    unknown: UnknownIds,
+    warn_unknown: WarnEvery,
+    warn_client_state: WarnEvery,
     memory: PresenceMemory,
     lifecycle_tx: mpsc::UnboundedSender<LifecycleEvent>,
     lifecycle_rx: Mutex<Option<mpsc::UnboundedReceiver<LifecycleEvent>>>,
@@ -90,7 +97,10 @@ impl NotificationReceiver {
                 decryptor,
                 tokens,
                 subscriptions: RwLock::new(HashMap::new()),
-                logged: Mutex::new(HashSet::new()),
+                max_batch: DEFAULT_MAX_NOTIFICATIONS_PER_BATCH,
+                unknown: UnknownIds::default(),
+                warn_unknown: WarnEvery::default(),
+                warn_client_state: WarnEvery::default(),
                 memory,
                 lifecycle_tx: tx,
                 lifecycle_rx: Mutex::new(Some(rx)),
@@ -100,6 +110,15 @@ impl NotificationReceiver {
                 )),
             }),
         }
+    }
+
+    /// Refuses (413) batches of more than `max` notifications
+    /// (`graph.webhook.max_notifications_per_batch`). Call before the receiver is shared.
+    pub fn with_max_batch(mut self, max: usize) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.max_batch = max;
+        }
+        self
     }
 
     /// The lifecycle events, for the subscription manager (only the first caller gets them).
@@ -122,6 +141,7 @@ impl NotificationReceiver {
 
     /// Makes a subscription known at once (the manager calls it after creating one).
     pub async fn remember(&self, sub: &SubscriptionRecord) {
+        self.inner.unknown.remove(&sub.id);
         self.inner
             .subscriptions
             .write()
@@ -139,6 +159,10 @@ impl NotificationReceiver {
         let inner = &self.inner;
         if batch.value.is_empty() {
             return Err(Rejection::BadContent);
+        }
+        if batch.value.len() > inner.max_batch {
+            self.drop_batch("batch_too_large", batch.value.len());
+            return Err(Rejection::TooLarge);
         }
         let mut trusted = Vec::with_capacity(batch.value.len());
         for n in batch.value {
@@ -301,21 +325,32 @@ impl NotificationReceiver {
     }
 
     /// The subscription's kind when the notification is ours and its clientState matches.
+    /// Looks the subscription up in the cache, then (for a plausible id not recently found
+    /// missing) in the store.
     async fn subscription_kind(&self, n: &ChangeNotification) -> Result<Option<String>, Rejection> {
+        let inner = &self.inner;
         let id = &n.subscription_id;
-        let cached = self.inner.subscriptions.read().await.get(id).cloned();
+        let cached = inner.subscriptions.read().await.get(id).cloned();
         let (state, kind) = match cached {
             Some(v) => v,
-            None => match self.inner.store.get_subscription(id).await {
+            None if !plausible_id(id) || inner.unknown.contains(id) => {
+                self.warn_unknown(id);
+                return Ok(None);
+            }
+            None => match inner.store.get_subscription(id).await {
                 Ok(sub) => {
+                    self.count_lookup("found");
                     self.remember(&sub).await;
                     (sub.client_state, sub.kind)
                 }
                 Err(StoreError::NotFound) => {
-                    self.log_once(id, "notification for an unknown subscription dropped");
+                    self.count_lookup("unknown");
+                    inner.unknown.insert(id);
+                    self.warn_unknown(id);
                     return Ok(None);
                 }
                 Err(e) => {
+                    self.count_lookup("error");
                     tracing::error!(error = %e, "subscription lookup failed");
                     return Err(Rejection::Unavailable);
                 }
@@ -325,19 +360,36 @@ impl NotificationReceiver {
         if bool::from(given.as_bytes().ct_eq(state.as_bytes())) {
             Ok(Some(kind))
         } else {
-            self.log_once(id, "notification with a wrong clientState dropped");
+            if let Some(suppressed) = inner.warn_client_state.due() {
+                tracing::warn!(
+                    subscription_id = %id,
+                    not_logged_since_last_line = suppressed,
+                    "notification with a wrong clientState dropped (logged at most once a minute)"
+                );
+            }
             Ok(None)
         }
     }
 
-    fn log_once(&self, subscription_id: &str, message: &'static str) {
-        let mut logged = self.inner.logged.lock().expect("lock");
-        if logged.len() >= MAX_LOGGED_SUBSCRIPTIONS {
-            logged.clear();
+    fn warn_unknown(&self, id: &str) {
+        if let Some(suppressed) = self.inner.warn_unknown.due() {
+            let shown = if plausible_id(id) { id } else { "(not an id)" };
+            tracing::warn!(
+                subscription_id = %shown,
+                not_logged_since_last_line = suppressed,
+                "notification for an unknown subscription dropped (logged at most once a minute)"
+            );
         }
-        if logged.insert(subscription_id.to_owned()) {
-            tracing::warn!(subscription_id, "{message}");
-        }
+    }
+
+    fn count_lookup(&self, result: &'static str) {
+        self.inner
+            .metrics
+            .counter(
+                "graph_subscription_lookups_total",
+                &[("result", result.to_owned())],
+            )
+            .increment(1);
     }
 
     fn drop_one(&self, reason: &'static str) {

@@ -63,6 +63,8 @@ pub struct LifecycleEvent {
 pub enum Rejection {
     /// 400: nothing usable in it.
     BadContent,
+    /// 413: more notifications than `graph.webhook.max_notifications_per_batch`.
+    TooLarge,
     /// 401: validation tokens missing or invalid.
     BadTokens,
     /// 403: unknown subscriptions or wrong clientState only.
