@@ -22,9 +22,10 @@ pub struct StoreConfig {
     pub sqlite_busy_timeout_ms: u64,
     /// How long audit entries are kept, in days.
     pub audit_retention_days: u32,
-    /// SQLite only: `normal` (the default) or `full`. Both keep an acknowledged item through a
+    /// SQLite only: `full` (the default) or `normal`. Both keep an acknowledged item through a
     /// process crash (WAL); `full` also syncs the log to disk at every commit, so it survives
-    /// power loss or an OS crash, at a throughput cost (README: "Durability").
+    /// power loss or an OS crash too, at a throughput cost that group commits mostly hide
+    /// (README: "Durability").
     pub sqlite_synchronous: SqliteSynchronousMode,
     /// The name this process holds inbox leases under. A restarted process takes back the
     /// leases held under its name at once. Must be stable across restarts and unique per
@@ -37,8 +38,8 @@ pub struct StoreConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SqliteSynchronousMode {
-    #[default]
     Normal,
+    #[default]
     Full,
 }
 
@@ -49,7 +50,7 @@ impl Default for StoreConfig {
             max_connections: 8,
             sqlite_busy_timeout_ms: 5_000,
             audit_retention_days: 14,
-            sqlite_synchronous: SqliteSynchronousMode::Normal,
+            sqlite_synchronous: SqliteSynchronousMode::Full,
             instance_id: None,
         }
     }
