@@ -2,7 +2,7 @@
 //! rich and basic batches, and a table of bad inputs that each get their documented answer and
 //! leave the inbox untouched.
 
-mod e2e;
+pub(crate) mod e2e;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -10,10 +10,11 @@ use presence_bridge::app::{Application, NotifyParts};
 use presence_bridge::graph::accounts::AccountTokens;
 use presence_bridge::graph::config::GraphConfig;
 use presence_bridge::graph::notifications::NotificationReceiver;
-use presence_bridge::graph::notifications::config::PresenceSource;
+use presence_bridge::graph::notifications::config::{CertificateConfig, PresenceSource};
 use presence_bridge::graph::subscriptions::HEALTH_COMPONENT;
 use presence_bridge::model::clock::Clock;
 use presence_bridge::model::health::{HealthRegistry, HealthState};
+use presence_bridge::sim::graph::subscriptions::SimSubscription;
 use presence_bridge::sim::graph::{SimGraphHandle, SimGraphOptions, SimUser, spawn};
 use presence_bridge::store::{self, Store, UserRecord};
 use secrecy::SecretString;
@@ -28,33 +29,36 @@ fn account_upn(i: usize) -> String {
     format!("svc-presence-{i}@contoso.example")
 }
 
-struct Env {
-    sim: SimGraphHandle,
-    store: Arc<dyn Store>,
-    graph: GraphConfig,
-    clock: Clock,
-    dir: tempfile::TempDir,
-    port: u16,
+/// A simulated tenant with users and signed-in sync accounts, a store, and a port for the
+/// daemon; shared with the subscription tests of the hostile suite.
+pub(crate) struct Env {
+    pub(crate) sim: SimGraphHandle,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) graph: GraphConfig,
+    pub(crate) clock: Clock,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) port: u16,
 }
 
 /// The daemon's HTTP side on `port`; its subscription manager and poller are driven by the
 /// test.
-struct Daemon {
+pub(crate) struct Daemon {
     health: HealthRegistry,
     notifications: NotificationReceiver,
     parts: Option<NotifyParts>,
     url: String,
+    pub(crate) port: u16,
     stop: CancellationToken,
     join: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Daemon {
-    fn parts(&mut self) -> NotifyParts {
+    pub(crate) fn parts(&mut self) -> NotifyParts {
         self.parts.take().expect("graph parts are taken once")
     }
 
     /// Stops serving and waits until the port is free.
-    async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         self.stop.cancel();
         self.join.await.unwrap().unwrap();
     }
@@ -62,13 +66,19 @@ impl Daemon {
 
 impl Env {
     async fn new(accounts: usize) -> Env {
+        Self::with_users(USERS, accounts).await
+    }
+
+    /// `users` licensed users, known to the store, and `accounts` signed-in sync accounts;
+    /// Graph in hybrid mode.
+    pub(crate) async fn with_users(users: usize, accounts: usize) -> Env {
         // Tokens outlive the simulated hours (the clock jumps; token refresh is tested elsewhere).
         let sim = spawn(SimGraphOptions {
             token_lifetime_secs: 30 * 24 * 3600,
             ..SimGraphOptions::default()
         })
         .await;
-        for i in 0..USERS {
+        for i in 0..users {
             sim.state.upsert_user(SimUser::licensed(
                 &user_id(i),
                 &format!("user{i}@contoso.example"),
@@ -78,7 +88,7 @@ impl Env {
         let cfg = crate::helpers::test_config(&dir);
         let store = store::open(&cfg.store).await.unwrap();
         let now = chrono::Utc::now();
-        let users: Vec<UserRecord> = (0..USERS)
+        let records: Vec<UserRecord> = (0..users)
             .map(|i| UserRecord {
                 teams_id: user_id(i),
                 upn: format!("user{i}@contoso.example"),
@@ -92,7 +102,7 @@ impl Env {
                 updated_at: now,
             })
             .collect();
-        store.upsert_users(&users).await.unwrap();
+        store.upsert_users(&records).await.unwrap();
         let graph = GraphConfig {
             token_encryption_key: Some(SecretString::from(
                 base64::engine::general_purpose::STANDARD.encode([9u8; 32]),
@@ -130,14 +140,26 @@ impl Env {
 
     /// Starts (or restarts) the daemon's HTTP side on the same port.
     async fn daemon(&self) -> Daemon {
-        let url = format!("http://127.0.0.1:{}", self.port);
-        let mut cfg = crate::helpers::test_config(&self.dir);
-        cfg.graph = self.graph.clone();
-        cfg.graph.webhook.certificates = vec![cert_config(1, "cert-a")];
-        cfg.server.public_url = Some(url.parse().unwrap());
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
             .await
             .unwrap();
+        self.daemon_on(listener, vec![cert_config(1, "cert-a")])
+            .await
+    }
+
+    /// Starts the daemon's HTTP side on `listener` (its public URL) with these certificates
+    /// (first = current), its manager and poller left to the test.
+    pub(crate) async fn daemon_on(
+        &self,
+        listener: tokio::net::TcpListener,
+        certificates: Vec<CertificateConfig>,
+    ) -> Daemon {
+        let port = listener.local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}");
+        let mut cfg = crate::helpers::test_config(&self.dir);
+        cfg.graph = self.graph.clone();
+        cfg.graph.webhook.certificates = certificates;
+        cfg.server.public_url = Some(url.parse().unwrap());
         let mut app = Application::builder(cfg)
             .listener(listener)
             .store(self.store.clone())
@@ -155,6 +177,7 @@ impl Env {
             notifications,
             parts,
             url,
+            port,
             stop,
             join,
         }
@@ -166,18 +189,20 @@ impl Env {
         self.sim.state.advance(by);
     }
 
-    fn live_presence_subscriptions(&self) -> usize {
+    /// The presence subscriptions Graph holds that have not expired.
+    pub(crate) fn live_presence_subscriptions(&self) -> Vec<SimSubscription> {
         let now = self.sim.state.now();
         self.sim
             .state
             .subscriptions()
-            .iter()
+            .into_iter()
             .filter(|s| s.expires_at > now && s.resource.contains("presences"))
-            .count()
+            .collect()
     }
 
-    /// Waits (bounded) until the inbox holds a webhook observation of `user` with `availability`.
-    async fn await_observation(&self, user: &str, availability: &str, source: &str) {
+    /// Waits (bounded) until the inbox holds an observation of `user` with `availability`
+    /// from `source`; takes what it reads.
+    pub(crate) async fn await_observation(&self, user: &str, availability: &str, source: &str) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             let items = self.store.inbox_claim(1000, 1).await.unwrap();
@@ -209,7 +234,7 @@ async fn two_accounts_cover_1300_users_renew_for_hours_recreate_and_adopt_on_res
     let cov = manager.reconcile().await.unwrap();
     assert_eq!((cov.shards, cov.accounts_missing, cov.failing), (2, 0, 0));
     assert!(cov.uncovered_users.is_empty());
-    assert_eq!(env.live_presence_subscriptions(), 2);
+    assert_eq!(env.live_presence_subscriptions().len(), 2);
     // Two presence subscriptions and the users subscription.
     assert_eq!(env.sim.state.subscriptions_created(), 3);
     let stored = env.store.list_subscriptions().await.unwrap();
@@ -228,7 +253,7 @@ async fn two_accounts_cover_1300_users_renew_for_hours_recreate_and_adopt_on_res
         env.advance(Duration::from_secs(600));
         let cov = manager.reconcile().await.unwrap();
         assert_eq!(cov.failing, 0);
-        assert_eq!(env.live_presence_subscriptions(), 2);
+        assert_eq!(env.live_presence_subscriptions().len(), 2);
     }
     assert_eq!(env.sim.state.subscriptions_created(), 3);
 
@@ -243,7 +268,7 @@ async fn two_accounts_cover_1300_users_renew_for_hours_recreate_and_adopt_on_res
     env.advance(Duration::from_secs(600));
     manager.reconcile().await.unwrap();
     assert_eq!(env.sim.state.subscriptions_created(), 4);
-    assert_eq!(env.live_presence_subscriptions(), 2);
+    assert_eq!(env.live_presence_subscriptions().len(), 2);
     let after = env.store.list_subscriptions().await.unwrap();
     assert!(after.iter().all(|s| s.id != victim));
 
@@ -301,13 +326,13 @@ async fn two_accounts_cover_1300_users_renew_for_hours_recreate_and_adopt_on_res
         4,
         "adopted, not created"
     );
-    assert_eq!(env.live_presence_subscriptions(), 2);
+    assert_eq!(env.live_presence_subscriptions().len(), 2);
 
     // A user leaves: that shard's subscription is replaced (delete, create), the other kept.
     env.store.deactivate_users(&[user_id(5)]).await.unwrap();
     manager.reconcile().await.unwrap();
     assert_eq!(env.sim.state.subscriptions_created(), 5);
-    assert_eq!(env.live_presence_subscriptions(), 2);
+    assert_eq!(env.live_presence_subscriptions().len(), 2);
     let subs = env.store.list_subscriptions().await.unwrap();
     assert!(subs.iter().all(|s| !s.resource.contains(&user_id(5))));
 }
@@ -321,7 +346,7 @@ async fn one_account_leaves_the_second_shard_polled_and_readiness_says_so() {
     let cov = manager.reconcile().await.unwrap();
     assert_eq!((cov.shards, cov.accounts_missing), (2, 1));
     assert_eq!(cov.uncovered_users.len(), 650);
-    assert_eq!(env.live_presence_subscriptions(), 1);
+    assert_eq!(env.live_presence_subscriptions().len(), 1);
 
     let ready: serde_json::Value = reqwest::get(format!("{}/health/ready", d.url))
         .await
