@@ -82,8 +82,8 @@ pub fn receiver(
         Decryptor::new(keys),
         tokens,
         PresenceMemory::new(),
-    )
-    .with_max_batch(cfg.graph.webhook.max_notifications_per_batch))
+        cfg.graph.webhook.max_notifications_per_batch,
+    ))
 }
 
 /// The manager (absent in `poll` mode), the poller, and the directory sync that follows

@@ -14,7 +14,7 @@ use presence_bridge::sim::contact_center::{
 use presence_bridge::store::UserRecord;
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{TestApp, eventually, spawn_app_with};
 
 async fn app_with_sim(sim: &SimContactCenter) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -46,22 +46,6 @@ fn user(teams_id: &str, agent: &str) -> UserRecord {
     }
 }
 
-/// Polls `check` until it holds or 10 s pass.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn inbox_len(app: &TestApp) -> u64 {
     app.store.inbox_len().await.expect("inbox_len")
 }
@@ -85,7 +69,7 @@ async fn post_signed(app: &TestApp, body: &str, key: &str) -> reqwest::Response 
 
 /// The job has read the catalog and the agents once.
 async fn wait_for_refresh(app: &TestApp) {
-    eventually("agent refresh", || async {
+    eventually("agent refresh", Duration::from_secs(10), || async {
         app.store
             .list_agents(Some("sim"))
             .await
@@ -212,9 +196,11 @@ async fn writes_go_to_the_platform_and_its_echo_comes_back_as_an_event() {
         json!({"status_id": "busy_teams", "teams_user_id": "u2"}),
         "Teams id from the store"
     );
-    eventually("echo event in the inbox", || async {
-        inbox_len(&app).await == 1
-    })
+    eventually(
+        "echo event in the inbox",
+        Duration::from_secs(10),
+        || async { inbox_len(&app).await == 1 },
+    )
     .await;
     app.shutdown().await;
 }
@@ -224,19 +210,23 @@ async fn auth_failure_shows_in_readiness() {
     let sim = contact_center::spawn(SimOptions::default()).await.unwrap();
     sim.reject_credentials(true);
     let app = app_with_sim(&sim).await;
-    eventually("connector down in readiness", || async {
-        let r = app.get("/health/ready").await;
-        if r.status() != 503 {
-            return false;
-        }
-        let body: serde_json::Value = r.json().await.unwrap();
-        body["checks"].as_array().unwrap().iter().any(|c| {
-            c["name"] == "connector:sim"
-                && c["state"] == "down"
-                && c["critical"] == true
-                && c["detail"].as_str().unwrap_or("").contains("unauthorized")
-        })
-    })
+    eventually(
+        "connector down in readiness",
+        Duration::from_secs(10),
+        || async {
+            let r = app.get("/health/ready").await;
+            if r.status() != 503 {
+                return false;
+            }
+            let body: serde_json::Value = r.json().await.unwrap();
+            body["checks"].as_array().unwrap().iter().any(|c| {
+                c["name"] == "connector:sim"
+                    && c["state"] == "down"
+                    && c["critical"] == true
+                    && c["detail"].as_str().unwrap_or("").contains("unauthorized")
+            })
+        },
+    )
     .await;
     sim.reject_credentials(false);
     app.shutdown().await;

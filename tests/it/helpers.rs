@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use presence_bridge::app::config::Config;
 use presence_bridge::app::{Application, ApplicationBuilder};
@@ -102,5 +103,22 @@ impl TestApp {
             .await
             .expect("app task")
             .expect("app stopped cleanly");
+    }
+}
+
+/// Polls `check` every 20 ms until it holds; fails naming `what` once `within` has passed.
+/// For conditions another task or process makes true (a status reached, a metric counted).
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -27,7 +27,6 @@ use chrono::Utc;
 use subtle::ConstantTimeEq;
 use tokio::sync::{Notify, RwLock, mpsc};
 
-use crate::graph::notifications::config::DEFAULT_MAX_NOTIFICATIONS_PER_BATCH;
 use crate::graph::notifications::crypto::{CryptoError, Decryptor, EncryptedContent};
 use crate::graph::notifications::jwt::TokenValidator;
 use crate::model::{InboxPayload, Observation, Source, Status, TeamsPresence, TeamsRefresh};
@@ -80,13 +79,15 @@ enum Item {
 
 impl NotificationReceiver {
     /// `tokens` is `None` when the Graph app identity is not configured; rich notifications
-    /// are then refused (401).
+    /// are then refused (401). Batches of more than `max_batch` notifications are refused
+    /// (413; `graph.webhook.max_notifications_per_batch`).
     pub fn new(
         inbox: Inbox,
         metrics: Metrics,
         decryptor: Decryptor,
         tokens: Option<TokenValidator>,
         memory: PresenceMemory,
+        max_batch: usize,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Self {
@@ -97,7 +98,7 @@ impl NotificationReceiver {
                 decryptor,
                 tokens,
                 subscriptions: RwLock::new(HashMap::new()),
-                max_batch: DEFAULT_MAX_NOTIFICATIONS_PER_BATCH,
+                max_batch,
                 unknown: UnknownIds::default(),
                 warn_unknown: WarnEvery::default(),
                 warn_client_state: WarnEvery::default(),
@@ -110,15 +111,6 @@ impl NotificationReceiver {
                 )),
             }),
         }
-    }
-
-    /// Refuses (413) batches of more than `max` notifications
-    /// (`graph.webhook.max_notifications_per_batch`). Call before the receiver is shared.
-    pub fn with_max_batch(mut self, max: usize) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.max_batch = max;
-        }
-        self
     }
 
     /// The lifecycle events, for the subscription manager (only the first caller gets them).

@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use presence_bridge::app::Application;
 use presence_bridge::app::config::Config;
@@ -17,16 +17,10 @@ use presence_bridge::store::Store;
 use presence_bridge::store::inbox::Inbox;
 use sqlx::Connection;
 
+use crate::helpers::eventually;
+
 /// How long a condition may take to become true.
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn until<F: std::future::Future<Output = bool>>(what: &str, mut cond: impl FnMut() -> F) {
-    let deadline = Instant::now() + WAIT;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// The daemon against both simulators, its users matched.
 struct SimApp {
@@ -57,7 +51,7 @@ async fn sim_app(users: usize, tweak: impl FnOnce(&mut Config)) -> SimApp {
     );
     let stop = app.cancel_token();
     let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
-    until("users matched to agents", || {
+    eventually("users matched to agents", WAIT, || {
         let store = store.clone();
         async move {
             let u = store.list_users().await.unwrap();
@@ -109,7 +103,7 @@ async fn an_observation_older_than_the_applied_one_changes_nothing_and_writes_no
         .push_observations(&[cc_observation(&u1, "on_contact", "On Contact", 0)])
         .await
         .unwrap();
-    until("setPresence Busy for user 1", || async {
+    eventually("setPresence Busy for user 1", WAIT, || async {
         app.graph.state.writes().iter().any(|w| {
             w.user_id == u1 && w.call.contains("setPresence") && w.body["availability"] == "Busy"
         })
@@ -128,7 +122,7 @@ async fn an_observation_older_than_the_applied_one_changes_nothing_and_writes_no
             .collect();
         (!late.is_empty() && app.store.inbox_len().await.unwrap() == 0).then_some(late)
     };
-    until("the late observation decided", || async {
+    eventually("the late observation decided", WAIT, || async {
         decided().await.is_some()
     })
     .await;
@@ -165,7 +159,7 @@ fn engine_state(health: &HealthRegistry) -> Option<(HealthState, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_goes_back_up_when_the_database_lock_ends() {
     let app = sim_app(1, |cfg| cfg.store.sqlite_busy_timeout_ms = 200).await;
-    until("engine up", || async {
+    eventually("engine up", WAIT, || async {
         engine_state(&app.health).is_some_and(|(s, _)| s == HealthState::Up)
     })
     .await;
@@ -178,7 +172,7 @@ async fn readiness_goes_back_up_when_the_database_lock_ends() {
         .execute(&mut locker)
         .await
         .unwrap();
-    until("engine degraded by the lock", || async {
+    eventually("engine degraded by the lock", WAIT, || async {
         engine_state(&app.health)
             .is_some_and(|(s, d)| s == HealthState::Degraded && d.contains("inbox"))
     })
@@ -188,7 +182,7 @@ async fn readiness_goes_back_up_when_the_database_lock_ends() {
         "a database nobody can write to is not ready"
     );
     sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
-    until("engine up again once the inbox reads", || async {
+    eventually("engine up again once the inbox reads", WAIT, || async {
         engine_state(&app.health).is_some_and(|(s, _)| s == HealthState::Up)
     })
     .await;
