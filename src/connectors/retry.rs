@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ConnectorError;
@@ -66,8 +65,6 @@ pub struct Resilience {
     max_retries: u32,
     base: Duration,
     max: Duration,
-    /// The end of the last `Retry-After` the platform asked for.
-    throttled_until: Mutex<Option<Instant>>,
     /// Cancelled when the application stops: calls in flight end at once.
     shutdown: CancellationToken,
 }
@@ -85,7 +82,6 @@ impl Resilience {
             max_retries: limits.max_retries,
             base: Duration::from_millis(limits.backoff_base_ms),
             max: Duration::from_millis(limits.backoff_max_ms),
-            throttled_until: Mutex::new(None),
             shutdown: CancellationToken::new(),
         }
     }
@@ -124,7 +120,7 @@ impl Resilience {
     {
         let mut attempt = 0u32;
         loop {
-            if let Some(left) = self.throttled_for()
+            if let Some(left) = self.limiter.paused_for()
                 && left > self.max
             {
                 return Err(ConnectorError::Throttled {
@@ -138,7 +134,7 @@ impl Resilience {
                         ConnectorError::Throttled {
                             retry_after: Some(d),
                         } => {
-                            self.throttle(*d);
+                            self.limiter.pause_for(*d);
                             if *d > self.max {
                                 return Err(e);
                             }
@@ -156,26 +152,6 @@ impl Resilience {
                 other => return other,
             }
         }
-    }
-
-    /// Holds every request of the connector back for `d`.
-    fn throttle(&self, d: Duration) {
-        let now = Instant::now();
-        // A wait too long to represent is as good as forever.
-        let until = now
-            .checked_add(d)
-            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
-        self.limiter.pause_until(until);
-        let mut t = self.throttled_until.lock().expect("throttle lock");
-        *t = Some(t.map_or(until, |old| old.max(until)));
-    }
-
-    /// How long the last `Retry-After` still runs, if it does.
-    fn throttled_for(&self) -> Option<Duration> {
-        let until = (*self.throttled_until.lock().expect("throttle lock"))?;
-        until
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
     }
 
     /// `base * 2^attempt`, capped, with jitter in [50 %, 100 %].
@@ -215,6 +191,7 @@ pub fn transport(e: reqwest::Error) -> ConnectorError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::time::Instant;
 
     fn limits() -> LimitsConfig {
         LimitsConfig {

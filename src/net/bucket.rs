@@ -74,6 +74,20 @@ impl TokenBucket {
         s.full_at = s.full_at.max(empty_at);
     }
 
+    /// No request leaves for `d` from now (a `Retry-After`, however long: one too long to
+    /// represent holds back for a century).
+    pub(crate) fn pause_for(&self, d: Duration) {
+        self.pause_until(add(Instant::now(), d));
+    }
+
+    /// How long the current pause still runs, if one does.
+    pub(crate) fn paused_for(&self) -> Option<Duration> {
+        let until = self.lock().paused_until?;
+        until
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+    }
+
     /// Books `n` tokens and returns when they may be used.
     fn reserve(&self, n: u32) -> Instant {
         let n = n.min(self.capacity);

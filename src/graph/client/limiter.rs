@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use crate::graph::config::GraphConfig;
 use crate::net::bucket::TokenBucket;
 
@@ -57,9 +55,9 @@ impl Limiters {
         self.bucket(family).acquire(n).await;
     }
 
-    /// Holds every caller of `family` back until `until` (Graph throttled it).
-    pub(crate) fn pause_until(&self, family: ApiFamily, until: Instant) {
-        self.bucket(family).pause_until(until);
+    /// Holds every caller of `family` back for `d` (Graph throttled it).
+    pub(crate) fn pause_for(&self, family: ApiFamily, d: Duration) {
+        self.bucket(family).pause_for(d);
     }
 
     fn bucket(&self, family: ApiFamily) -> &TokenBucket {

@@ -276,10 +276,7 @@ impl GraphClient {
 
     /// Holds every caller of `family` back for `retry_after` (Graph throttled the app).
     pub(crate) fn throttled(&self, family: ApiFamily, retry_after: Duration) {
-        let until = tokio::time::Instant::now()
-            .checked_add(retry_after)
-            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400 * 365));
-        self.inner.limiters.pause_until(family, until);
+        self.inner.limiters.pause_for(family, retry_after);
     }
 
     fn record(
