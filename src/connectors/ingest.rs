@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::AgentEvent;
+use super::ConnectorEvent;
 use crate::model::{Observation, Status};
 use crate::store::inbox::{CheckedObservation, Inbox};
 use crate::store::{IngestVerdict, Store, StoreError};
@@ -20,6 +20,7 @@ pub struct IngestOutcome {
     pub duplicate: usize,
     pub stale: usize,
     pub unknown_agent: usize,
+    pub contact_ignored: usize,
 }
 
 /// Per-connector ingest path. Holds no state of its own: cheap to share, and nothing is lost
@@ -57,10 +58,18 @@ impl Ingest {
 
     /// Stores the new events as observations (all or none). On error nothing is recorded, so
     /// a redelivery is accepted.
-    pub async fn ingest(&self, events: Vec<AgentEvent>) -> Result<IngestOutcome, StoreError> {
+    pub async fn ingest(&self, events: Vec<ConnectorEvent>) -> Result<IngestOutcome, StoreError> {
         let mut out = IngestOutcome::default();
         let mut checked = Vec::with_capacity(events.len());
         for e in events {
+            let e = match e {
+                ConnectorEvent::Agent(e) => e,
+                ConnectorEvent::Contact(c) => {
+                    tracing::debug!(connector = %self.connector, contact = %c.contact_id, kind = c.kind.as_str(), "contact event not stored: no consumer yet");
+                    out.contact_ignored += 1;
+                    continue;
+                }
+            };
             match self.store.user_by_agent(&self.connector, &e.agent_id).await {
                 Ok(user) => checked.push(CheckedObservation {
                     observation: Observation {
@@ -92,6 +101,7 @@ impl Ingest {
         self.count("duplicate", out.duplicate);
         self.count("stale", out.stale);
         self.count("unknown_agent", out.unknown_agent);
+        self.count("contact_ignored", out.contact_ignored);
         Ok(out)
     }
 }

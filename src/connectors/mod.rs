@@ -21,7 +21,8 @@ pub(crate) mod retry;
 pub mod runtime;
 
 pub use crate::model::contact_center::{
-    Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter, InboundError,
+    Activity, Agent, AgentEvent, AgentStatus, CatalogStatus, Channel, ConnectorError,
+    ConnectorEvent, ContactActivity, ContactCenter, ContactEvent, ContactEventKind, InboundError,
     InboundWebhook, StatusKind,
 };
 pub use runtime::{ConnectorHandle, ConnectorRegistry, build_connectors, render_set_status};

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{AgentEvent, AgentStatus, ConnectorError};
+use super::{AgentEvent, AgentStatus, ConnectorError, ConnectorEvent};
 use crate::model::{CcStatus, Source};
 
 /// Events for agents whose status differs from `last` (new agents included).
@@ -25,6 +25,7 @@ pub fn diff_snapshot(
             at: s.since.unwrap_or(at),
             event_id: None,
             source: Source::ConnectorPoll,
+            activity: s.activity,
         })
         .collect()
 }
@@ -32,7 +33,7 @@ pub fn diff_snapshot(
 /// Runs a polling loop: `read` every `interval`, events for what changed.
 pub async fn poll_loop<F, Fut>(
     interval: Duration,
-    events: mpsc::Sender<AgentEvent>,
+    events: mpsc::Sender<ConnectorEvent>,
     cancel: CancellationToken,
     mut read: F,
 ) -> Result<(), ConnectorError>
@@ -50,7 +51,7 @@ where
         }
         let snapshot = read().await?;
         for e in diff_snapshot(&last, &snapshot, Utc::now()) {
-            if events.send(e).await.is_err() {
+            if events.send(e.into()).await.is_err() {
                 return Ok(());
             }
         }

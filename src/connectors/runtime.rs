@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::ConnectorConfig;
 use super::ingest::Ingest;
-use super::{AgentEvent, ConnectorError, ContactCenter};
+use super::{ConnectorError, ConnectorEvent, ContactCenter};
 use crate::job::Job;
 use crate::model::health::HealthRegistry;
 use crate::store::inbox::Inbox;
@@ -223,7 +223,11 @@ async fn refresh_agents(h: &ConnectorHandle, store: &Arc<dyn Store>) {
 }
 
 /// Runs the event source until cancelled, starting it again after failures.
-async fn run_source(h: &ConnectorHandle, tx: mpsc::Sender<AgentEvent>, cancel: &CancellationToken) {
+async fn run_source(
+    h: &ConnectorHandle,
+    tx: mpsc::Sender<ConnectorEvent>,
+    cancel: &CancellationToken,
+) {
     loop {
         let mut delay = EVENTS_RESTART_DELAY;
         match h
@@ -273,15 +277,21 @@ async fn run_connector(
 /// Drops the events whose own time is out of the connector's bounds (a platform clock that
 /// is wrong, a unit mix-up), logging and counting them: one would make every real event after
 /// it look stale.
-fn drop_out_of_range(h: &ConnectorHandle, batch: &mut Vec<AgentEvent>) {
+fn drop_out_of_range(h: &ConnectorHandle, batch: &mut Vec<ConnectorEvent>) {
     let bounds = h.connector.event_time_bounds();
     let now = chrono::Utc::now();
     let before = batch.len();
-    batch.retain(|e| match bounds.check(e.at, e.source, now) {
-        Ok(()) => true,
-        Err(why) => {
-            tracing::warn!(connector = h.connector.name(), agent = %e.agent_id, reason = %why, "event dropped");
-            false
+    batch.retain(|e| {
+        let (at, source, subject) = match e {
+            ConnectorEvent::Agent(a) => (a.at, a.source, &a.agent_id),
+            ConnectorEvent::Contact(c) => (c.at, crate::model::Source::ConnectorPush, &c.contact_id),
+        };
+        match bounds.check(at, source, now) {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::warn!(connector = h.connector.name(), subject = %subject, reason = %why, "event dropped");
+                false
+            }
         }
     });
     let dropped = before - batch.len();

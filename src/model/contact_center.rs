@@ -78,12 +78,131 @@ impl CatalogStatus {
     }
 }
 
+/// What an agent is doing, normalised across platforms: besides the status they selected,
+/// whether a contact is ringing for them, they are on it (on hold included), in after-contact
+/// work, idle or logged out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactActivity {
+    Offered,
+    OnContact,
+    AfterContactWork,
+    Idle,
+    LoggedOut,
+}
+
+impl ContactActivity {
+    pub const ALL: [ContactActivity; 5] = [
+        ContactActivity::Offered,
+        ContactActivity::OnContact,
+        ContactActivity::AfterContactWork,
+        ContactActivity::Idle,
+        ContactActivity::LoggedOut,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContactActivity::Offered => "offered",
+            ContactActivity::OnContact => "on_contact",
+            ContactActivity::AfterContactWork => "after_contact_work",
+            ContactActivity::Idle => "idle",
+            ContactActivity::LoggedOut => "logged_out",
+        }
+    }
+}
+
+/// The medium of a contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Voice,
+    Chat,
+    Email,
+    Task,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 4] = [Channel::Voice, Channel::Chat, Channel::Email, Channel::Task];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Voice => "voice",
+            Channel::Chat => "chat",
+            Channel::Email => "email",
+            Channel::Task => "task",
+        }
+    }
+}
+
+/// An agent's contact activity and, when known, the channel of the contact it concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Activity {
+    pub activity: ContactActivity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+}
+
 /// An agent's current status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentStatus {
     pub agent_id: String,
     pub status: CcStatus,
     pub since: Option<DateTime<Utc>>,
+    /// What the agent is doing, when the platform reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<Activity>,
+}
+
+/// A step in a contact's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactEventKind {
+    /// Ringing or alerting at an agent (or created and queued, before an agent has it).
+    Offered,
+    /// Connected to an agent.
+    Connected,
+    Ended,
+    RecordingAvailable,
+}
+
+impl ContactEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContactEventKind::Offered => "offered",
+            ContactEventKind::Connected => "connected",
+            ContactEventKind::Ended => "ended",
+            ContactEventKind::RecordingAvailable => "recording_available",
+        }
+    }
+}
+
+/// A normalised contact event: the input of integrations that follow a contact's lifecycle
+/// (e.g. records written to a CRM). Connectors emit them; the durable inbox keeps them in
+/// order per contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactEvent {
+    pub contact_id: String,
+    pub kind: ContactEventKind,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    /// The agent the contact is offered or connected to, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// The customer's phone number, address or handle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_endpoint: Option<String>,
+    /// Where the recording can be fetched (`recording_available`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_url: Option<String>,
+    /// The platform's event id, for de-duplication, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// The platform's own attributes of the contact, as it sent them.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A normalised status change from the platform.
@@ -96,6 +215,46 @@ pub struct AgentEvent {
     pub event_id: Option<String>,
     /// `ConnectorPush` or `ConnectorPoll`.
     pub source: Source,
+    /// What the agent is doing, when the platform reports it with the status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<Activity>,
+}
+
+/// What a connector's event source and inbound webhook produce: an agent's status (and
+/// activity) changed, or a contact moved on in its life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ConnectorEvent {
+    Agent(AgentEvent),
+    Contact(ContactEvent),
+}
+
+impl ConnectorEvent {
+    pub fn as_agent(&self) -> Option<&AgentEvent> {
+        match self {
+            ConnectorEvent::Agent(a) => Some(a),
+            ConnectorEvent::Contact(_) => None,
+        }
+    }
+
+    pub fn as_contact(&self) -> Option<&ContactEvent> {
+        match self {
+            ConnectorEvent::Contact(c) => Some(c),
+            ConnectorEvent::Agent(_) => None,
+        }
+    }
+}
+
+impl From<AgentEvent> for ConnectorEvent {
+    fn from(e: AgentEvent) -> Self {
+        ConnectorEvent::Agent(e)
+    }
+}
+
+impl From<ContactEvent> for ConnectorEvent {
+    fn from(e: ContactEvent) -> Self {
+        ConnectorEvent::Contact(e)
+    }
 }
 
 /// A contact-center platform.
@@ -115,7 +274,7 @@ pub trait ContactCenter: Send + Sync + 'static {
     /// normalised events. A connector fed only by inbound webhooks waits for `cancel`.
     async fn run_events(
         &self,
-        events: mpsc::Sender<AgentEvent>,
+        events: mpsc::Sender<ConnectorEvent>,
         cancel: CancellationToken,
     ) -> Result<(), ConnectorError>;
     /// The connector's own view of its health, shown by `/health/ready`.
@@ -206,5 +365,5 @@ pub trait InboundWebhook: Send + Sync {
         headers: &reqwest::header::HeaderMap,
         body: &[u8],
         now: DateTime<Utc>,
-    ) -> Result<Vec<AgentEvent>, InboundError>;
+    ) -> Result<Vec<ConnectorEvent>, InboundError>;
 }

@@ -13,7 +13,9 @@ use axum::{Json, Router};
 use presence_bridge::app::config::Config;
 use presence_bridge::connectors::amazon_connect::AmazonConnectConnector;
 use presence_bridge::connectors::config::ConnectorConfig;
-use presence_bridge::connectors::{AgentEvent, ConnectorError, ContactCenter, StatusKind};
+use presence_bridge::connectors::{
+    AgentEvent, ConnectorError, ConnectorEvent, ContactCenter, StatusKind,
+};
 use presence_bridge::model::health::HealthState;
 use presence_bridge::model::{CcStatus, Source};
 use serde_json::{Value, json};
@@ -246,11 +248,12 @@ async fn agents_catalog_bulk_read_and_put_user_status() {
     );
 }
 
-async fn recv(rx: &mut mpsc::Receiver<AgentEvent>) -> AgentEvent {
-    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+async fn recv(rx: &mut mpsc::Receiver<ConnectorEvent>) -> AgentEvent {
+    let e = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .expect("event in time")
-        .expect("open")
+        .expect("open");
+    e.as_agent().expect("an agent event").clone()
 }
 
 #[tokio::test]

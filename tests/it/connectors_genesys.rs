@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use presence_bridge::app::config::Config;
 use presence_bridge::connectors::config::ConnectorConfig;
 use presence_bridge::connectors::genesys::GenesysConnector;
-use presence_bridge::connectors::{AgentEvent, ConnectorError, ContactCenter, StatusKind};
+use presence_bridge::connectors::{
+    AgentEvent, ConnectorError, ConnectorEvent, ContactCenter, StatusKind,
+};
 use presence_bridge::model::health::HealthState;
 use presence_bridge::model::{CcStatus, Source};
 use presence_bridge::sim::genesys::{self, DEFINITIONS, FakeGenesys};
@@ -58,11 +60,12 @@ async fn until<F: FnMut() -> bool>(what: &str, mut f: F) {
     }
 }
 
-async fn next_event(rx: &mut mpsc::Receiver<AgentEvent>) -> AgentEvent {
-    tokio::time::timeout(Duration::from_secs(15), rx.recv())
+async fn next_event(rx: &mut mpsc::Receiver<ConnectorEvent>) -> AgentEvent {
+    let e = tokio::time::timeout(Duration::from_secs(15), rx.recv())
         .await
         .expect("event in time")
-        .expect("open")
+        .expect("open");
+    e.as_agent().expect("an agent event").clone()
 }
 
 /// Starts `run_events`; returns the receiver after the initial reconcile of `n` agents.
@@ -70,7 +73,7 @@ async fn start_events(
     c: std::sync::Arc<GenesysConnector>,
     n: usize,
 ) -> (
-    mpsc::Receiver<AgentEvent>,
+    mpsc::Receiver<ConnectorEvent>,
     CancellationToken,
     tokio::task::JoinHandle<Result<(), ConnectorError>>,
 ) {

@@ -173,6 +173,7 @@ async fn inbound_events_are_verified_and_normalised() {
         )
         .unwrap();
     assert_eq!(events.len(), 1);
+    let events: Vec<_> = events.iter().filter_map(|e| e.as_agent()).collect();
     assert_eq!(events[0].agent_id, "agent-1");
     assert_eq!(
         events[0].status,

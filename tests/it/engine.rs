@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use presence_bridge::app::Application;
 use presence_bridge::app::config::Config;
 use presence_bridge::connectors::{
-    Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter, StatusKind,
+    Agent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter, StatusKind,
 };
 use presence_bridge::graph::{GraphError, PresenceApi};
 use presence_bridge::model::health::HealthState;
@@ -176,6 +176,7 @@ impl ContactCenter for FakeCc {
                     agent_id: id.clone(),
                     status: s.get(id)?.clone(),
                     since: None,
+                    activity: None,
                 })
             })
             .collect())
@@ -193,7 +194,7 @@ impl ContactCenter for FakeCc {
     }
     async fn run_events(
         &self,
-        _events: tokio::sync::mpsc::Sender<AgentEvent>,
+        _events: tokio::sync::mpsc::Sender<presence_bridge::connectors::ConnectorEvent>,
         cancel: CancellationToken,
     ) -> Result<(), ConnectorError> {
         cancel.cancelled().await;

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::retry::Resilience;
 use super::{
-    Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter, StatusKind,
+    Agent, AgentStatus, CatalogStatus, ConnectorError, ConnectorEvent, ContactCenter, StatusKind,
 };
 use crate::model::CcStatus;
 use crate::model::contact_center::EventTimeBounds;
@@ -357,6 +357,7 @@ impl ContactCenter for AmazonConnectConnector {
                             agent_id: id.to_owned(),
                             status,
                             since: st.status_start_timestamp().and_then(to_chrono),
+                            activity: None,
                         });
                     }
                 }
@@ -387,7 +388,7 @@ impl ContactCenter for AmazonConnectConnector {
 
     async fn run_events(
         &self,
-        events: mpsc::Sender<AgentEvent>,
+        events: mpsc::Sender<ConnectorEvent>,
         cancel: CancellationToken,
     ) -> Result<(), ConnectorError> {
         let interval = Duration::from_secs(self.cfg.poll_interval_secs);

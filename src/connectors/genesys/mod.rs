@@ -19,7 +19,8 @@ use super::oauth::token_cache;
 use super::rest::{Auth, RestClient, path_segment};
 use super::retry::Resilience;
 use super::{
-    Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter, StatusKind,
+    Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ConnectorEvent, ContactCenter,
+    StatusKind,
 };
 use crate::model::contact_center::EventTimeBounds;
 use crate::model::health::HealthState;
@@ -180,6 +181,7 @@ impl GenesysConnector {
                 at: s.since.unwrap_or(now),
                 event_id: None,
                 source: Source::Reconcile,
+                activity: s.activity,
             })
             .collect())
     }
@@ -292,6 +294,7 @@ impl ContactCenter for GenesysConnector {
                         agent_id: agent_id.to_owned(),
                         status,
                         since,
+                        activity: None,
                     });
                 }
             }
@@ -316,7 +319,7 @@ impl ContactCenter for GenesysConnector {
 
     async fn run_events(
         &self,
-        events: mpsc::Sender<AgentEvent>,
+        events: mpsc::Sender<ConnectorEvent>,
         cancel: CancellationToken,
     ) -> Result<(), ConnectorError> {
         if self.catalog.read().expect("catalog lock").is_empty() {

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::GenesysConnector;
-use crate::connectors::{AgentEvent, ConnectorError};
+use crate::connectors::{AgentEvent, ConnectorError, ConnectorEvent};
 use crate::model::Source;
 use crate::model::health::HealthState;
 
@@ -71,6 +71,7 @@ fn parse_frame(c: &GenesysConnector, text: &str) -> Frame {
         at: at.unwrap_or_else(chrono::Utc::now),
         event_id: None,
         source: Source::ConnectorPush,
+        activity: None,
     })
 }
 
@@ -112,7 +113,7 @@ async fn open(c: &GenesysConnector, agents: &[String]) -> Result<Socket, Connect
 pub(super) async fn run_channel(
     c: &GenesysConnector,
     agents: &[String],
-    events: &mpsc::Sender<AgentEvent>,
+    events: &mpsc::Sender<ConnectorEvent>,
     cancel: &CancellationToken,
 ) -> Result<(), ConnectorError> {
     let heartbeat = Duration::from_secs(c.cfg.heartbeat_timeout_secs);
@@ -129,7 +130,7 @@ pub(super) async fn run_channel(
             .health
             .set(HealthState::Up, "notifications connected");
         for e in c.reconcile(agents).await? {
-            if events.send(e).await.is_err() {
+            if events.send(e.into()).await.is_err() {
                 return Ok(());
             }
         }
@@ -146,7 +147,7 @@ pub(super) async fn run_channel(
                     Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => break "socket closed",
                     Ok(Some(Ok(Message::Text(t)))) => match parse_frame(c, t.as_str()) {
                         Frame::Event(e) => {
-                            if events.send(e).await.is_err() {
+                            if events.send(e.into()).await.is_err() {
                                 return Ok(());
                             }
                         }

@@ -177,6 +177,7 @@ pub fn extract(
                     .as_ref()
                     .and_then(|p| pointer_str(item, p)),
                 source: Source::ConnectorPush,
+                activity: None,
             })
         })
         .collect()

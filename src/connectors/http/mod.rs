@@ -16,7 +16,7 @@ use super::poll::poll_loop;
 use super::rest::{Auth, RestClient, RestResponse};
 use super::retry::Resilience;
 use super::{
-    Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter, InboundError,
+    Agent, AgentStatus, CatalogStatus, ConnectorError, ConnectorEvent, ContactCenter, InboundError,
     InboundWebhook, StatusKind,
 };
 use crate::model::CcStatus;
@@ -265,6 +265,7 @@ impl HttpConnector {
                         .as_ref()
                         .and_then(|tp| row.pointer(tp))
                         .and_then(parse_timestamp),
+                    activity: None,
                 })
             })
             .collect())
@@ -378,7 +379,7 @@ impl ContactCenter for HttpConnector {
 
     async fn run_events(
         &self,
-        events: mpsc::Sender<AgentEvent>,
+        events: mpsc::Sender<ConnectorEvent>,
         cancel: CancellationToken,
     ) -> Result<(), ConnectorError> {
         match &self.cfg.poll {
@@ -417,7 +418,7 @@ impl InboundWebhook for HttpConnector {
         headers: &HeaderMap,
         body: &[u8],
         now: DateTime<Utc>,
-    ) -> Result<Vec<AgentEvent>, InboundError> {
+    ) -> Result<Vec<ConnectorEvent>, InboundError> {
         let cfg = self
             .cfg
             .inbound
@@ -431,6 +432,6 @@ impl InboundWebhook for HttpConnector {
                 .check(e.at, e.source, now)
                 .map_err(|why| InboundError::Malformed(format!("event {i}: {why}")))?;
         }
-        Ok(events)
+        Ok(events.into_iter().map(ConnectorEvent::from).collect())
     }
 }

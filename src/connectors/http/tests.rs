@@ -74,6 +74,7 @@ fn snapshot_diff_reports_only_changes() {
         agent_id: a.into(),
         status: status(s),
         since: None,
+        activity: None,
     };
     let first = diff_snapshot(&HashMap::new(), &[row("a", "x"), row("b", "y")], at);
     assert_eq!(first.len(), 2, "first poll reports everyone");
@@ -104,13 +105,17 @@ async fn poll_loop_emits_changes_each_interval() {
                     agent_id: "a".into(),
                     status: status(s),
                     since: None,
+                    activity: None,
                 }])
             }
         },
     ));
-    assert_eq!(rx.recv().await.unwrap().status, status("x"));
     assert_eq!(
-        rx.recv().await.unwrap().status,
+        rx.recv().await.unwrap().as_agent().unwrap().status,
+        status("x")
+    );
+    assert_eq!(
+        rx.recv().await.unwrap().as_agent().unwrap().status,
         status("y"),
         "unchanged second poll emitted nothing"
     );
@@ -152,14 +157,15 @@ verify = { type = "shared_secret", header = "X-Hook-Token", secret = "tok" }
         .parse(&headers, body, Utc.timestamp_opt(1_767_225_605, 0).unwrap())
         .unwrap();
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].agent_id, "WK1");
+    let event = events[0].as_agent().unwrap();
+    assert_eq!(event.agent_id, "WK1");
     assert_eq!(
-        events[0].status,
+        event.status,
         CcStatus {
             id: "WA2".into(),
             name: "Offline".into()
         }
     );
-    assert_eq!(events[0].event_id.as_deref(), Some("EV1"));
-    assert_eq!(events[0].at.timestamp(), 1_767_225_600);
+    assert_eq!(event.event_id.as_deref(), Some("EV1"));
+    assert_eq!(event.at.timestamp(), 1_767_225_600);
 }

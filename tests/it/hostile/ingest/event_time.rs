@@ -11,7 +11,7 @@ use presence_bridge::app::config::Config;
 use presence_bridge::connectors::http::config::HmacAlgorithm;
 use presence_bridge::connectors::http::inbound::hmac_sign;
 use presence_bridge::connectors::{
-    Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ContactCenter,
+    Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ConnectorEvent, ContactCenter,
 };
 use presence_bridge::model::health::HealthState;
 use presence_bridge::model::{CcStatus, Source};
@@ -145,12 +145,12 @@ impl ContactCenter for StreamingFake {
     }
     async fn run_events(
         &self,
-        events: mpsc::Sender<AgentEvent>,
+        events: mpsc::Sender<ConnectorEvent>,
         cancel: CancellationToken,
     ) -> Result<(), ConnectorError> {
         self.release.notified().await;
         for e in &self.events {
-            let _ = events.send(e.clone()).await;
+            let _ = events.send(e.clone().into()).await;
         }
         cancel.cancelled().await;
         Ok(())
@@ -182,6 +182,7 @@ async fn stream_events_dated_in_the_future_are_dropped_and_counted() {
         at,
         event_id: None,
         source: Source::ConnectorPush,
+        activity: None,
     };
     let release = Arc::new(Notify::new());
     let fake = StreamingFake {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use presence_bridge::connectors::ingest::Ingest;
-use presence_bridge::model::contact_center::AgentEvent;
+use presence_bridge::model::contact_center::{AgentEvent, ConnectorEvent};
 use presence_bridge::model::{CcStatus, Side, Source};
 use presence_bridge::store::inbox::Inbox;
 use presence_bridge::store::{self, NewInboxItem, ObservedStatus, Store};
@@ -40,8 +40,8 @@ fn row(n: i64) -> NewInboxItem {
     }
 }
 
-fn event(id: &str, agent: &str, status: &str, at: chrono::DateTime<Utc>) -> AgentEvent {
-    AgentEvent {
+fn event(id: &str, agent: &str, status: &str, at: chrono::DateTime<Utc>) -> ConnectorEvent {
+    ConnectorEvent::Agent(AgentEvent {
         agent_id: agent.into(),
         status: CcStatus {
             id: status.into(),
@@ -50,7 +50,8 @@ fn event(id: &str, agent: &str, status: &str, at: chrono::DateTime<Utc>) -> Agen
         at,
         event_id: Some(id.into()),
         source: Source::ConnectorPush,
-    }
+        activity: None,
+    })
 }
 
 /// An ingest path for connector `genesys` (the one `crate::store::user` matches agents in).
