@@ -10,10 +10,12 @@
 //! it only writes observations to the inbox and agent lists to the store.
 
 pub mod amazon_connect;
+pub mod ccai;
 pub mod config;
 pub mod genesys;
 pub mod http;
 pub mod ingest;
+pub mod innovaphone;
 pub(crate) mod oauth;
 pub mod poll;
 pub(crate) mod rest;

@@ -10,6 +10,8 @@
 //! the production code they talk to: rich-notification decryption, for one, is verified
 //! against a known-answer fixture made with `openssl` (`tests/fixtures/rich-notification/`).
 
+pub mod ccai;
 pub mod contact_center;
 pub mod genesys;
+pub mod innovaphone;
 pub mod graph;
