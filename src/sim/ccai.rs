@@ -11,10 +11,11 @@
 //!   <https://cloud.google.com/contact-center/ccai-platform/docs/apps-api-agent-status>
 //!
 //! Assumed (not on those pages): the catalog at `GET /manager/api/v1/user_statuses` as a list
-//! of `{id, name}`, the refusal as `400` with a JSON `message`, and both list endpoints as bare
+//! of `{id, name}`, the refusal as `400` with a JSON `message`, the limit enforced as a token bucket (bursts of
+//! 10, refilled at 10 per second), and both list endpoints as bare
 //! JSON arrays.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,9 @@ use serde_json::{Value, json};
 /// The tenant subdomain and API token the fake accepts.
 pub const CCAI_SUBDOMAIN: &str = "acme";
 pub const CCAI_TOKEN: &str = "ccai-token";
+
+/// "10 request per second per customer".
+const LIMIT_PER_SEC: f64 = 10.0;
 
 /// The fake's statuses: (id, name, system status).
 pub const STATUSES: &[(u64, &str, bool)] = &[
@@ -55,8 +59,9 @@ struct FakeState {
     agents: BTreeMap<u64, FakeAgent>,
     writes: Vec<Value>,
     requests: Vec<Instant>,
-    /// Sliding one-second window of accepted requests, for the documented limit.
-    window: VecDeque<Instant>,
+    /// The documented limit as a token bucket: 10 tokens, refilled at 10 per second.
+    tokens: f64,
+    refilled: Option<Instant>,
     throttled: u64,
     injected_429: Vec<u64>,
     list_calls: Vec<String>,
@@ -225,18 +230,14 @@ async fn guard(
             let secs = s.injected_429.remove(0);
             return too_many(secs);
         }
-        while s
-            .window
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
-        {
-            s.window.pop_front();
-        }
-        if s.window.len() >= 10 {
+        let since = s.refilled.map_or(Duration::from_secs(1), |t| now.duration_since(t));
+        s.tokens = (s.tokens + since.as_secs_f64() * LIMIT_PER_SEC).min(LIMIT_PER_SEC);
+        s.refilled = Some(now);
+        if s.tokens < 1.0 {
             s.throttled += 1;
             return too_many(1);
         }
-        s.window.push_back(now);
+        s.tokens -= 1.0;
     }
     next.run(req).await
 }

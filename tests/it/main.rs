@@ -6,9 +6,13 @@
 mod connectors;
 mod connectors_amazon;
 #[cfg(feature = "demo")]
+mod connectors_ccai;
+#[cfg(feature = "demo")]
 mod connectors_genesys;
 #[cfg(feature = "demo")]
 mod connectors_http;
+#[cfg(feature = "demo")]
+mod connectors_innovaphone;
 #[cfg(feature = "demo")]
 mod demo;
 mod engine;
