@@ -244,3 +244,58 @@ async fn polling_normalises_status_wrap_up_and_in_call() {
     cancel.cancel();
     task.await.unwrap().unwrap();
 }
+
+#[test]
+fn check_config_validates_ccai_connectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[connectors]]
+name = "ccai"
+kind = "ccai"
+subdomain = "acme.evil"
+domain = ""
+page_size = 0
+poll_interval_secs = 0
+user_statuses_path = "/manager/api/v1/user_statuses"
+write_batch_window_ms = 60000
+"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_presence-bridge"))
+        .args(["--config", path.to_str().unwrap(), "check-config"])
+        .env_clear()
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    for key in [
+        "connectors[0].subdomain",
+        "connectors[0].domain",
+        "connectors[0].api_token: is required",
+        "connectors[0].page_size",
+        "connectors[0].poll_interval_secs",
+        "connectors[0].user_statuses_path",
+        "connectors[0].write_batch_window_ms",
+    ] {
+        assert!(stderr.contains(key), "{key:?} missing from {stderr}");
+    }
+    // The default rate is the documented 10 per second.
+    let ok = dir.path().join("ok.toml");
+    std::fs::write(
+        &ok,
+        "[[connectors]]\nname = \"ccai\"\nkind = \"ccai\"\nsubdomain = \"acme\"\ndomain = \"uc1.ccaiplatform.com\"\napi_token = \"secret-token\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_presence-bridge"))
+        .args(["--config", ok.to_str().unwrap(), "check-config"])
+        .env_clear()
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("requests_per_sec = 10.0"), "{stdout}");
+    assert!(!stdout.contains("secret-token"), "secret leaked: {stdout}");
+}

@@ -249,3 +249,72 @@ async fn reconnects_subscribes_everyone_again_and_reconciles() {
     r.cancel.cancel();
     r.task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn the_shipped_innovaphone_rules_fit_the_connector_catalog() {
+    let fake = innovaphone::spawn(1).await.unwrap();
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/innovaphone-rules.example.toml"
+    ))
+    .unwrap();
+    let text = format!("{}\n{rules}", toml(&fake, INNOVAPHONE_PASSWORD, 1));
+    let mut cfg = Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new()).expect("parses");
+    cfg.resolve_and_validate().expect("valid against Graph's pairs");
+    assert_eq!(cfg.teams_to_cc.len(), 6);
+    let c = connector(&fake, INNOVAPHONE_PASSWORD, 1);
+    let catalog = c.status_catalog().await.unwrap();
+    let settable = |s: &str| catalog.iter().any(|c| c.settable && c.id.eq_ignore_ascii_case(s));
+    for r in &cfg.teams_to_cc {
+        assert!(settable(&r.set), "{} is not a settable status", r.set);
+    }
+    for r in &cfg.cc_to_teams {
+        for s in &r.when.status {
+            assert!(settable(s), "{s} is not in the catalog");
+        }
+    }
+}
+
+#[test]
+fn check_config_validates_innovaphone_connectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[connectors]]
+name = "pbx"
+kind = "innovaphone"
+url = "https://pbx.example.com/PBX0/APPS/websocket"
+app = ""
+ping_interval_secs = 30
+idle_timeout_secs = 10
+activities = ["away"]
+[[connectors.agents]]
+sip = "alice"
+[[connectors.agents]]
+sip = "alice"
+[[connectors.agents]]
+email = "nobody@example.com"
+"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_presence-bridge"))
+        .args(["--config", path.to_str().unwrap(), "check-config"])
+        .env_clear()
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    for key in [
+        "connectors[0].url: must be a ws:// or wss:// URL",
+        "connectors[0].app: is required",
+        "connectors[0].password: is required",
+        "connectors[0].agents[1]: duplicate agent",
+        "connectors[0].agents[2]: needs sip or num",
+        "connectors[0].idle_timeout_secs",
+        "connectors[0].activities",
+    ] {
+        assert!(stderr.contains(key), "{key:?} missing from {stderr}");
+    }
+}
