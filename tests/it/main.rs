@@ -15,6 +15,8 @@ mod connectors_http;
 mod connectors_innovaphone;
 #[cfg(feature = "demo")]
 mod demo;
+#[cfg(feature = "demo")]
+mod demo_cc;
 mod engine;
 mod foundation;
 #[cfg(feature = "demo")]

@@ -196,7 +196,12 @@ impl ContactCenter for InnovaphoneConnector {
         &self.cfg.name
     }
 
+    /// The configured agents with what the PBX says about them (`PresenceState`: SIP name,
+    /// e-mail, display name), read on a connection of its own ([`session::snapshot`]).
     async fn list_agents(&self) -> Result<Vec<Agent>, ConnectorError> {
+        self.resilience
+            .call("presence snapshot", || session::snapshot(self))
+            .await?;
         let known = self.known.read().expect("known lock");
         Ok(self
             .cfg
@@ -246,12 +251,15 @@ impl ContactCenter for InnovaphoneConnector {
             .collect())
     }
 
-    /// The last presence each subscription delivered (a subscription's first update is the
-    /// PBX's current state; the PbxApi has no other read).
+    /// Every agent's presence now: the first `PresenceUpdate` of a subscription is the PBX's
+    /// current state (the PbxApi has no other read), taken on a connection of its own.
     async fn current_statuses(
         &self,
         agent_ids: &[String],
     ) -> Result<Vec<AgentStatus>, ConnectorError> {
+        self.resilience
+            .call("presence snapshot", || session::snapshot(self))
+            .await?;
         let known = self.known.read().expect("known lock");
         Ok(agent_ids
             .iter()

@@ -137,6 +137,51 @@ async fn open(c: &InnovaphoneConnector) -> Result<Socket, ConnectorError> {
     }
 }
 
+/// Subscribes every agent's presence on a short connection of its own and waits for each
+/// one's `PresenceState` and first `PresenceUpdate` (its current state), which are stored;
+/// then closes. A user the PBX does not know answers `PresenceState` with `up: false` and is
+/// skipped.
+pub(super) async fn snapshot(c: &InnovaphoneConnector) -> Result<(), ConnectorError> {
+    let mut ws = open(c).await?;
+    subscribe_all(c, &mut ws).await?;
+    let mut waiting: HashSet<String> = c.cfg.agents.iter().map(|a| a.id().to_owned()).collect();
+    let timeout = Duration::from_secs(c.cfg.limits.request_timeout_secs);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut fresh = waiting.clone();
+    while !waiting.is_empty() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let v = match next_text(&mut ws, left).await {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = ws.close(None).await;
+                return Err(e);
+            }
+        };
+        let src = v.get("src").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let mt = v.get("mt").and_then(Value::as_str).unwrap_or_default();
+        let down = mt == "PresenceState" && v.get("up").and_then(Value::as_bool) == Some(false);
+        if handle(c, &v, &mut fresh).is_some() || down {
+            waiting.remove(&src);
+        }
+    }
+    let _ = ws.close(None).await;
+    Ok(())
+}
+
+/// `SubscribePresence` for every agent; `src` is the agent's id, echoed on its messages.
+async fn subscribe_all(c: &InnovaphoneConnector, ws: &mut Socket) -> Result<(), ConnectorError> {
+    for a in &c.cfg.agents {
+        let mut m = json!({"api": "PbxApi", "mt": "SubscribePresence", "src": a.id()});
+        match (&a.sip, &a.num) {
+            (Some(sip), _) => m["sip"] = json!(sip),
+            (None, Some(num)) => m["num"] = json!(num),
+            (None, None) => continue,
+        }
+        send(ws, &m).await?;
+    }
+    Ok(())
+}
+
 /// One logged-in connection, until lost.
 async fn connection(
     c: &InnovaphoneConnector,
@@ -147,17 +192,8 @@ async fn connection(
         Ok(ws) => ws,
         Err(e) => return End::Failed(e),
     };
-    // Subscribe every agent; `src` is the agent's id, echoed on its presence messages.
-    for a in &c.cfg.agents {
-        let mut m = json!({"api": "PbxApi", "mt": "SubscribePresence", "src": a.id()});
-        match (&a.sip, &a.num) {
-            (Some(sip), _) => m["sip"] = json!(sip),
-            (None, Some(num)) => m["num"] = json!(num),
-            (None, None) => continue,
-        }
-        if let Err(e) = send(&mut ws, &m).await {
-            return End::Failed(e);
-        }
+    if let Err(e) = subscribe_all(c, &mut ws).await {
+        return End::Failed(e);
     }
     c.resilience
         .health
