@@ -26,6 +26,9 @@ use tokio_tungstenite::tungstenite::Message;
 pub const INNOVAPHONE_APP: &str = "presence-bridge";
 pub const INNOVAPHONE_PASSWORD: &str = "app-object-password";
 
+/// Internal marker: the connection task stops serving (see `freeze_connections`).
+const FREEZE: &[u8] = b"freeze";
+
 /// One presence item (PbxApi "presence" object).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
@@ -178,6 +181,15 @@ impl FakeInnovaphone {
         self.lock().set_presence.clone()
     }
 
+    /// The PBX stops answering on every open connection without closing it (no pongs, no
+    /// messages): a hung peer.
+    pub fn freeze_connections(&self) {
+        let s = self.lock();
+        for c in s.conns.values() {
+            let _ = c.tx.send(Message::binary(FREEZE));
+        }
+    }
+
     pub fn open_connections(&self) -> usize {
         self.lock().conns.len()
     }
@@ -247,6 +259,12 @@ async fn serve(state: Shared, stream: tokio::net::TcpStream) {
         let msg = tokio::select! {
             out = rx.recv() => match out {
                 Some(Message::Close(f)) => { let _ = sink.send(Message::Close(f)).await; break }
+                Some(Message::Binary(b)) if b.as_ref() == FREEZE => {
+                    // Hold the socket open and read nothing: no pong ever goes out.
+                    let _keep = (&sink, &read);
+                    std::future::pending::<()>().await;
+                    continue;
+                }
                 Some(m) => { if sink.send(m).await.is_err() { break } continue }
                 None => break,
             },

@@ -318,3 +318,74 @@ email = "nobody@example.com"
         assert!(stderr.contains(key), "{key:?} missing from {stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_silent_pbx_is_left_for_a_new_connection() {
+    let fake = innovaphone::spawn(1).await.unwrap();
+    let text = toml(&fake, INNOVAPHONE_PASSWORD, 1).replace(
+        "contact = ",
+        "ping_interval_secs = 1\nidle_timeout_secs = 2\ncontact = ",
+    );
+    let mut cfg = Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new()).unwrap();
+    cfg.resolve_and_validate().unwrap();
+    let ConnectorConfig::Innovaphone(c) = cfg.connectors[0].clone() else {
+        panic!("innovaphone")
+    };
+    let mut r = start(InnovaphoneConnector::new(*c));
+    next(&mut r.rx).await;
+    // Pings keep a healthy connection open past the idle timeout.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(fake.logins_ok(), 1, "pongs count as traffic");
+    fake.freeze_connections();
+    let e = next(&mut r.rx).await;
+    assert_eq!(e.source, Source::Reconcile, "reconciled on a new connection");
+    assert_eq!(fake.logins_ok(), 2);
+    r.cancel.cancel();
+    r.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn works_without_a_running_event_source_and_reports_set_presence_errors() {
+    let fake = innovaphone::spawn(2).await.unwrap();
+    let text = format!(
+        "{}[[connectors.agents]]\nsip = \"ghost\"\n",
+        toml(&fake, INNOVAPHONE_PASSWORD, 2)
+    );
+    let mut cfg = Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new()).unwrap();
+    cfg.resolve_and_validate().unwrap();
+    let ConnectorConfig::Innovaphone(c) = cfg.connectors[0].clone() else {
+        panic!("innovaphone")
+    };
+    let c = InnovaphoneConnector::new(*c);
+    fake.set_user_presence("agent1", "busy");
+    // Listing and the bulk read use a connection of their own.
+    let agents = c.list_agents().await.unwrap();
+    assert_eq!(agents.len(), 3);
+    assert_eq!(agents[1].email.as_deref(), Some("agent2@example.com"));
+    let now = c
+        .current_statuses(&["agent1".into(), "202".into(), "ghost".into()])
+        .await
+        .unwrap();
+    assert_eq!(now.len(), 2, "the PBX does not know ghost: {now:?}");
+    assert_eq!(now[0].status.id, "busy");
+    eventually("the snapshot connection closed", Duration::from_secs(5), || async {
+        fake.open_connections() == 0
+    })
+    .await;
+
+    // SetPresence needs the event source's connection; a refusal is Rejected.
+    let mut r = start(c);
+    next(&mut r.rx).await;
+    next(&mut r.rx).await;
+    let away = CcStatus {
+        id: "away".into(),
+        name: "away".into(),
+    };
+    let out = r.c.set_status("ghost", &away).await;
+    assert!(
+        matches!(&out, Err(ConnectorError::Rejected { reason }) if reason.contains("object not found")),
+        "{out:?}"
+    );
+    r.cancel.cancel();
+    r.task.await.unwrap().unwrap();
+}

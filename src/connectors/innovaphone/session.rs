@@ -205,6 +205,8 @@ async fn connection(
     let idle = Duration::from_secs(c.cfg.idle_timeout_secs);
     let mut ping = tokio::time::interval(Duration::from_secs(c.cfg.ping_interval_secs));
     ping.tick().await;
+    // Anything received (a pong included) moves the deadline; pings and sends do not.
+    let mut heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => {
@@ -221,21 +223,26 @@ async fn connection(
                     return End::Lost("send failed".into());
                 }
             }
-            msg = tokio::time::timeout(idle, ws.next()) => match msg {
-                Err(_) => return End::Lost("nothing received within idle_timeout_secs".into()),
-                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => {
-                    return End::Lost("connection closed".into());
-                }
-                Ok(Some(Ok(Message::Text(t)))) => {
-                    let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else { continue };
-                    if let Some(e) = handle(c, &v, &mut fresh)
-                        && events.send(e.into()).await.is_err()
-                    {
-                        return End::Stopped;
+            _ = tokio::time::sleep_until(heard + idle) => {
+                return End::Lost("nothing received within idle_timeout_secs".into());
+            }
+            msg = ws.next() => {
+                heard = tokio::time::Instant::now();
+                match msg {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
+                        return End::Lost("connection closed".into());
                     }
+                    Some(Ok(Message::Text(t))) => {
+                        let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else { continue };
+                        if let Some(e) = handle(c, &v, &mut fresh)
+                            && events.send(e.into()).await.is_err()
+                        {
+                            return End::Stopped;
+                        }
+                    }
+                    Some(Ok(_)) => {}
                 }
-                Ok(Some(Ok(_))) => {}
-            },
+            }
         }
     }
 }
