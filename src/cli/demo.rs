@@ -16,8 +16,8 @@ use crate::app::Application;
 use crate::app::config::Config;
 use crate::sim::ccai::{self as sim_ccai, FakeCcai};
 use crate::sim::contact_center::{self, SimContactCenter};
-use crate::sim::innovaphone::{self as sim_innovaphone, FakeInnovaphone};
 use crate::sim::graph::{self as sim_graph, SimGraph, SimGraphOptions, SimUser};
+use crate::sim::innovaphone::{self as sim_innovaphone, FakeInnovaphone};
 
 /// The demo's static configuration (the simulators' addresses are appended at start).
 pub const DEMO_TOML: &str = include_str!("../../config/demo.toml");
@@ -316,7 +316,11 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         demo_user_id(1)
     )?;
     outln!("  simulated Graph:         {}", graph.base_url)?;
-    outln!("  simulated contact center ({:?}): {}", opts.cc, cc.address())?;
+    outln!(
+        "  simulated contact center ({:?}): {}",
+        opts.cc,
+        cc.address()
+    )?;
     outln!("Ctrl-C stops.")?;
     outln!()?;
 

@@ -211,8 +211,8 @@ async fn guard(
     next: axum::middleware::Next,
 ) -> Response {
     use base64::Engine;
-    let want = base64::engine::general_purpose::STANDARD
-        .encode(format!("{CCAI_SUBDOMAIN}:{CCAI_TOKEN}"));
+    let want =
+        base64::engine::general_purpose::STANDARD.encode(format!("{CCAI_SUBDOMAIN}:{CCAI_TOKEN}"));
     if headers.get("authorization").and_then(|v| v.to_str().ok())
         != Some(format!("Basic {want}").as_str())
     {
@@ -230,7 +230,9 @@ async fn guard(
             let secs = s.injected_429.remove(0);
             return too_many(secs);
         }
-        let since = s.refilled.map_or(Duration::from_secs(1), |t| now.duration_since(t));
+        let since = s
+            .refilled
+            .map_or(Duration::from_secs(1), |t| now.duration_since(t));
         s.tokens = (s.tokens + since.as_secs_f64() * LIMIT_PER_SEC).min(LIMIT_PER_SEC);
         s.refilled = Some(now);
         if s.tokens < 1.0 {
@@ -282,7 +284,9 @@ async fn user_statuses() -> Json<Value> {
     Json(Value::Array(
         STATUSES
             .iter()
-            .map(|(id, name, _)| json!({"id": id, "name": name, "color": "#cccccc", "wfm_id": null}))
+            .map(
+                |(id, name, _)| json!({"id": id, "name": name, "color": "#cccccc", "wfm_id": null}),
+            )
             .collect(),
     ))
 }
@@ -290,11 +294,17 @@ async fn user_statuses() -> Json<Value> {
 async fn set_statuses(State(state): State<Shared>, Json(body): Json<Value>) -> Response {
     let mut s = state.lock().expect("fake lock");
     let Some(name) = body.get("status").and_then(Value::as_str) else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"message": "status is required"})))
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"message": "status is required"})),
+        )
             .into_response();
     };
     let Some(target) = STATUSES.iter().find(|st| st.1 == name) else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"message": "unknown status"})))
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"message": "unknown status"})),
+        )
             .into_response();
     };
     let ids: Vec<u64> = body

@@ -197,7 +197,9 @@ impl FakeInnovaphone {
 
 /// Puts `contact`'s item first (newest), as the PBX lists presence.
 fn put_item(s: &mut FakeState, sip: &str, contact: &str, activity: &str, note: &str) {
-    let Some(u) = s.users.get_mut(sip) else { return };
+    let Some(u) = s.users.get_mut(sip) else {
+        return;
+    };
     u.presence.retain(|i| i.contact != contact);
     u.presence.insert(
         0,
@@ -275,14 +277,18 @@ async fn serve(state: Shared, stream: tokio::net::TcpStream) {
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
             Some(Ok(_)) => continue,
         };
-        let Ok(m) = serde_json::from_str::<Value>(&text) else { continue };
+        let Ok(m) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
         let mt = m.get("mt").and_then(Value::as_str).unwrap_or_default();
         let src = m.get("src").cloned().unwrap_or(Value::Null);
         let reply = |v: Value| Message::text(v.to_string());
         match (mt, logged_in) {
             ("AppChallenge", _) => {
                 let _ = sink
-                    .send(reply(json!({"mt": "AppChallengeResult", "challenge": challenge})))
+                    .send(reply(
+                        json!({"mt": "AppChallengeResult", "challenge": challenge}),
+                    ))
                     .await;
             }
             ("AppLogin", _) => {
@@ -291,7 +297,13 @@ async fn serve(state: Shared, stream: tokio::net::TcpStream) {
                     let mut s = state.lock().expect("fake lock");
                     if ok {
                         s.logins_ok += 1;
-                        s.conns.insert(id, Conn { tx: tx.clone(), subs: Vec::new() });
+                        s.conns.insert(
+                            id,
+                            Conn {
+                                tx: tx.clone(),
+                                subs: Vec::new(),
+                            },
+                        );
                     } else {
                         s.logins_refused += 1;
                     }
@@ -314,13 +326,24 @@ async fn serve(state: Shared, stream: tokio::net::TcpStream) {
             }
             ("SubscribePresence", true) => {
                 let mut s = state.lock().expect("fake lock");
-                let key = m.get("sip").and_then(Value::as_str).map(str::to_owned).or_else(|| {
-                    let num = m.get("num").and_then(Value::as_str)?;
-                    s.users.values().find(|u| u.num == num).map(|u| u.sip.clone())
-                });
+                let key = m
+                    .get("sip")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .or_else(|| {
+                        let num = m.get("num").and_then(Value::as_str)?;
+                        s.users
+                            .values()
+                            .find(|u| u.num == num)
+                            .map(|u| u.sip.clone())
+                    });
                 let Some(user) = key.and_then(|k| s.users.get(&k).cloned()) else {
-                    let _ = tx.send(reply(json!({"api": "PbxApi", "mt": "SubscribePresenceResult", "src": src})));
-                    let _ = tx.send(reply(json!({"api": "PbxApi", "mt": "PresenceState", "src": src, "up": false})));
+                    let _ = tx.send(reply(
+                        json!({"api": "PbxApi", "mt": "SubscribePresenceResult", "src": src}),
+                    ));
+                    let _ = tx.send(reply(
+                        json!({"api": "PbxApi", "mt": "PresenceState", "src": src, "up": false}),
+                    ));
                     continue;
                 };
                 s.subscribes.push((id, user.sip.clone()));
@@ -328,20 +351,33 @@ async fn serve(state: Shared, stream: tokio::net::TcpStream) {
                 if let Some(c) = s.conns.get_mut(&id) {
                     c.subs.push((user.sip.clone(), src_text));
                 }
-                let _ = tx.send(reply(json!({"api": "PbxApi", "mt": "SubscribePresenceResult", "src": src})));
+                let _ = tx.send(reply(
+                    json!({"api": "PbxApi", "mt": "SubscribePresenceResult", "src": src}),
+                ));
                 let _ = tx.send(reply(json!({"api": "PbxApi", "mt": "PresenceState", "src": src, "up": true, "sip": user.sip, "num": user.num, "dn": user.dn, "email": user.email})));
                 let _ = tx.send(reply(json!({"api": "PbxApi", "mt": "PresenceUpdate", "src": src, "presence": presence_json(&user.presence)})));
             }
             ("SetPresence", true) => {
                 let mut s = state.lock().expect("fake lock");
                 s.set_presence.push(m.clone());
-                let sip = m.get("sip").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let sip = m
+                    .get("sip")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
                 if !s.users.contains_key(&sip) {
                     let _ = tx.send(reply(json!({"api": "PbxApi", "mt": "SetPresenceResult", "src": src, "error": 1, "errorText": "object not found"})));
                     continue;
                 }
-                let f = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
-                let _ = tx.send(reply(json!({"api": "PbxApi", "mt": "SetPresenceResult", "src": src})));
+                let f = |k: &str| {
+                    m.get(k)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let _ = tx.send(reply(
+                    json!({"api": "PbxApi", "mt": "SetPresenceResult", "src": src}),
+                ));
                 put_item(&mut s, &sip, &f("contact"), &f("activity"), &f("note"));
             }
             _ => {}

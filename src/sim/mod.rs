@@ -13,5 +13,5 @@
 pub mod ccai;
 pub mod contact_center;
 pub mod genesys;
-pub mod innovaphone;
 pub mod graph;
+pub mod innovaphone;

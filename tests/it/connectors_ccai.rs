@@ -38,8 +38,9 @@ fn connector(fake: &FakeCcai, extra: &str) -> CcaiConnector {
 }
 
 fn connector_with(fake: &FakeCcai, token: &str, extra: &str) -> CcaiConnector {
-    let mut cfg = Config::from_toml_str_with_env(&toml(fake, token, extra), Vec::<(String, String)>::new())
-        .expect("parses");
+    let mut cfg =
+        Config::from_toml_str_with_env(&toml(fake, token, extra), Vec::<(String, String)>::new())
+            .expect("parses");
     cfg.resolve_and_validate().expect("valid");
     let ConnectorConfig::Ccai(c) = cfg.connectors[0].clone() else {
         panic!("ccai")
@@ -66,7 +67,10 @@ async fn lists_agents_page_by_page_and_the_catalog() {
     assert_eq!(agents[0].display_name.as_deref(), Some("Agent 1"));
     let calls = fake.list_calls();
     assert_eq!(calls.len(), 3, "5 agents, 2 per page: {calls:?}");
-    assert!(calls[2].contains("page=3") && calls[2].contains("per=2"), "{calls:?}");
+    assert!(
+        calls[2].contains("page=3") && calls[2].contains("per=2"),
+        "{calls:?}"
+    );
 
     let catalog = c.status_catalog().await.unwrap();
     let find = |n: &str| catalog.iter().find(|s| s.name == n).unwrap().clone();
@@ -91,23 +95,28 @@ async fn a_wrong_token_is_refused_and_shows_in_readiness() {
 
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(&dir);
-    let extra = Config::from_toml_str_with_env(&toml(&fake, "wrong", ""), Vec::<(String, String)>::new())
-        .unwrap();
+    let extra =
+        Config::from_toml_str_with_env(&toml(&fake, "wrong", ""), Vec::<(String, String)>::new())
+            .unwrap();
     cfg.connectors = extra.connectors;
     cfg.resolve_and_validate().unwrap();
     let app = spawn_app_with(cfg, dir).await;
-    eventually("ccai down in readiness", Duration::from_secs(15), || async {
-        let r = app.get("/health/ready").await;
-        if r.status() != 503 {
-            return false;
-        }
-        let body: serde_json::Value = r.json().await.unwrap();
-        body["checks"].as_array().unwrap().iter().any(|c| {
-            c["name"] == "connector:ccai"
-                && c["state"] == "down"
-                && c["detail"].as_str().unwrap_or("").contains("unauthorized")
-        })
-    })
+    eventually(
+        "ccai down in readiness",
+        Duration::from_secs(15),
+        || async {
+            let r = app.get("/health/ready").await;
+            if r.status() != 503 {
+                return false;
+            }
+            let body: serde_json::Value = r.json().await.unwrap();
+            body["checks"].as_array().unwrap().iter().any(|c| {
+                c["name"] == "connector:ccai"
+                    && c["state"] == "down"
+                    && c["detail"].as_str().unwrap_or("").contains("unauthorized")
+            })
+        },
+    )
     .await;
     app.shutdown().await;
 }
@@ -162,9 +171,20 @@ async fn a_system_status_refusal_is_rejected_once_and_spares_the_rest_of_the_bat
     // The batch, then each agent alone; the refused one is not sent again.
     let posts = fake.request_times().len();
     let again = c.set_status("3", &status("In-Call")).await;
-    assert!(matches!(again, Err(ConnectorError::Rejected { .. })), "{again:?}");
-    assert_eq!(fake.request_times().len(), posts + 1, "a refusal is never retried");
-    assert_eq!(c.health().await.0, HealthState::Up, "a refusal is not ill health");
+    assert!(
+        matches!(again, Err(ConnectorError::Rejected { .. })),
+        "{again:?}"
+    );
+    assert_eq!(
+        fake.request_times().len(),
+        posts + 1,
+        "a refusal is never retried"
+    );
+    assert_eq!(
+        c.health().await.0,
+        HealthState::Up,
+        "a refusal is not ill health"
+    );
 }
 
 #[tokio::test]
@@ -174,7 +194,11 @@ async fn retry_after_is_honoured_and_the_default_rate_keeps_under_the_limit() {
     fake.inject_429(1);
     let start = Instant::now();
     c.list_agents().await.unwrap();
-    assert!(start.elapsed() >= Duration::from_secs(1), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
     let times = fake.request_times();
     assert_eq!(times.len(), 2);
     assert!(times[1].duration_since(times[0]) >= Duration::from_secs(1));
@@ -187,7 +211,10 @@ async fn retry_after_is_honoured_and_the_default_rate_keeps_under_the_limit() {
 
     // Without the client-side rate the same reads trip it: the check above can fail.
     let fast = ccai::spawn(1).await.unwrap();
-    let c = connector(&fast, "[connectors.limits]\nrequests_per_sec = 1000.0\nmax_retries = 0");
+    let c = connector(
+        &fast,
+        "[connectors.limits]\nrequests_per_sec = 1000.0\nmax_retries = 0",
+    );
     for _ in 0..25 {
         let _ = c.current_statuses(&["1".into()]).await;
     }
@@ -225,7 +252,10 @@ async fn polling_normalises_status_wrap_up_and_in_call() {
     }
     fake.set_agent_status(1, "In-Call");
     let e = next(&mut rx).await;
-    assert_eq!((e.agent_id.as_str(), e.status.name.as_str()), ("1", "In-Call"));
+    assert_eq!(
+        (e.agent_id.as_str(), e.status.name.as_str()),
+        ("1", "In-Call")
+    );
     let a = e.activity.unwrap();
     assert_eq!(a.activity, ContactActivity::OnContact);
     assert_eq!(a.channel, Some(Channel::Voice));
@@ -233,14 +263,20 @@ async fn polling_normalises_status_wrap_up_and_in_call() {
     fake.set_wrap_up(1, true);
     let e = next(&mut rx).await;
     assert_eq!(e.status.name, "In-Call");
-    assert_eq!(e.activity.unwrap().activity, ContactActivity::AfterContactWork);
+    assert_eq!(
+        e.activity.unwrap().activity,
+        ContactActivity::AfterContactWork
+    );
     fake.set_wrap_up(1, false);
     fake.set_agent_status(1, "Available");
     fake.set_online(2, false);
     let mut got = [next(&mut rx).await, next(&mut rx).await];
     got.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
     assert_eq!(got[0].activity.unwrap().activity, ContactActivity::Idle);
-    assert_eq!(got[1].activity.unwrap().activity, ContactActivity::LoggedOut);
+    assert_eq!(
+        got[1].activity.unwrap().activity,
+        ContactActivity::LoggedOut
+    );
     cancel.cancel();
     task.await.unwrap().unwrap();
 }
@@ -295,7 +331,12 @@ write_batch_window_ms = 60000
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("requests_per_sec = 10.0"), "{stdout}");
     assert!(!stdout.contains("secret-token"), "secret leaked: {stdout}");
 }

@@ -6,12 +6,13 @@ use presence_bridge::app::config::Config;
 use presence_bridge::connectors::config::ConnectorConfig;
 use presence_bridge::connectors::innovaphone::InnovaphoneConnector;
 use presence_bridge::connectors::{
-    AgentEvent, Channel, ConnectorError, ConnectorEvent, ContactActivity, ContactCenter,
-    StatusKind,
+    AgentEvent, Channel, ConnectorError, ConnectorEvent, ContactActivity, ContactCenter, StatusKind,
 };
 use presence_bridge::model::health::HealthState;
 use presence_bridge::model::{CcStatus, Source};
-use presence_bridge::sim::innovaphone::{self, FakeInnovaphone, INNOVAPHONE_APP, INNOVAPHONE_PASSWORD};
+use presence_bridge::sim::innovaphone::{
+    self, FakeInnovaphone, INNOVAPHONE_APP, INNOVAPHONE_PASSWORD,
+};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -47,8 +48,11 @@ backoff_max_ms = 200
 }
 
 fn connector(fake: &FakeInnovaphone, password: &str, agents: usize) -> InnovaphoneConnector {
-    let mut cfg = Config::from_toml_str_with_env(&toml(fake, password, agents), Vec::<(String, String)>::new())
-        .expect("parses");
+    let mut cfg = Config::from_toml_str_with_env(
+        &toml(fake, password, agents),
+        Vec::<(String, String)>::new(),
+    )
+    .expect("parses");
     cfg.resolve_and_validate().expect("valid");
     let ConnectorConfig::Innovaphone(c) = cfg.connectors[0].clone() else {
         panic!("innovaphone")
@@ -82,7 +86,12 @@ fn start(c: InnovaphoneConnector) -> Running {
         let (c, cancel) = (c.clone(), cancel.clone());
         tokio::spawn(async move { c.run_events(tx, cancel).await })
     };
-    Running { c, rx, cancel, task }
+    Running {
+        c,
+        rx,
+        cancel,
+        task,
+    }
 }
 
 #[tokio::test]
@@ -90,10 +99,17 @@ async fn logs_in_subscribes_and_lists_agents_and_catalog() {
     let fake = innovaphone::spawn(3).await.unwrap();
     let mut r = start(connector(&fake, INNOVAPHONE_PASSWORD, 3));
     // One reconcile event per agent: the first update of each subscription.
-    let mut first: Vec<AgentEvent> = vec![next(&mut r.rx).await, next(&mut r.rx).await, next(&mut r.rx).await];
+    let mut first: Vec<AgentEvent> = vec![
+        next(&mut r.rx).await,
+        next(&mut r.rx).await,
+        next(&mut r.rx).await,
+    ];
     first.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
     assert_eq!(
-        first.iter().map(|e| e.agent_id.as_str()).collect::<Vec<_>>(),
+        first
+            .iter()
+            .map(|e| e.agent_id.as_str())
+            .collect::<Vec<_>>(),
         ["203", "agent1", "agent2"]
     );
     for e in &first {
@@ -115,11 +131,24 @@ async fn logs_in_subscribes_and_lists_agents_and_catalog() {
 
     let catalog = r.c.status_catalog().await.unwrap();
     let ids: Vec<&str> = catalog.iter().map(|s| s.id.as_str()).collect();
-    assert_eq!(ids, ["available", "away", "busy", "dnd", "on-the-phone", "meeting"]);
+    assert_eq!(
+        ids,
+        [
+            "available",
+            "away",
+            "busy",
+            "dnd",
+            "on-the-phone",
+            "meeting"
+        ]
+    );
     assert_eq!(catalog[0].kind, StatusKind::Routable);
     assert_eq!(catalog[4].kind, StatusKind::OnContact);
 
-    let now = r.c.current_statuses(&["agent1".into(), "nobody".into()]).await.unwrap();
+    let now =
+        r.c.current_statuses(&["agent1".into(), "nobody".into()])
+            .await
+            .unwrap();
     assert_eq!(now.len(), 1);
     assert_eq!(now[0].status.id, "available");
     r.cancel.cancel();
@@ -131,7 +160,10 @@ async fn a_wrong_password_is_refused_and_shows_in_readiness() {
     let fake = innovaphone::spawn(1).await.unwrap();
     let mut r = start(connector(&fake, "wrong-password", 1));
     let out = r.task.await.unwrap();
-    assert!(matches!(out, Err(ConnectorError::Unauthorized(_))), "{out:?}");
+    assert!(
+        matches!(out, Err(ConnectorError::Unauthorized(_))),
+        "{out:?}"
+    );
     assert_eq!(fake.logins_refused(), 1);
     assert_eq!(fake.logins_ok(), 0);
     assert!(fake.subscribes().is_empty(), "nothing before the login");
@@ -141,23 +173,30 @@ async fn a_wrong_password_is_refused_and_shows_in_readiness() {
 
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(&dir);
-    cfg.connectors = Config::from_toml_str_with_env(&toml(&fake, "wrong-password", 1), Vec::<(String, String)>::new())
-        .unwrap()
-        .connectors;
+    cfg.connectors = Config::from_toml_str_with_env(
+        &toml(&fake, "wrong-password", 1),
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap()
+    .connectors;
     cfg.resolve_and_validate().unwrap();
     let app = spawn_app_with(cfg, dir).await;
-    eventually("innovaphone down in readiness", Duration::from_secs(15), || async {
-        let r = app.get("/health/ready").await;
-        if r.status() != 503 {
-            return false;
-        }
-        let body: serde_json::Value = r.json().await.unwrap();
-        body["checks"].as_array().unwrap().iter().any(|c| {
-            c["name"] == "connector:pbx"
-                && c["state"] == "down"
-                && c["detail"].as_str().unwrap_or("").contains("refused")
-        })
-    })
+    eventually(
+        "innovaphone down in readiness",
+        Duration::from_secs(15),
+        || async {
+            let r = app.get("/health/ready").await;
+            if r.status() != 503 {
+                return false;
+            }
+            let body: serde_json::Value = r.json().await.unwrap();
+            body["checks"].as_array().unwrap().iter().any(|c| {
+                c["name"] == "connector:pbx"
+                    && c["state"] == "down"
+                    && c["detail"].as_str().unwrap_or("").contains("refused")
+            })
+        },
+    )
     .await;
     app.shutdown().await;
 }
@@ -190,12 +229,18 @@ async fn set_status_sends_the_documented_set_presence() {
     assert_eq!(fake.newest("agent1").unwrap().activity, "on-the-phone");
     // The echo arrives as a push event.
     let e = next(&mut r.rx).await;
-    assert_eq!((e.agent_id.as_str(), e.status.id.as_str()), ("agent1", "on-the-phone"));
+    assert_eq!(
+        (e.agent_id.as_str(), e.status.id.as_str()),
+        ("agent1", "on-the-phone")
+    );
     assert_eq!(e.source, Source::ConnectorPush);
 
     // A SetPresenceResult with an error is a refusal.
     let unknown = r.c.set_status("ghost", &busy).await;
-    assert!(matches!(unknown, Err(ConnectorError::NotFound(_))), "{unknown:?}");
+    assert!(
+        matches!(unknown, Err(ConnectorError::NotFound(_))),
+        "{unknown:?}"
+    );
     r.cancel.cancel();
     r.task.await.unwrap().unwrap();
 }
@@ -213,7 +258,10 @@ async fn presence_and_line_state_are_normalised() {
     let e = next(&mut r.rx).await;
     assert_eq!(e.status.id, "on-the-phone");
     let a = e.activity.unwrap();
-    assert_eq!((a.activity, a.channel), (ContactActivity::OnContact, Some(Channel::Voice)));
+    assert_eq!(
+        (a.activity, a.channel),
+        (ContactActivity::OnContact, Some(Channel::Voice))
+    );
     fake.set_on_the_phone("agent1", false);
     let e = next(&mut r.rx).await;
     assert_eq!(e.status.id, "away");
@@ -234,17 +282,30 @@ async fn reconnects_subscribes_everyone_again_and_reconciles() {
     fake.set_user_presence("agent2", "dnd");
     let mut after = vec![next(&mut r.rx).await, next(&mut r.rx).await];
     after.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
-    assert!(after.iter().all(|e| e.source == Source::Reconcile), "{after:?}");
-    let agent2 = after.iter().find(|e| e.agent_id == "202").expect("agent 2 (by number)");
+    assert!(
+        after.iter().all(|e| e.source == Source::Reconcile),
+        "{after:?}"
+    );
+    let agent2 = after
+        .iter()
+        .find(|e| e.agent_id == "202")
+        .expect("agent 2 (by number)");
     assert_eq!(agent2.status.id, "dnd", "{after:?}");
     assert_eq!(fake.logins_ok(), 2);
     let subs = fake.subscribes();
-    let second: Vec<&String> = subs.iter().filter(|(c, _)| *c == 2).map(|(_, u)| u).collect();
+    let second: Vec<&String> = subs
+        .iter()
+        .filter(|(c, _)| *c == 2)
+        .map(|(_, u)| u)
+        .collect();
     assert_eq!(second.len(), 2, "every agent subscribed again: {subs:?}");
     // Events flow on the new connection.
     fake.set_user_presence("agent1", "busy");
     let e = next(&mut r.rx).await;
-    assert_eq!((e.agent_id.as_str(), e.status.id.as_str(), e.source), ("agent1", "busy", Source::ConnectorPush));
+    assert_eq!(
+        (e.agent_id.as_str(), e.status.id.as_str(), e.source),
+        ("agent1", "busy", Source::ConnectorPush)
+    );
     assert_eq!(r.c.health().await.0, HealthState::Up);
     r.cancel.cancel();
     r.task.await.unwrap().unwrap();
@@ -259,12 +320,18 @@ async fn the_shipped_innovaphone_rules_fit_the_connector_catalog() {
     ))
     .unwrap();
     let text = format!("{}\n{rules}", toml(&fake, INNOVAPHONE_PASSWORD, 1));
-    let mut cfg = Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new()).expect("parses");
-    cfg.resolve_and_validate().expect("valid against Graph's pairs");
+    let mut cfg =
+        Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new()).expect("parses");
+    cfg.resolve_and_validate()
+        .expect("valid against Graph's pairs");
     assert_eq!(cfg.teams_to_cc.len(), 6);
     let c = connector(&fake, INNOVAPHONE_PASSWORD, 1);
     let catalog = c.status_catalog().await.unwrap();
-    let settable = |s: &str| catalog.iter().any(|c| c.settable && c.id.eq_ignore_ascii_case(s));
+    let settable = |s: &str| {
+        catalog
+            .iter()
+            .any(|c| c.settable && c.id.eq_ignore_ascii_case(s))
+    };
     for r in &cfg.teams_to_cc {
         assert!(settable(&r.set), "{} is not a settable status", r.set);
     }
@@ -338,7 +405,11 @@ async fn a_silent_pbx_is_left_for_a_new_connection() {
     assert_eq!(fake.logins_ok(), 1, "pongs count as traffic");
     fake.freeze_connections();
     let e = next(&mut r.rx).await;
-    assert_eq!(e.source, Source::Reconcile, "reconciled on a new connection");
+    assert_eq!(
+        e.source,
+        Source::Reconcile,
+        "reconciled on a new connection"
+    );
     assert_eq!(fake.logins_ok(), 2);
     r.cancel.cancel();
     r.task.await.unwrap().unwrap();
@@ -368,9 +439,11 @@ async fn works_without_a_running_event_source_and_reports_set_presence_errors() 
         .unwrap();
     assert_eq!(now.len(), 2, "the PBX does not know ghost: {now:?}");
     assert_eq!(now[0].status.id, "busy");
-    eventually("the snapshot connection closed", Duration::from_secs(5), || async {
-        fake.open_connections() == 0
-    })
+    eventually(
+        "the snapshot connection closed",
+        Duration::from_secs(5),
+        || async { fake.open_connections() == 0 },
+    )
     .await;
 
     // SetPresence needs the event source's connection; a refusal is Rejected.

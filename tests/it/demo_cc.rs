@@ -65,17 +65,23 @@ async fn demo_runs_against_the_innovaphone_pbx() {
     // PBX -> Teams: on the phone on the PBX makes the person Busy / In a call in Teams.
     let u1 = demo_user_id(1);
     cc.contact_begins(1).await;
-    until("setPresence Busy/InACall for user 1", || teams_in_call(&graph, &u1)).await;
+    until("setPresence Busy/InACall for user 1", || {
+        teams_in_call(&graph, &u1)
+    })
+    .await;
 
     // Teams -> PBX: a Teams call puts the available PBX user on the phone (SetPresence),
     // and back when it ends.
     let u2 = demo_user_id(2);
     graph.state.set_user_status(&u2, Some(("Busy", "InACall")));
     until("agent2 on-the-phone on the PBX", || {
-        pbx.newest("agent2").is_some_and(|i| i.activity == "on-the-phone")
+        pbx.newest("agent2")
+            .is_some_and(|i| i.activity == "on-the-phone")
     })
     .await;
-    graph.state.set_user_status(&u2, Some(("Available", "Available")));
+    graph
+        .state
+        .set_user_status(&u2, Some(("Available", "Available")));
     until("agent2 available again", || {
         pbx.newest("agent2").is_some_and(|i| i.activity.is_empty())
     })
@@ -99,17 +105,29 @@ async fn demo_runs_against_ccai_platform() {
     };
     let u1 = demo_user_id(1);
     cc.contact_begins(1).await;
-    until("setPresence Busy/InACall for user 1", || teams_in_call(&graph, &u1)).await;
+    until("setPresence Busy/InACall for user 1", || {
+        teams_in_call(&graph, &u1)
+    })
+    .await;
 
     let u2 = demo_user_id(2);
     graph.state.set_user_status(&u2, Some(("Busy", "InACall")));
-    until("agent 2 Busy (Teams)", || ccai.status_of(2) == Some("Busy (Teams)")).await;
-    graph.state.set_user_status(&u2, Some(("Available", "Available")));
-    until("agent 2 Available again", || ccai.status_of(2) == Some("Available")).await;
+    until("agent 2 Busy (Teams)", || {
+        ccai.status_of(2) == Some("Busy (Teams)")
+    })
+    .await;
+    graph
+        .state
+        .set_user_status(&u2, Some(("Available", "Available")));
+    until("agent 2 Available again", || {
+        ccai.status_of(2) == Some("Available")
+    })
+    .await;
     assert!(
-        ccai.writes()
-            .iter()
-            .all(|w| !w["agent_ids"].as_array().unwrap().contains(&serde_json::json!(3))),
+        ccai.writes().iter().all(|w| !w["agent_ids"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(3))),
         "nothing written for the person who did nothing"
     );
     stop.cancel();

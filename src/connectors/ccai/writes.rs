@@ -109,7 +109,10 @@ async fn post(c: &CcaiConnector, status: &str, ids: &[String]) -> Result<(), Con
         if let Some(current) = current
             && !current.eq_ignore_ascii_case(status)
         {
-            let agent = row.get("agent_id").map(Value::to_string).unwrap_or_default();
+            let agent = row
+                .get("agent_id")
+                .map(Value::to_string)
+                .unwrap_or_default();
             return Err(ConnectorError::Rejected {
                 reason: format!("agent {agent} is still {current:?}, not {status:?}"),
             });

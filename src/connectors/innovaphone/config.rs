@@ -25,7 +25,10 @@ pub struct InnovaphoneAgent {
 impl InnovaphoneAgent {
     /// The agent's id in the bridge: the SIP name, else the number.
     pub fn id(&self) -> &str {
-        self.sip.as_deref().or(self.num.as_deref()).unwrap_or_default()
+        self.sip
+            .as_deref()
+            .or(self.num.as_deref())
+            .unwrap_or_default()
     }
 }
 
@@ -103,7 +106,10 @@ impl InnovaphoneConfig {
             errs.push(format!("{path}.url"), "must be a ws:// or wss:// URL");
         }
         if self.app.is_empty() {
-            errs.push(format!("{path}.app"), "is required (the PBX App object name)");
+            errs.push(
+                format!("{path}.app"),
+                "is required (the PBX App object name)",
+            );
         }
         require_secret(
             errs,

@@ -56,11 +56,29 @@ mod tests {
     #[test]
     fn digests_match_the_documented_examples() {
         assert_eq!(
-            login_digest("pbxadminapi", "", "", "", "", None, "0123456789abcdef", "pwd"),
+            login_digest(
+                "pbxadminapi",
+                "",
+                "",
+                "",
+                "",
+                None,
+                "0123456789abcdef",
+                "pwd"
+            ),
             "a205299ed2ef2786c311e0be1b14db343f2cadd906a6ae7b564eee34bda5e9a1"
         );
         assert_eq!(
-            login_digest("pbxadminapi", "", "", "", "", Some("{}"), "0123456789abcdef", "pwd"),
+            login_digest(
+                "pbxadminapi",
+                "",
+                "",
+                "",
+                "",
+                Some("{}"),
+                "0123456789abcdef",
+                "pwd"
+            ),
             "57b23fe824b9222a7ac879597cb509bcdc865a1bfeb057d9d12118cef0c3ba34"
         );
         assert_eq!(

@@ -148,9 +148,7 @@ impl InnovaphoneConnector {
         {
             let link = self.link.lock().expect("link lock");
             let Some(link) = link.as_ref() else {
-                return Err(ConnectorError::Transport(
-                    "not connected to the PBX".into(),
-                ));
+                return Err(ConnectorError::Transport("not connected to the PBX".into()));
             };
             self.pending
                 .lock()

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::{InnovaphoneConnector, Known, PresenceItem, login};
+use super::{InnovaphoneConnector, PresenceItem, login};
 use crate::connectors::{AgentEvent, ConnectorError, ConnectorEvent};
 use crate::model::Source;
 use crate::model::health::HealthState;
@@ -100,10 +100,13 @@ async fn send(ws: &mut Socket, v: &Value) -> Result<(), ConnectorError> {
 async fn open(c: &InnovaphoneConnector) -> Result<Socket, ConnectorError> {
     use secrecy::ExposeSecret;
     let timeout = Duration::from_secs(c.cfg.limits.request_timeout_secs);
-    let (mut ws, _) = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(c.cfg.url.as_str()))
-        .await
-        .map_err(|_| ConnectorError::Transport("connect timed out".into()))?
-        .map_err(|e| ConnectorError::Transport(format!("connect: {e}")))?;
+    let (mut ws, _) = tokio::time::timeout(
+        timeout,
+        tokio_tungstenite::connect_async(c.cfg.url.as_str()),
+    )
+    .await
+    .map_err(|_| ConnectorError::Transport("connect timed out".into()))?
+    .map_err(|e| ConnectorError::Transport(format!("connect: {e}")))?;
     send(&mut ws, &json!({"mt": "AppChallenge"})).await?;
     let challenge = loop {
         let m = next_text(&mut ws, timeout).await?;
@@ -121,7 +124,11 @@ async fn open(c: &InnovaphoneConnector) -> Result<Socket, ConnectorError> {
         .as_ref()
         .map(|p| p.expose_secret().to_owned())
         .unwrap_or_default();
-    send(&mut ws, &login::app_login(&c.cfg.app, &challenge, &password)).await?;
+    send(
+        &mut ws,
+        &login::app_login(&c.cfg.app, &challenge, &password),
+    )
+    .await?;
     loop {
         let m = next_text(&mut ws, timeout).await?;
         if m.get("mt").and_then(Value::as_str) == Some("AppLoginResult") {
@@ -157,7 +164,11 @@ pub(super) async fn snapshot(c: &InnovaphoneConnector) -> Result<(), ConnectorEr
                 return Err(e);
             }
         };
-        let src = v.get("src").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let src = v
+            .get("src")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let mt = v.get("mt").and_then(Value::as_str).unwrap_or_default();
         let down = mt == "PresenceState" && v.get("up").and_then(Value::as_bool) == Some(false);
         if handle(c, &v, &mut fresh).is_some() || down {
@@ -195,9 +206,10 @@ async fn connection(
     if let Err(e) = subscribe_all(c, &mut ws).await {
         return End::Failed(e);
     }
-    c.resilience
-        .health
-        .set(HealthState::Up, "AppWebsocket logged in, presence subscribed");
+    c.resilience.health.set(
+        HealthState::Up,
+        "AppWebsocket logged in, presence subscribed",
+    );
     let (tx, mut out) = mpsc::unbounded_channel::<String>();
     *c.link.lock().expect("link lock") = Some(tx);
     // Agents whose first update on this connection is still to come: it reconciles.
@@ -264,7 +276,7 @@ fn handle(c: &InnovaphoneConnector, v: &Value, fresh: &mut HashSet<String>) -> O
     match mt {
         "PresenceState" => {
             let mut known = c.known.write().expect("known lock");
-            let k = known.entry(src.to_owned()).or_insert_with(Known::default);
+            let k = known.entry(src.to_owned()).or_default();
             k.sip = text("sip").or(k.sip.take());
             k.dn = text("dn").or(k.dn.take());
             k.email = text("email").or(k.email.take());
