@@ -6,8 +6,9 @@
 //! request budget, backoff, `Retry-After`, health), OAuth2 client credentials ([`oauth`]), the
 //! REST client ([`rest`]), the connectors ([`http`], [`genesys`], [`amazon_connect`],
 //! [`innovaphone`], [`ccai`]), the ingest path from events to the durable inbox ([`ingest`])
-//! and the per-connector jobs ([`runtime`]). It does not decide anything: mapping, echo and loop rules are the engine's;
-//! it only writes observations to the inbox and agent lists to the store.
+//! and the per-connector jobs ([`runtime`]). It does not decide anything: mapping, echo and
+//! loop rules are the engine's; it only writes observations to the inbox and agent lists to
+//! the store.
 
 pub mod amazon_connect;
 pub mod ccai;
