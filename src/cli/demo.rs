@@ -1,7 +1,10 @@
 //! `presence-bridge demo`: the full daemon on SQLite against the simulated Teams tenant and
 //! the simulated contact center, both on loopback, with people whose statuses change on both
 //! sides (Teams calls and presentations, contact-center contacts, breaks, and flapping that the
-//! hold-down swallows). Needs no credentials and no network.
+//! hold-down swallows). Needs no credentials and no network. `--cc` picks the simulated
+//! contact center: the generic one (`sim`, through the http connector and signed webhooks),
+//! a fake innovaphone PBX (`innovaphone`, AppWebsocket) or a fake Google CCAI Platform tenant
+//! (`ccai`, REST and polling).
 
 use super::out::outln;
 use std::time::Duration;
@@ -11,14 +14,147 @@ use rand::seq::SliceRandom;
 
 use crate::app::Application;
 use crate::app::config::Config;
+use crate::sim::ccai::{self as sim_ccai, FakeCcai};
 use crate::sim::contact_center::{self, SimContactCenter};
 use crate::sim::graph::{self as sim_graph, SimGraph, SimGraphOptions, SimUser};
+use crate::sim::innovaphone::{self as sim_innovaphone, FakeInnovaphone};
 
 /// The demo's static configuration (the simulators' addresses are appended at start).
 pub const DEMO_TOML: &str = include_str!("../../config/demo.toml");
 
 /// Name of the simulated contact center's connector.
 pub const DEMO_CONNECTOR: &str = "simcc";
+
+/// The demo's rules with `--cc innovaphone` and `--cc ccai` (in place of demo.toml's).
+const INNOVAPHONE_RULES: &str = include_str!("../../config/demo-innovaphone.toml");
+const CCAI_RULES: &str = include_str!("../../config/demo-ccai.toml");
+/// Where demo.toml's rules begin (they are for the generic simulator's statuses).
+const RULES_MARKER: &str = "\n# Teams -> contact center:";
+
+/// Which simulated contact center the demo runs against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoCc {
+    /// The generic simulator, through the http connector (signed webhooks).
+    #[default]
+    Sim,
+    /// A fake innovaphone PBX (AppWebsocket login, PbxApi presence).
+    Innovaphone,
+    /// A fake Google CCAI Platform tenant (REST, polling).
+    Ccai,
+}
+
+/// A running simulated contact center of any kind.
+pub enum DemoCenter {
+    Sim(SimContactCenter),
+    Innovaphone(FakeInnovaphone),
+    Ccai(FakeCcai),
+}
+
+impl DemoCenter {
+    /// The connector's name in the demo configuration.
+    pub fn connector_name(&self) -> &'static str {
+        match self {
+            DemoCenter::Sim(_) => DEMO_CONNECTOR,
+            DemoCenter::Innovaphone(_) => "pbx",
+            DemoCenter::Ccai(_) => "ccai",
+        }
+    }
+
+    /// The agent id of demo person `i` (1-based).
+    pub fn agent_id(&self, i: usize) -> String {
+        match self {
+            DemoCenter::Sim(_) => format!("agent-{i}"),
+            DemoCenter::Innovaphone(_) => format!("agent{i}"),
+            DemoCenter::Ccai(_) => i.to_string(),
+        }
+    }
+
+    pub fn address(&self) -> &str {
+        match self {
+            DemoCenter::Sim(c) => &c.base_url,
+            DemoCenter::Innovaphone(c) => &c.url,
+            DemoCenter::Ccai(c) => &c.base_url,
+        }
+    }
+
+    /// The `[[connectors]]` entry and the mapping rules for this contact center.
+    fn config_toml(&self, users: usize) -> (String, &'static str) {
+        match self {
+            DemoCenter::Sim(c) => (c.connector_toml(DEMO_CONNECTOR), ""),
+            DemoCenter::Innovaphone(c) => {
+                let mut t = format!(
+                    "[[connectors]]\nname = \"pbx\"\nkind = \"innovaphone\"\nurl = \"{}\"\n\
+                     app = \"{}\"\npassword = \"{}\"\n",
+                    c.url,
+                    sim_innovaphone::INNOVAPHONE_APP,
+                    sim_innovaphone::INNOVAPHONE_PASSWORD
+                );
+                for i in 1..=users {
+                    t.push_str(&format!("[[connectors.agents]]\nsip = \"agent{i}\"\n"));
+                }
+                (t, INNOVAPHONE_RULES)
+            }
+            DemoCenter::Ccai(c) => (
+                format!(
+                    "[[connectors]]\nname = \"ccai\"\nkind = \"ccai\"\nsubdomain = \"{}\"\n\
+                     domain = \"uc1.ccaiplatform.com\"\nbase_url = \"{}\"\napi_token = \"{}\"\n\
+                     poll_interval_secs = 2\n",
+                    sim_ccai::CCAI_SUBDOMAIN,
+                    c.base_url,
+                    sim_ccai::CCAI_TOKEN
+                ),
+                CCAI_RULES,
+            ),
+        }
+    }
+
+    /// Person `i` takes a contact: it is offered and connected.
+    pub async fn contact_begins(&self, i: usize) {
+        match self {
+            DemoCenter::Sim(c) => {
+                c.set_agent_status(&self.agent_id(i), "on_contact").await;
+            }
+            DemoCenter::Innovaphone(c) => c.set_on_the_phone(&self.agent_id(i), true),
+            DemoCenter::Ccai(c) => c.set_agent_status(i as u64, "In-Call"),
+        }
+    }
+
+    /// Person `i`'s contact ends; after-contact work begins.
+    pub async fn contact_wraps(&self, i: usize) {
+        match self {
+            DemoCenter::Sim(c) => {
+                c.set_agent_status(&self.agent_id(i), "acw").await;
+            }
+            DemoCenter::Innovaphone(c) => c.set_on_the_phone(&self.agent_id(i), false),
+            DemoCenter::Ccai(c) => c.set_wrap_up(i as u64, true),
+        }
+    }
+
+    /// Person `i` takes a break.
+    pub async fn takes_break(&self, i: usize) {
+        match self {
+            DemoCenter::Sim(c) => {
+                c.set_agent_status(&self.agent_id(i), "break").await;
+            }
+            DemoCenter::Innovaphone(c) => c.set_user_presence(&self.agent_id(i), "away"),
+            DemoCenter::Ccai(c) => c.set_agent_status(i as u64, "Break"),
+        }
+    }
+
+    /// Person `i` is available again.
+    pub async fn available(&self, i: usize) {
+        match self {
+            DemoCenter::Sim(c) => {
+                c.set_agent_status(&self.agent_id(i), "available").await;
+            }
+            DemoCenter::Innovaphone(c) => c.set_user_presence(&self.agent_id(i), ""),
+            DemoCenter::Ccai(c) => {
+                c.set_wrap_up(i as u64, false);
+                c.set_agent_status(i as u64, "Available");
+            }
+        }
+    }
+}
 
 /// How often the scenario starts something new for someone: often enough to watch, slow
 /// enough to read the log.
@@ -30,6 +166,8 @@ pub struct DemoOptions {
     pub users: usize,
     /// Overrides `server.listen` of the demo config.
     pub listen: Option<std::net::SocketAddr>,
+    /// The simulated contact center.
+    pub cc: DemoCc,
 }
 
 /// The Teams user id of demo person `i` (1-based), a GUID as Graph's are.
@@ -43,18 +181,46 @@ pub fn demo_config(
     cc: &SimContactCenter,
     listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<Config> {
+    build_config(graph, cc.connector_toml(DEMO_CONNECTOR), "", listen)
+}
+
+/// Builds the demo configuration for `users` people against any simulated contact center.
+pub fn demo_config_for(
+    graph: &sim_graph::SimGraphHandle,
+    cc: &DemoCenter,
+    users: usize,
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Config> {
+    let (connector, rules) = cc.config_toml(users);
+    build_config(graph, connector, rules, listen)
+}
+
+fn build_config(
+    graph: &sim_graph::SimGraphHandle,
+    connector: String,
+    rules: &str,
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Config> {
     let opts = &graph.state.options;
+    // Another contact center brings its own rules: demo.toml's name the generic one's statuses.
+    let base = if rules.is_empty() {
+        DEMO_TOML
+    } else {
+        let at = DEMO_TOML
+            .find(RULES_MARKER)
+            .ok_or_else(|| anyhow::anyhow!("demo.toml has no rules section"))?;
+        &DEMO_TOML[..at]
+    };
     let text = format!(
-        "{DEMO_TOML}\n[graph]\ntenant_id = \"{tenant}\"\nclient_id = \"{client}\"\n\
-         client_secret = \"{secret}\"\nbase_url = \"{base}\"\nauthority_url = \"{authority}\"\n\
+        "{base}\n{rules}\n[graph]\ntenant_id = \"{tenant}\"\nclient_id = \"{client}\"\n\
+         client_secret = \"{secret}\"\nbase_url = \"{base_url}\"\nauthority_url = \"{authority}\"\n\
          presence_source = \"poll\"\ndirectory_sync_interval_secs = 60\n\
          [graph.poll]\ninterval_secs = 2\nsafety_interval_secs = 60\n{connector}",
         tenant = opts.tenant_id,
         client = opts.client_id,
         secret = opts.client_secret.as_deref().unwrap_or_default(),
-        base = graph.base_url,
+        base_url = graph.base_url,
         authority = graph.authority_url,
-        connector = cc.connector_toml(DEMO_CONNECTOR),
     );
     let mut cfg = Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new())?;
     if let Some(addr) = listen {
@@ -68,6 +234,39 @@ pub fn demo_config(
 pub async fn start_simulators(
     users: usize,
 ) -> anyhow::Result<(sim_graph::SimGraphHandle, SimContactCenter)> {
+    let graph = start_graph(users).await;
+    let cc = contact_center::spawn(contact_center::SimOptions {
+        agents: users,
+        page_size: 100,
+        ..Default::default()
+    })
+    .await?;
+    Ok((graph, cc))
+}
+
+/// Like [`start_simulators`], with the contact center of `kind`.
+pub async fn start_simulators_for(
+    kind: DemoCc,
+    users: usize,
+) -> anyhow::Result<(sim_graph::SimGraphHandle, DemoCenter)> {
+    Ok(match kind {
+        DemoCc::Sim => {
+            let (graph, cc) = start_simulators(users).await?;
+            (graph, DemoCenter::Sim(cc))
+        }
+        DemoCc::Innovaphone => (
+            start_graph(users).await,
+            DemoCenter::Innovaphone(sim_innovaphone::spawn(users).await?),
+        ),
+        DemoCc::Ccai => (
+            start_graph(users).await,
+            DemoCenter::Ccai(sim_ccai::spawn(users as u64).await?),
+        ),
+    })
+}
+
+/// The simulated Teams tenant with `users` people (`agent{i}@example.com`), all Available.
+async fn start_graph(users: usize) -> sim_graph::SimGraphHandle {
     let graph = sim_graph::spawn(SimGraphOptions::default()).await;
     for i in 1..=users {
         let mut user = SimUser::licensed(&demo_user_id(i), &format!("agent{i}@example.com"));
@@ -78,19 +277,13 @@ pub async fn start_simulators(
             .state
             .set_user_status(&demo_user_id(i), Some(("Available", "Available")));
     }
-    let cc = contact_center::spawn(contact_center::SimOptions {
-        agents: users,
-        page_size: 100,
-        ..Default::default()
-    })
-    .await?;
-    Ok((graph, cc))
+    graph
 }
 
 /// Runs the demo until Ctrl-C.
 pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
-    let (graph, cc) = start_simulators(opts.users).await?;
-    let config = demo_config(&graph, &cc, opts.listen)?;
+    let (graph, cc) = start_simulators_for(opts.cc, opts.users).await?;
+    let config = demo_config_for(&graph, &cc, opts.users, opts.listen)?;
     crate::telemetry::init_tracing(&config.log)?;
     // A fresh database every run: the simulators start fresh too.
     if let Some(path) = config.store.sqlite_path().filter(|p| p.exists()) {
@@ -101,7 +294,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     }
     let app = Application::build(config).await?;
     let base = format!("http://{}", app.local_addr());
-    cc.set_webhook_url(&format!("{base}/connectors/{DEMO_CONNECTOR}/events"));
+    if let DemoCenter::Sim(sim) = &cc {
+        sim.set_webhook_url(&format!("{base}/connectors/{DEMO_CONNECTOR}/events"));
+    }
 
     outln!()?;
     outln!(
@@ -121,7 +316,11 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         demo_user_id(1)
     )?;
     outln!("  simulated Graph:         {}", graph.base_url)?;
-    outln!("  simulated contact center: {}", cc.base_url)?;
+    outln!(
+        "  simulated contact center ({:?}): {}",
+        opts.cc,
+        cc.address()
+    )?;
     outln!("Ctrl-C stops.")?;
     outln!()?;
 
@@ -147,7 +346,7 @@ enum Act {
 
 async fn scenario(
     graph: SimGraph,
-    cc: SimContactCenter,
+    cc: DemoCenter,
     users: usize,
     stop: tokio_util::sync::CancellationToken,
 ) {
@@ -187,9 +386,8 @@ async fn scenario(
     }
 }
 
-async fn act_out(graph: &SimGraph, cc: &SimContactCenter, i: usize, act: Act, length: Duration) {
+async fn act_out(graph: &SimGraph, cc: &DemoCenter, i: usize, act: Act, length: Duration) {
     let user = demo_user_id(i);
-    let agent = format!("agent-{i}");
     let teams = |a: &'static str, b: &'static str| graph.set_user_status(&user, Some((a, b)));
     tracing::info!(target: "demo", person = i, activity = ?act, secs = length.as_secs(), "scenario");
     match act {
@@ -203,16 +401,16 @@ async fn act_out(graph: &SimGraph, cc: &SimContactCenter, i: usize, act: Act, le
             teams("Available", "Available");
         }
         Act::Contact => {
-            cc.set_agent_status(&agent, "on_contact").await;
+            cc.contact_begins(i).await;
             tokio::time::sleep(length).await;
-            cc.set_agent_status(&agent, "acw").await;
+            cc.contact_wraps(i).await;
             tokio::time::sleep(length / 4).await;
-            cc.set_agent_status(&agent, "available").await;
+            cc.available(i).await;
         }
         Act::Break => {
-            cc.set_agent_status(&agent, "break").await;
+            cc.takes_break(i).await;
             tokio::time::sleep(length).await;
-            cc.set_agent_status(&agent, "available").await;
+            cc.available(i).await;
         }
         Act::Flap => {
             // Shorter than the hold-down each time: nothing should propagate.

@@ -80,6 +80,10 @@ pub enum Command {
         /// Address to listen on (default 127.0.0.1:8080 from config/demo.toml).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// The simulated contact center: the generic one, an innovaphone PBX or a Google
+        /// CCAI Platform tenant.
+        #[arg(long, value_enum, default_value_t = demo::DemoCc::Sim)]
+        cc: demo::DemoCc,
     },
 }
 
@@ -106,10 +110,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     #[cfg(feature = "demo")]
-    if let Command::Demo { users, listen } = cli.command {
+    if let Command::Demo { users, listen, cc } = cli.command {
         let opts = demo::DemoOptions {
             users: usize::from(users),
             listen,
+            cc,
         };
         return demo::run(opts).await;
     }

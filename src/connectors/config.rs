@@ -1,5 +1,5 @@
 //! `[[connectors]]`: a list of connectors, each with a unique `name` and a `kind`
-//! (`http`, `genesys`, `amazon_connect`) plus the settings of that kind.
+//! (`http`, `genesys`, `amazon_connect`, `innovaphone`, `ccai`) plus the settings of that kind.
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -9,8 +9,10 @@ use crate::config::{ConfigErrors, resolve_secret};
 use crate::model::contact_center::EventTimeBounds;
 
 pub use super::amazon_connect::config::AmazonConnectConfig;
+pub use super::ccai::config::CcaiConfig;
 pub use super::genesys::config::GenesysConfig;
 pub use super::http::config::HttpConnectorConfig;
+pub use super::innovaphone::config::InnovaphoneConfig;
 
 /// One `[[connectors]]` entry; `kind` selects the variant.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -22,6 +24,10 @@ pub enum ConnectorConfig {
     Genesys(GenesysConfig),
     /// Amazon Connect (AWS SDK, GetCurrentUserData polling).
     AmazonConnect(AmazonConnectConfig),
+    /// innovaphone PBX (AppWebsocket login, PbxApi presence).
+    Innovaphone(Box<InnovaphoneConfig>),
+    /// Google Contact Center AI Platform (Basic auth, REST, polling).
+    Ccai(Box<CcaiConfig>),
 }
 
 impl ConnectorConfig {
@@ -30,6 +36,8 @@ impl ConnectorConfig {
             ConnectorConfig::Http(c) => &c.name,
             ConnectorConfig::Genesys(c) => &c.name,
             ConnectorConfig::AmazonConnect(c) => &c.name,
+            ConnectorConfig::Innovaphone(c) => &c.name,
+            ConnectorConfig::Ccai(c) => &c.name,
         }
     }
 
@@ -38,6 +46,8 @@ impl ConnectorConfig {
             ConnectorConfig::Http(_) => "http",
             ConnectorConfig::Genesys(_) => "genesys",
             ConnectorConfig::AmazonConnect(_) => "amazon_connect",
+            ConnectorConfig::Innovaphone(_) => "innovaphone",
+            ConnectorConfig::Ccai(_) => "ccai",
         }
     }
 
@@ -46,6 +56,8 @@ impl ConnectorConfig {
             ConnectorConfig::Http(c) => &c.limits,
             ConnectorConfig::Genesys(c) => &c.limits,
             ConnectorConfig::AmazonConnect(c) => &c.limits,
+            ConnectorConfig::Innovaphone(c) => &c.limits,
+            ConnectorConfig::Ccai(c) => &c.limits,
         }
     }
 
@@ -54,6 +66,8 @@ impl ConnectorConfig {
             ConnectorConfig::Http(c) => &c.event_time,
             ConnectorConfig::Genesys(c) => &c.event_time,
             ConnectorConfig::AmazonConnect(c) => &c.event_time,
+            ConnectorConfig::Innovaphone(c) => &c.event_time,
+            ConnectorConfig::Ccai(c) => &c.event_time,
         }
     }
 }
@@ -197,6 +211,8 @@ pub fn validate(connectors: &mut [ConnectorConfig], path: &str, errs: &mut Confi
             ConnectorConfig::Http(h) => h.validate(&path, errs),
             ConnectorConfig::Genesys(g) => g.validate(&path, errs),
             ConnectorConfig::AmazonConnect(a) => a.validate(&path, errs),
+            ConnectorConfig::Innovaphone(i) => i.validate(&path, errs),
+            ConnectorConfig::Ccai(c) => c.validate(&path, errs),
         }
     }
 }

@@ -4,16 +4,19 @@
 //!
 //! Owns: `[[connectors]]` config ([`config`]), the shared resilience layer ([`retry`]: the
 //! request budget, backoff, `Retry-After`, health), OAuth2 client credentials ([`oauth`]), the
-//! REST client ([`rest`]), the three connectors ([`http`], [`genesys`], [`amazon_connect`]), the
-//! ingest path from events to the durable inbox ([`ingest`]) and the per-connector jobs
-//! ([`runtime`]). It does not decide anything: mapping, echo and loop rules are the engine's;
-//! it only writes observations to the inbox and agent lists to the store.
+//! REST client ([`rest`]), the connectors ([`http`], [`genesys`], [`amazon_connect`],
+//! [`innovaphone`], [`ccai`]), the ingest path from events to the durable inbox ([`ingest`])
+//! and the per-connector jobs ([`runtime`]). It does not decide anything: mapping, echo and
+//! loop rules are the engine's; it only writes observations to the inbox and agent lists to
+//! the store.
 
 pub mod amazon_connect;
+pub mod ccai;
 pub mod config;
 pub mod genesys;
 pub mod http;
 pub mod ingest;
+pub mod innovaphone;
 pub(crate) mod oauth;
 pub mod poll;
 pub(crate) mod rest;

@@ -63,6 +63,14 @@ pub async fn build_connectors(
                     .await
                     .with_shutdown(shutdown.clone()),
             ),
+            ConnectorConfig::Innovaphone(i) => Arc::new(
+                super::innovaphone::InnovaphoneConnector::new((**i).clone())
+                    .with_shutdown(shutdown.clone()),
+            ),
+            ConnectorConfig::Ccai(c) => Arc::new(
+                super::ccai::CcaiConnector::new((**c).clone(), http.clone())?
+                    .with_shutdown(shutdown.clone()),
+            ),
         });
     }
     Ok(out)

@@ -6,11 +6,17 @@
 mod connectors;
 mod connectors_amazon;
 #[cfg(feature = "demo")]
+mod connectors_ccai;
+#[cfg(feature = "demo")]
 mod connectors_genesys;
 #[cfg(feature = "demo")]
 mod connectors_http;
 #[cfg(feature = "demo")]
+mod connectors_innovaphone;
+#[cfg(feature = "demo")]
 mod demo;
+#[cfg(feature = "demo")]
+mod demo_cc;
 mod engine;
 mod foundation;
 #[cfg(feature = "demo")]
