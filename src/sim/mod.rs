@@ -1,7 +1,8 @@
 //! Simulators of the outside world, used by the tests, the demo and the benchmarks: a
 //! simulated Microsoft Graph tenant (with the rich-notification encryption Graph applies), a
-//! simulated generic contact center and a simulated Genesys Cloud, each a real HTTP server on
-//! loopback with a control API.
+//! simulated generic contact center, a simulated Genesys Cloud and a fake Kinesis data stream
+//! (Amazon Connect's agent event stream), each a real HTTP server on loopback with a control
+//! API.
 //!
 //! Not production code: the module, its test signing key and the `demo` command exist only
 //! with the `demo` cargo feature (on by default, off in the release image). It sits above
@@ -13,3 +14,4 @@
 pub mod contact_center;
 pub mod genesys;
 pub mod graph;
+pub mod kinesis;
