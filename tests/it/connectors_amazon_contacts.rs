@@ -181,7 +181,7 @@ fn put(fake: &FakeKinesis, agent: &str, data: Vec<u8>) -> (String, String) {
 
 /// A status flip of `agent` (so every record makes exactly one agent event), id `e`.
 fn flip(fake: &FakeKinesis, agent: &str, n: u32) -> (String, String) {
-    let (a, b) = if n % 2 == 0 {
+    let (a, b) = if n.is_multiple_of(2) {
         ("st-available", "st-teams")
     } else {
         ("st-teams", "st-available")

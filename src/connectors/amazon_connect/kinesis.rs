@@ -16,11 +16,14 @@
 //! - **Resuming.** Per shard, a cursor in the store ([`crate::store::Store::put_cursors`]):
 //!   `seq:<n>` (resume AFTER_SEQUENCE_NUMBER), `at:<epoch ms>` (a shard first read from
 //!   "latest", resumed AT_TIMESTAMP), `end` (read to its end). A cursor is written only
-//!   after the events of its records have been taken from the connector's event channel, so
-//!   a restart repeats at most the records whose events were not yet taken (their ids make
-//!   the ingest path drop the repeats) and loses none. Shards without a cursor found after
-//!   the first start are read from TRIM_HORIZON: they were created while the bridge ran or
-//!   was down, so everything in them is new.
+//!   after every event sent so far has been taken from the connector's event channel by the
+//!   ingest loop, so a restart repeats the records whose events were still in the channel
+//!   (their event ids make the ingest path drop the repeats). What it cannot see is whether
+//!   the ingest loop has *stored* the last batch it took: if the process dies between taking
+//!   a batch and committing it to the inbox, that batch is not read again. Closing that
+//!   window needs an acknowledgement from the ingest path. Shards without a cursor found
+//!   after the first start are read from TRIM_HORIZON: they were created while the bridge
+//!   ran or was down, so everything in them is new.
 //! - An iterator expires after 5 minutes (ExpiredIteratorException): a new one is taken
 //!   from the cursor. ProvisionedThroughputExceededException is throttling.
 
