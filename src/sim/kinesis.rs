@@ -1,4 +1,4 @@
-//! A fake Amazon Kinesis Data Streams endpoint for tests: one stream, the three read
+//! A fake Amazon Kinesis Data Streams endpoint for tests: named streams, the three read
 //! operations a consumer uses (ListShards, GetShardIterator, GetRecords), shard splits, and
 //! iterator expiry on request. Written from the Kinesis API reference:
 //!
@@ -62,13 +62,17 @@ struct Shard {
     records: Vec<Rec>,
 }
 
-#[derive(Default)]
 struct Stream {
     name: String,
-    region: String,
     shards: Vec<Shard>,
-    next_seq: u128,
     next_shard: usize,
+}
+
+#[derive(Default)]
+struct Fake {
+    region: String,
+    streams: Vec<Stream>,
+    next_seq: u128,
     /// Iterators of an older generation are expired.
     generation: u64,
     list_page: usize,
@@ -76,11 +80,11 @@ struct Stream {
     iterator_requests: Vec<(String, String)>,
 }
 
-impl Stream {
-    fn arn(&self) -> String {
+impl Fake {
+    fn arn(&self, stream: &str) -> String {
         format!(
-            "arn:aws:kinesis:{}:{KINESIS_ACCOUNT}:stream/{}",
-            self.region, self.name
+            "arn:aws:kinesis:{}:{KINESIS_ACCOUNT}:stream/{stream}",
+            self.region
         )
     }
 
@@ -89,9 +93,50 @@ impl Stream {
         format!("{:056}", self.next_seq)
     }
 
-    fn new_shard(&mut self, start: u128, end: u128, parent: Option<String>) -> Shard {
-        let id = format!("shardId-{:012}", self.next_shard);
-        self.next_shard += 1;
+    fn stream(&mut self, name: &str) -> &mut Stream {
+        self.streams
+            .iter_mut()
+            .find(|s| s.name == name)
+            .expect("a stream of the fake")
+    }
+
+    /// The stream a request names by `StreamName` and/or `StreamARN` (both must agree).
+    fn named(&self, body: &Value) -> Option<usize> {
+        let by_name = body["StreamName"].as_str();
+        let by_arn = body["StreamARN"].as_str();
+        if by_name.is_none() && by_arn.is_none() {
+            return None;
+        }
+        self.streams.iter().position(|s| {
+            by_name.is_none_or(|n| n == s.name) && by_arn.is_none_or(|a| a == self.arn(&s.name))
+        })
+    }
+
+    /// A stream of `shards` open shards splitting the hash key space evenly.
+    fn add_stream(&mut self, name: &str, shards: usize) {
+        self.streams.push(Stream {
+            name: name.to_owned(),
+            shards: Vec::new(),
+            next_shard: 0,
+        });
+        let n = shards.max(1) as u128;
+        let width = u128::MAX / n;
+        for i in 0..n {
+            let start = i * width;
+            let end = if i + 1 == n {
+                u128::MAX
+            } else {
+                (i + 1) * width - 1
+            };
+            let shard = self.new_shard(name, start, end, None);
+            self.stream(name).shards.push(shard);
+        }
+    }
+
+    fn new_shard(&mut self, stream: &str, start: u128, end: u128, parent: Option<String>) -> Shard {
+        let st = self.stream(stream);
+        let id = format!("shardId-{:012}", st.next_shard);
+        st.next_shard += 1;
         let start_seq = self.seq();
         Shard {
             id,
@@ -110,7 +155,9 @@ impl Stream {
 #[derive(Clone)]
 pub struct FakeKinesis {
     addr: SocketAddr,
-    state: Arc<Mutex<Stream>>,
+    /// The stream `spawn` created, which the short control methods act on.
+    first: String,
+    state: Arc<Mutex<Fake>>,
 }
 
 /// The MD5 of a partition key as a 128-bit integer: the hash key that picks its shard.
@@ -139,24 +186,12 @@ fn ok(body: Value) -> Response {
 /// Starts the fake on loopback with one stream of `shards` open shards splitting the hash
 /// key space evenly.
 pub async fn spawn(stream: &str, region: &str, shards: usize) -> std::io::Result<FakeKinesis> {
-    let mut s = Stream {
-        name: stream.to_owned(),
+    let mut s = Fake {
         region: region.to_owned(),
         list_page: 1000,
-        ..Stream::default()
+        ..Fake::default()
     };
-    let n = shards.max(1) as u128;
-    let width = u128::MAX / n;
-    for i in 0..n {
-        let start = i * width;
-        let end = if i + 1 == n {
-            u128::MAX
-        } else {
-            (i + 1) * width - 1
-        };
-        let shard = s.new_shard(start, end, None);
-        s.shards.push(shard);
-    }
+    s.add_stream(stream, shards);
     let state = Arc::new(Mutex::new(s));
     let app = Router::new()
         .route("/", post(handle))
@@ -166,7 +201,11 @@ pub async fn spawn(stream: &str, region: &str, shards: usize) -> std::io::Result
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    Ok(FakeKinesis { addr, state })
+    Ok(FakeKinesis {
+        addr,
+        first: stream.to_owned(),
+        state,
+    })
 }
 
 impl FakeKinesis {
@@ -175,16 +214,35 @@ impl FakeKinesis {
     }
 
     pub fn stream_arn(&self) -> String {
-        self.state.lock().expect("fake kinesis").arn()
+        self.state.lock().expect("fake kinesis").arn(&self.first)
     }
 
-    /// Appends a record to the open shard its partition key hashes to; returns its
-    /// sequence number and shard id.
+    /// Adds another stream of `shards` open shards.
+    pub fn add_stream(&self, name: &str, shards: usize) {
+        self.state
+            .lock()
+            .expect("fake kinesis")
+            .add_stream(name, shards);
+    }
+
+    /// Appends a record to the first stream (see [`FakeKinesis::put_record_to`]).
     pub fn put_record(&self, partition_key: &str, data: &[u8]) -> (String, String) {
+        self.put_record_to(&self.first, partition_key, data)
+    }
+
+    /// Appends a record to the open shard of `stream` its partition key hashes to; returns
+    /// its sequence number and shard id.
+    pub fn put_record_to(
+        &self,
+        stream: &str,
+        partition_key: &str,
+        data: &[u8],
+    ) -> (String, String) {
         let mut s = self.state.lock().expect("fake kinesis");
         let h = hash_key(partition_key);
         let seq = s.seq();
         let shard = s
+            .stream(stream)
             .shards
             .iter_mut()
             .find(|x| x.end_seq.is_none() && x.start_hash <= h && h <= x.end_hash)
@@ -198,12 +256,14 @@ impl FakeKinesis {
         (seq, shard.id.clone())
     }
 
-    /// Splits an open shard in the middle of its hash key range: the parent closes, two
-    /// children open. Returns the children's ids.
+    /// Splits an open shard of the first stream in the middle of its hash key range: the
+    /// parent closes, two children open. Returns the children's ids.
     pub fn split_shard(&self, shard_id: &str) -> (String, String) {
+        let first = self.first.clone();
         let mut s = self.state.lock().expect("fake kinesis");
         let end_seq = s.seq();
         let parent = s
+            .stream(&first)
             .shards
             .iter_mut()
             .find(|x| x.id == shard_id && x.end_seq.is_none())
@@ -211,11 +271,10 @@ impl FakeKinesis {
         parent.end_seq = Some(end_seq);
         let (lo, hi) = (parent.start_hash, parent.end_hash);
         let mid = lo + (hi - lo) / 2;
-        let a = s.new_shard(lo, mid, Some(shard_id.to_owned()));
-        let b = s.new_shard(mid + 1, hi, Some(shard_id.to_owned()));
+        let a = s.new_shard(&first, lo, mid, Some(shard_id.to_owned()));
+        let b = s.new_shard(&first, mid + 1, hi, Some(shard_id.to_owned()));
         let ids = (a.id.clone(), b.id.clone());
-        s.shards.push(a);
-        s.shards.push(b);
+        s.stream(&first).shards.extend([a, b]);
         ids
     }
 
@@ -244,14 +303,6 @@ impl FakeKinesis {
     }
 }
 
-fn names_stream(s: &Stream, body: &Value) -> bool {
-    let by_name = body["StreamName"].as_str();
-    let by_arn = body["StreamARN"].as_str();
-    (by_name.is_some() || by_arn.is_some())
-        && by_name.is_none_or(|n| n == s.name)
-        && by_arn.is_none_or(|a| a == s.arn())
-}
-
 fn shard_json(x: &Shard) -> Value {
     let mut v = json!({
         "ShardId": x.id,
@@ -271,7 +322,7 @@ fn shard_json(x: &Shard) -> Value {
 }
 
 async fn handle(
-    State(state): State<Arc<Mutex<Stream>>>,
+    State(state): State<Arc<Mutex<Fake>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -301,54 +352,51 @@ async fn handle(
     }
 }
 
-fn list_shards(s: &Stream, body: &Value) -> Response {
-    let start = match body["NextToken"].as_str() {
+fn list_shards(s: &Fake, body: &Value) -> Response {
+    let (stream, start) = match body["NextToken"].as_str() {
         Some(_) if body.get("StreamName").is_some() => {
             return error(
                 "InvalidArgumentException",
                 "NextToken and StreamName cannot be provided together",
             );
         }
-        Some(t) => match t
-            .strip_prefix("page:")
-            .and_then(|n| n.parse::<usize>().ok())
-        {
-            Some(n) => n,
-            None => return error("InvalidArgumentException", "bad NextToken"),
-        },
-        None if !names_stream(s, body) => {
-            return error("ResourceNotFoundException", "stream not found");
+        Some(t) => {
+            let parsed = t
+                .split_once('|')
+                .and_then(|(st, n)| Some((st.parse::<usize>().ok()?, n.parse::<usize>().ok()?)));
+            match parsed {
+                Some((st, n)) if st < s.streams.len() => (st, n),
+                _ => return error("InvalidArgumentException", "bad NextToken"),
+            }
         }
-        None => 0,
+        None => match s.named(body) {
+            Some(st) => (st, 0),
+            None => return error("ResourceNotFoundException", "stream not found"),
+        },
     };
     let page = body["MaxResults"]
         .as_u64()
         .map_or(s.list_page, |m| (m as usize).min(s.list_page));
-    let shards: Vec<Value> = s
-        .shards
-        .iter()
-        .skip(start)
-        .take(page)
-        .map(shard_json)
-        .collect();
+    let all = &s.streams[stream].shards;
+    let shards: Vec<Value> = all.iter().skip(start).take(page).map(shard_json).collect();
     let mut out = json!({"Shards": shards});
-    if start + page < s.shards.len() {
-        out["NextToken"] = json!(format!("page:{}", start + page));
+    if start + page < all.len() {
+        out["NextToken"] = json!(format!("{stream}|{}", start + page));
     }
     ok(out)
 }
 
-fn get_shard_iterator(s: &mut Stream, body: &Value) -> Response {
-    if !names_stream(s, body) {
+fn get_shard_iterator(s: &mut Fake, body: &Value) -> Response {
+    let Some(stream) = s.named(body) else {
         return error("ResourceNotFoundException", "stream not found");
-    }
+    };
     let id = body["ShardId"].as_str().unwrap_or_default().to_owned();
     let kind = body["ShardIteratorType"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
     s.iterator_requests.push((id.clone(), kind.clone()));
-    let Some(shard) = s.shards.iter().find(|x| x.id == id) else {
+    let Some(shard) = s.streams[stream].shards.iter().find(|x| x.id == id) else {
         return error("ResourceNotFoundException", "shard not found");
     };
     let seq_index = || {
@@ -379,11 +427,11 @@ fn get_shard_iterator(s: &mut Stream, body: &Value) -> Response {
         }
         _ => return error("InvalidArgumentException", "bad ShardIteratorType"),
     };
-    let iterator = B64.encode(format!("{}|{}|{}", s.generation, id, pos));
+    let iterator = B64.encode(format!("{}|{stream}|{id}|{pos}", s.generation));
     ok(json!({"ShardIterator": iterator}))
 }
 
-fn get_records(s: &Stream, body: &Value) -> Response {
+fn get_records(s: &Fake, body: &Value) -> Response {
     let decoded = body["ShardIterator"]
         .as_str()
         .and_then(|i| B64.decode(i).ok())
@@ -391,14 +439,19 @@ fn get_records(s: &Stream, body: &Value) -> Response {
     let Some(decoded) = decoded else {
         return error("InvalidArgumentException", "bad ShardIterator");
     };
-    let mut parts = decoded.splitn(3, '|');
-    let (Some(generation), Some(id), Some(pos)) = (parts.next(), parts.next(), parts.next()) else {
+    let mut parts = decoded.splitn(4, '|');
+    let (Some(generation), Some(stream), Some(id), Some(pos)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return error("InvalidArgumentException", "bad ShardIterator");
     };
     if generation.parse::<u64>().ok() != Some(s.generation) {
         return error("ExpiredIteratorException", "Iterator expired");
     }
-    let (Some(shard), Ok(pos)) = (s.shards.iter().find(|x| x.id == id), pos.parse::<usize>())
+    let Some(st) = stream.parse::<usize>().ok().and_then(|i| s.streams.get(i)) else {
+        return error("InvalidArgumentException", "bad ShardIterator");
+    };
+    let (Some(shard), Ok(pos)) = (st.shards.iter().find(|x| x.id == id), pos.parse::<usize>())
     else {
         return error("ResourceNotFoundException", "shard not found");
     };
@@ -414,7 +467,7 @@ fn get_records(s: &Stream, body: &Value) -> Response {
     let at_end = end == shard.records.len();
     let mut out = json!({"Records": records, "MillisBehindLatest": if at_end { 0 } else { 1000 }});
     if at_end && shard.end_seq.is_some() {
-        let children: Vec<Value> = s
+        let children: Vec<Value> = st
             .shards
             .iter()
             .filter(|c| {
@@ -428,7 +481,8 @@ fn get_records(s: &Stream, body: &Value) -> Response {
             .collect();
         out["ChildShards"] = json!(children);
     } else {
-        out["NextShardIterator"] = json!(B64.encode(format!("{}|{}|{}", s.generation, id, end)));
+        out["NextShardIterator"] =
+            json!(B64.encode(format!("{}|{stream}|{id}|{end}", s.generation)));
     }
     ok(out)
 }
