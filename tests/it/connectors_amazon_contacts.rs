@@ -570,3 +570,96 @@ async fn a_restart_resumes_after_the_last_processed_record() {
     assert!(r.rx.try_recv().is_err(), "no duplicates");
     r.stop().await;
 }
+
+#[tokio::test]
+async fn contact_records_add_recording_available_after_the_agent_stream_ended_it() {
+    const CTR: &str = "connect-contact-records";
+    let fake = kinesis::spawn(STREAM, "eu-west-2", 1).await.unwrap();
+    fake.add_stream(CTR, 1);
+    let url = spawn_connect(Arc::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(&dir).await;
+    // One record per read of the agent stream: it is behind for several rounds, while the
+    // contact record waits in its own stream from the start.
+    let extra = kinesis_extra(&fake, "trim_horizon")
+        + &format!("max_records = 1\ncontact_records_stream_name = \"{CTR}\"\n");
+    let with = |state: &str| snapshot("st-available", json!([contact("c-9", state, "VOICE")]));
+    let idle = || snapshot("st-available", json!([]));
+    let steps = [
+        (Some(idle()), with("CONNECTING")),
+        (Some(with("CONNECTING")), with("CONNECTED")),
+        (Some(with("CONNECTED")), with("ENDED")),
+        (Some(with("ENDED")), idle()),
+    ];
+    for (i, (prev, cur)) in steps.into_iter().enumerate() {
+        put(
+            &fake,
+            "u1",
+            record("u1", &format!("e{i}"), "STATE_CHANGE", prev, cur),
+        );
+    }
+    // The contact record (ctr-data-model.html), delivered twice as Connect may.
+    let ctr = json!({"ContactId": "c-9", "Channel": "VOICE", "InitiationMethod": "INBOUND",
+        "Agent": {"ARN": agent_arn("u1"), "Username": "u1"},
+        "Queue": {"ARN": "arn:aws:connect:queue/q1", "Name": "Sales"},
+        "CustomerEndpoint": {"Address": "+441234567890", "Type": "TELEPHONE_NUMBER"},
+        "DisconnectTimestamp": chrono::Utc::now().to_rfc3339(),
+        "LastUpdateTimestamp": chrono::Utc::now().to_rfc3339(),
+        "Attributes": {"case": "42"},
+        "Recording": {"Location": "connect-bucket/recordings/c-9.wav", "Status": "AVAILABLE", "Type": "AUDIO"}});
+    fake.put_record_to(CTR, "c-9", ctr.to_string().as_bytes());
+    fake.put_record_to(CTR, "c-9", ctr.to_string().as_bytes());
+
+    let mut r = run(connector(&url, &extra, Some(store.clone())).await);
+    let mut kinds = Vec::new();
+    let mut recordings = Vec::new();
+    while recordings.len() < 2 {
+        if let ConnectorEvent::Contact(c) = r.next().await {
+            kinds.push(c.kind);
+            if c.kind == ContactEventKind::RecordingAvailable {
+                assert_eq!(c.contact_id, "c-9");
+                assert_eq!(c.agent_id.as_deref(), Some("u1"));
+                assert_eq!(c.customer_endpoint.as_deref(), Some("+441234567890"));
+                assert_eq!(
+                    c.recording_url.as_deref(),
+                    Some("connect-bucket/recordings/c-9.wav")
+                );
+                assert_eq!(c.attributes["Attributes"]["case"], "42");
+                recordings.push(c.event_id.unwrap());
+            }
+        }
+    }
+    use ContactEventKind::*;
+    assert_eq!(
+        kinds,
+        [
+            Offered,
+            Connected,
+            Ended,
+            RecordingAvailable,
+            RecordingAvailable
+        ],
+        "a full voice contact, in order"
+    );
+    assert_eq!(
+        recordings[0], recordings[1],
+        "a redelivered record has the same event id"
+    );
+    // Both streams keep their positions apart.
+    eventually("both streams' positions saved", WAIT, || {
+        let s = store.clone();
+        async move {
+            let keys: Vec<String> = s
+                .get_cursors("ac")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.0)
+                .collect();
+            keys.contains(&"shardId-000000000000".to_owned())
+                && keys.contains(&"ctr/shardId-000000000000".to_owned())
+        }
+    })
+    .await;
+    r.stop().await;
+}

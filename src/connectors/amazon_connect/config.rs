@@ -77,6 +77,12 @@ pub struct KinesisConfig {
     pub stream_name: Option<String>,
     /// The stream's ARN (give this or `stream_name`).
     pub stream_arn: Option<String>,
+    /// The instance's contact-record stream (Data streaming -> Contact Trace Records), by
+    /// name or ARN. Optional: when given, it is read too, for `recording_available` contact
+    /// events (recording location, customer endpoint).
+    pub contact_records_stream_name: Option<String>,
+    /// See `contact_records_stream_name`.
+    pub contact_records_stream_arn: Option<String>,
     /// Overrides the Kinesis endpoint (tests, VPC endpoints). The region and credentials are
     /// the connector's.
     pub endpoint_url: Option<url::Url>,

@@ -262,6 +262,70 @@ pub fn decode(
     out
 }
 
+/// The `recording_available` events of one contact record (the contact-record stream, read
+/// when `contact_records_stream_*` is set), one per recording or transcript whose `Status` is
+/// `AVAILABLE` and that has a `Location` (the record's `Recording` object and its
+/// `Recordings` list), per
+/// <https://docs.aws.amazon.com/connect/latest/adminguide/ctr-data-model.html>. Connect
+/// delivers contact records at least once and again when they change: the event id is made
+/// of the contact id and the location, so a repeat is a duplicate. Other records (not JSON,
+/// no contact id, no available recording) make nothing.
+pub fn decode_contact_record(data: &[u8]) -> Vec<ContactEvent> {
+    let Ok(rec) = serde_json::from_slice::<Value>(data) else {
+        tracing::warn!("contact-record stream record skipped: not JSON");
+        return Vec::new();
+    };
+    let Some(contact_id) = text(&rec, "ContactId") else {
+        return Vec::new();
+    };
+    let at = time(text(&rec, "LastUpdateTimestamp"))
+        .or_else(|| time(text(&rec, "DisconnectTimestamp")))
+        .unwrap_or_else(Utc::now);
+    let recordings = rec.get("Recording").into_iter().chain(
+        rec.get("Recordings")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten(),
+    );
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    for r in recordings {
+        let (Some("AVAILABLE"), Some(location)) = (text(r, "Status"), text(r, "Location")) else {
+            continue;
+        };
+        if seen.contains(&location) {
+            continue;
+        }
+        seen.push(location);
+        let mut attributes = r.as_object().cloned().unwrap_or_default();
+        if let Some(a) = rec.get("Attributes").filter(|a| a.is_object()) {
+            attributes.insert("Attributes".into(), a.clone());
+        }
+        out.push(ContactEvent {
+            contact_id: contact_id.to_owned(),
+            kind: ContactEventKind::RecordingAvailable,
+            at,
+            channel: text(&rec, "Channel").and_then(channel_of),
+            agent_id: rec
+                .get("Agent")
+                .and_then(|a| text(a, "ARN"))
+                .map(|arn| agent_id_of(arn).to_owned()),
+            queue: rec
+                .get("Queue")
+                .and_then(|q| text(q, "Name").or_else(|| text(q, "ARN")))
+                .map(str::to_owned),
+            customer_endpoint: rec
+                .get("CustomerEndpoint")
+                .and_then(|c| text(c, "Address"))
+                .map(str::to_owned),
+            recording_url: Some(location.to_owned()),
+            event_id: Some(format!("ctr/{contact_id}/recording_available/{location}")),
+            attributes,
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +362,31 @@ mod tests {
         json!({"ContactId": "c1", "Channel": channel, "State": state,
                "StateStartTimestamp": "2026-01-01T09:59:59.000Z",
                "Queue": {"ARN": "arn:q/1", "Name": "Sales"}})
+    }
+
+    #[test]
+    fn contact_records_make_recording_available_once_per_location() {
+        let rec = json!({"ContactId": "c9", "Channel": "VOICE",
+            "Agent": {"ARN": "arn:aws:connect:eu-west-2:1:instance/i/agent/u1"},
+            "Queue": {"Name": "Sales"}, "CustomerEndpoint": {"Address": "+441234567890", "Type": "TELEPHONE_NUMBER"},
+            "LastUpdateTimestamp": "2026-01-01T10:05:00Z", "Attributes": {"case": "42"},
+            "Recording": {"Location": "bucket/c9.wav", "Status": "AVAILABLE", "Type": "AUDIO"},
+            "Recordings": [{"Location": "bucket/c9.wav", "Status": "AVAILABLE"},
+                           {"Location": "bucket/c9-deleted.wav", "Status": "DELETED"}]});
+        let got = decode_contact_record(rec.to_string().as_bytes());
+        assert_eq!(got.len(), 1);
+        let e = &got[0];
+        assert_eq!(e.kind, ContactEventKind::RecordingAvailable);
+        assert_eq!(e.agent_id.as_deref(), Some("u1"));
+        assert_eq!(e.customer_endpoint.as_deref(), Some("+441234567890"));
+        assert_eq!(e.recording_url.as_deref(), Some("bucket/c9.wav"));
+        assert_eq!(
+            e.event_id.as_deref(),
+            Some("ctr/c9/recording_available/bucket/c9.wav")
+        );
+        assert_eq!(e.attributes["Attributes"]["case"], "42");
+        assert!(decode_contact_record(br#"{"ContactId": "c1", "Recording": null}"#).is_empty());
+        assert!(decode_contact_record(b"junk").is_empty());
     }
 
     #[test]

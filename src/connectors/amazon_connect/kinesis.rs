@@ -1,4 +1,9 @@
-//! Reading the agent event stream from its Kinesis data stream (`events = "kinesis"`).
+//! Reading the agent event stream, and the optional contact-record stream, from their
+//! Kinesis data streams (`events = "kinesis"`). One [`KinesisSource`] per stream; the
+//! contact-record stream's cursor keys carry the prefix `ctr/`, and it is read only in
+//! rounds after which the agent event stream was at its tip ([`KinesisSource::after`]), so
+//! a contact's `recording_available` follows the `ended` the agent stream reported for it.
+//! (A contact record is written once the contact, after-contact work included, is over.)
 //!
 //! The stream's shards are listed (ListShards) and each is read with GetShardIterator and
 //! GetRecords, following `NextShardIterator`:
@@ -29,6 +34,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
@@ -111,19 +117,32 @@ fn map_err<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
 
 const EXPIRED: &str = "ExpiredIteratorException";
 
-/// The Kinesis side of an Amazon Connect connector.
+/// One Kinesis stream of an Amazon Connect connector (the agent event stream, or the
+/// contact-record stream).
 pub struct KinesisSource {
     client: aws_sdk_kinesis::Client,
     cfg: KinesisConfig,
+    stream_name: Option<String>,
+    stream_arn: Option<String>,
+    /// Prepended to shard ids to make this stream's cursor keys (shard ids hold no `/`).
+    prefix: &'static str,
     resilience: Resilience,
     store: Option<Arc<dyn Store>>,
     connector: String,
+    /// Set after each round: whether every shard was read to the stream's tip.
+    caught_up: Arc<AtomicBool>,
+    /// Read a round only while this other stream is caught up.
+    after: Option<Arc<AtomicBool>>,
 }
 
 impl KinesisSource {
+    /// The stream named by `name`/`arn`; its cursors are stored under `prefix` + shard id.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: aws_sdk_kinesis::Client,
         cfg: KinesisConfig,
+        (name, arn): (Option<String>, Option<String>),
+        prefix: &'static str,
         resilience: Resilience,
         store: Option<Arc<dyn Store>>,
         connector: String,
@@ -131,10 +150,22 @@ impl KinesisSource {
         Self {
             client,
             cfg,
+            stream_name: name,
+            stream_arn: arn,
+            prefix,
             resilience,
             store,
             connector,
+            caught_up: Arc::new(AtomicBool::new(false)),
+            after: None,
         }
+    }
+
+    /// Reads only while `other` has read its stream to the tip, so that what this stream
+    /// says about a contact comes after what `other` said before it.
+    pub fn after(mut self, other: &KinesisSource) -> Self {
+        self.after = Some(other.caught_up.clone());
+        self
     }
 
     pub fn resilience(&self) -> &Resilience {
@@ -158,8 +189,8 @@ impl KinesisSource {
                     req = match &token {
                         Some(t) => req.next_token(t),
                         None => req
-                            .set_stream_name(self.cfg.stream_name.clone())
-                            .set_stream_arn(self.cfg.stream_arn.clone()),
+                            .set_stream_name(self.stream_name.clone())
+                            .set_stream_arn(self.stream_arn.clone()),
                     };
                     req.send().await.map_err(map_err)
                 })
@@ -192,8 +223,8 @@ impl KinesisSource {
                 let req = self
                     .client
                     .get_shard_iterator()
-                    .set_stream_name(self.cfg.stream_name.clone())
-                    .set_stream_arn(self.cfg.stream_arn.clone())
+                    .set_stream_name(self.stream_name.clone())
+                    .set_stream_arn(self.stream_arn.clone())
                     .shard_id(shard);
                 let req = match at {
                     Position::After(seq) => req
@@ -222,7 +253,14 @@ impl KinesisSource {
             .get_cursors(&self.connector)
             .await
             .map_err(|e| ConnectorError::Transport(format!("reading stream positions: {e}")))?;
-        Ok(saved.into_iter().collect())
+        // This stream's keys only, without the prefix.
+        Ok(saved
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let id = k.strip_prefix(self.prefix)?;
+                (!id.contains('/')).then(|| (id.to_owned(), v))
+            })
+            .collect())
     }
 
     /// Adds the listed shards not known yet. `first`: the first listing since start, whose
@@ -318,6 +356,17 @@ impl KinesisSource {
                 next_listing = Instant::now() + refresh;
             }
             let mut behind = false;
+            if self
+                .after
+                .as_ref()
+                .is_some_and(|a| !a.load(Ordering::Acquire))
+            {
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_millis(self.cfg.poll_interval_ms)) => {}
+                }
+                continue;
+            }
             let readable: Vec<String> = shards
                 .iter()
                 .filter(|(_, s)| {
@@ -339,6 +388,7 @@ impl KinesisSource {
             if !dirty.is_empty() && !self.persist(&mut dirty, events, cancel).await {
                 return Ok(());
             }
+            self.caught_up.store(!behind, Ordering::Release);
             let pause = if behind {
                 BEHIND_READ_SPACING
             } else {
@@ -373,7 +423,7 @@ impl KinesisSource {
                     .get_records()
                     .shard_iterator(&iterator)
                     .limit(self.cfg.max_records as i32)
-                    .set_stream_arn(self.cfg.stream_arn.clone())
+                    .set_stream_arn(self.stream_arn.clone())
                     .send()
                     .await
                     .map_err(map_err)
@@ -445,7 +495,11 @@ impl KinesisSource {
                 }
             }
         }
-        match store.put_cursors(&self.connector, dirty).await {
+        let keyed: Vec<(String, String)> = dirty
+            .iter()
+            .map(|(id, v)| (format!("{}{id}", self.prefix), v.clone()))
+            .collect();
+        match store.put_cursors(&self.connector, &keyed).await {
             Ok(()) => dirty.clear(),
             Err(e) => {
                 tracing::warn!(connector = %self.connector, error = %e, "saving stream positions failed; retrying after the next read")
@@ -459,8 +513,12 @@ impl KinesisSource {
         if gone.is_empty() {
             return;
         }
+        let keys: Vec<String> = gone
+            .iter()
+            .map(|id| format!("{}{id}", self.prefix))
+            .collect();
         if let Some(store) = &self.store
-            && let Err(e) = store.delete_cursors(&self.connector, gone).await
+            && let Err(e) = store.delete_cursors(&self.connector, &keys).await
         {
             tracing::warn!(connector = %self.connector, error = %e, "forgetting positions of expired shards failed");
         }

@@ -11,7 +11,8 @@
 //! (offered, on a contact, after-contact work, idle, logged out) comes from the states of
 //! their contacts ([`contacts`]): GetCurrentUserData's `Contacts` when polling, the snapshots
 //! of the agent event stream in Kinesis mode ([`kinesis`], `events = "kinesis"`), which also
-//! yields contact events (offered, connected, ended) from the contact states it reports.
+//! yields contact events (offered, connected, ended) from the contact states it reports,
+//! and `recording_available` from the contact-record stream when one is configured.
 //!
 //! The SDK's own retries are turned off: every call goes through the connector's shared
 //! [`Resilience`] (rate limit, backoff, throttling), like the other connectors.
@@ -45,6 +46,10 @@ pub mod config;
 mod contacts;
 mod kinesis;
 
+/// Cursor keys of the contact-record stream start with this (the agent event stream's are
+/// bare shard ids).
+const CONTACT_RECORDS_PREFIX: &str = "ctr/";
+
 /// Agents per GetCurrentUserData call (the API's filter limit).
 pub const USERDATA_BATCH: usize = 100;
 /// Page size of ListUsers and ListAgentStatuses (the API maximum).
@@ -60,6 +65,8 @@ pub struct AmazonConnectConnector {
     by_arn: RwLock<HashMap<String, CatalogStatus>>,
     /// The agent event stream reader (`events = "kinesis"`).
     stream: Option<KinesisSource>,
+    /// The contact-record stream reader, when configured.
+    records: Option<KinesisSource>,
 }
 
 /// Maps an SDK error to what callers branch on.
@@ -145,7 +152,7 @@ impl AmazonConnectConnector {
         if let Some(u) = &cfg.endpoint_url {
             b = b.endpoint_url(u.as_str().trim_end_matches('/'));
         }
-        let stream = match (&cfg.events, &cfg.kinesis) {
+        let (stream, records) = match (&cfg.events, &cfg.kinesis) {
             (EventsMode::Kinesis, Some(k)) => {
                 let mut kb = aws_sdk_kinesis::config::Builder::from(&shared)
                     .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
@@ -153,16 +160,37 @@ impl AmazonConnectConnector {
                 if let Some(u) = &k.endpoint_url {
                     kb = kb.endpoint_url(u.as_str().trim_end_matches('/'));
                 }
-                Some(KinesisSource::new(
-                    aws_sdk_kinesis::Client::from_conf(kb.build()),
+                let client = aws_sdk_kinesis::Client::from_conf(kb.build());
+                // Its own request budget: stream reads must not starve Connect calls.
+                let agent = KinesisSource::new(
+                    client.clone(),
                     k.clone(),
-                    // Its own request budget: stream reads must not starve Connect calls.
+                    (k.stream_name.clone(), k.stream_arn.clone()),
+                    "",
                     Resilience::new(&cfg.limits),
-                    store,
+                    store.clone(),
                     cfg.name.clone(),
-                ))
+                );
+                let ctr = (k.contact_records_stream_name.is_some()
+                    || k.contact_records_stream_arn.is_some())
+                .then(|| {
+                    KinesisSource::new(
+                        client,
+                        k.clone(),
+                        (
+                            k.contact_records_stream_name.clone(),
+                            k.contact_records_stream_arn.clone(),
+                        ),
+                        CONTACT_RECORDS_PREFIX,
+                        Resilience::new(&cfg.limits),
+                        store,
+                        cfg.name.clone(),
+                    )
+                    .after(&agent)
+                });
+                (Some(agent), ctr)
             }
-            _ => None,
+            _ => (None, None),
         };
         Self {
             client: aws_sdk_connect::Client::from_conf(b.build()),
@@ -170,6 +198,7 @@ impl AmazonConnectConnector {
             described: Mutex::new(HashMap::new()),
             by_arn: RwLock::new(HashMap::new()),
             stream,
+            records,
             cfg,
         }
     }
@@ -177,7 +206,7 @@ impl AmazonConnectConnector {
     /// Every request ends (unsent or aborted) once `token` is cancelled; so does the
     /// credential chain a request is waiting for.
     pub fn with_shutdown(mut self, token: CancellationToken) -> Self {
-        if let Some(k) = &mut self.stream {
+        for k in [&mut self.stream, &mut self.records].into_iter().flatten() {
             k.set_shutdown(token.clone());
         }
         self.resilience.set_shutdown(token);
@@ -463,9 +492,19 @@ impl ContactCenter for AmazonConnectConnector {
             if self.by_arn.read().expect("catalog lock").is_empty() {
                 self.status_catalog().await?;
             }
-            return stream
-                .run(&events, &cancel, |data| self.decode_record(data))
-                .await;
+            let agent = stream.run(&events, &cancel, |data| self.decode_record(data));
+            return match &self.records {
+                Some(records) => {
+                    let ctr = records.run(&events, &cancel, |data| {
+                        contacts::decode_contact_record(data)
+                            .into_iter()
+                            .map(ConnectorEvent::Contact)
+                            .collect()
+                    });
+                    tokio::try_join!(agent, ctr).map(drop)
+                }
+                None => agent.await,
+            };
         }
         let interval = Duration::from_secs(self.cfg.poll_interval_secs);
         super::poll::poll_loop(interval, events, cancel, || self.poll_all()).await
@@ -478,17 +517,19 @@ impl ContactCenter for AmazonConnectConnector {
             HealthState::Degraded => 1,
             HealthState::Down => 2,
         };
-        match &self.stream {
-            Some(k) => {
-                let stream = k.resilience().health.get();
-                if rank(stream.0) > rank(connect.0) {
-                    (stream.0, format!("agent event stream: {}", stream.1))
-                } else {
-                    connect
+        let mut worst = connect;
+        for (what, k) in [
+            ("agent event stream", &self.stream),
+            ("contact-record stream", &self.records),
+        ] {
+            if let Some(k) = k {
+                let h = k.resilience().health.get();
+                if rank(h.0) > rank(worst.0) {
+                    worst = (h.0, format!("{what}: {}", h.1));
                 }
             }
-            None => connect,
         }
+        worst
     }
     fn event_time_bounds(&self) -> EventTimeBounds {
         self.cfg.event_time.bounds()
