@@ -663,3 +663,41 @@ async fn contact_records_add_recording_available_after_the_agent_stream_ended_it
     .await;
     r.stop().await;
 }
+
+#[test]
+fn kinesis_settings_are_checked() {
+    let check = |extra: &str| {
+        let text = format!(
+            "[[connectors]]\nname = \"ac\"\nkind = \"amazon_connect\"\nregion = \"eu-west-2\"\ninstance_id = \"i\"\n{extra}"
+        );
+        let mut cfg =
+            Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new()).expect("parses");
+        cfg.resolve_and_validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    assert!(check("events = \"kinesis\"\n").contains("connectors[0].kinesis"));
+    let bad = check(
+        "events = \"kinesis\"\n[connectors.kinesis]\npoll_interval_ms = 100\nmax_records = 0\nshard_refresh_secs = 0\n",
+    );
+    for key in [
+        "connectors[0].kinesis.stream_name",
+        "connectors[0].kinesis.poll_interval_ms",
+        "connectors[0].kinesis.max_records",
+        "connectors[0].kinesis.shard_refresh_secs",
+    ] {
+        assert!(bad.contains(key), "{key} in {bad}");
+    }
+    assert_eq!(
+        check(
+            "events = \"kinesis\"\n[connectors.kinesis]\nstream_arn = \"arn:aws:kinesis:eu-west-2:1:stream/s\"\n"
+        ),
+        ""
+    );
+    let unknown = "[[connectors]]\nname = \"ac\"\nkind = \"amazon_connect\"\nregion = \"r\"\ninstance_id = \"i\"\nevents = \"pubsub\"\n";
+    assert!(
+        Config::from_toml_str_with_env(unknown, Vec::<(String, String)>::new()).is_err(),
+        "unknown modes are refused"
+    );
+}

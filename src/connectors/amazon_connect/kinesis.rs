@@ -137,7 +137,6 @@ pub struct KinesisSource {
 
 impl KinesisSource {
     /// The stream named by `name`/`arn`; its cursors are stored under `prefix` + shard id.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: aws_sdk_kinesis::Client,
         cfg: KinesisConfig,
