@@ -59,7 +59,7 @@ pub async fn build_connectors(
                     .with_shutdown(shutdown.clone()),
             ),
             ConnectorConfig::AmazonConnect(a) => Arc::new(
-                super::amazon_connect::AmazonConnectConnector::new(a.clone())
+                super::amazon_connect::AmazonConnectConnector::new(a.clone(), store.clone())
                     .await
                     .with_shutdown(shutdown.clone()),
             ),

@@ -1,8 +1,9 @@
 //! Simulators of the outside world, used by the tests, the demo and the benchmarks: a
 //! simulated Microsoft Graph tenant (with the rich-notification encryption Graph applies), a
 //! simulated generic contact center, a simulated Genesys Cloud, a fake innovaphone PBX
-//! (AppWebsocket) and a fake Google CCAI Platform tenant, each a real HTTP or WebSocket server
-//! on loopback with a control API.
+//! (AppWebsocket), a fake Google CCAI Platform tenant and a fake Kinesis data stream (Amazon
+//! Connect's agent event stream), each a real HTTP or WebSocket server on loopback with a
+//! control API.
 //!
 //! Not production code: the module, its test signing key and the `demo` command exist only
 //! with the `demo` cargo feature (on by default, off in the release image). It sits above
@@ -16,3 +17,4 @@ pub mod contact_center;
 pub mod genesys;
 pub mod graph;
 pub mod innovaphone;
+pub mod kinesis;

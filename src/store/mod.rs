@@ -220,6 +220,14 @@ pub trait Store: Send + Sync + 'static {
     async fn put_kv(&self, key: &str, value: &str) -> StoreResult<()>;
     async fn delete_kv(&self, key: &str) -> StoreResult<()>;
 
+    // connector cursors: where an event source resumes after a restart
+    /// The cursors of `connector`, ordered by key.
+    async fn get_cursors(&self, connector: &str) -> StoreResult<Vec<(String, String)>>;
+    /// Inserts or updates cursors of `connector` by key, in one transaction.
+    async fn put_cursors(&self, connector: &str, cursors: &[(String, String)]) -> StoreResult<()>;
+    /// Forgets cursors of `connector` (absent keys are no error).
+    async fn delete_cursors(&self, connector: &str, keys: &[String]) -> StoreResult<()>;
+
     // audit
     async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()>;
     /// Newest first.

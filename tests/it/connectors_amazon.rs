@@ -198,7 +198,7 @@ secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
     let ConnectorConfig::AmazonConnect(a) = cfg.connectors[0].clone() else {
         panic!("amazon_connect")
     };
-    AmazonConnectConnector::new(a).await
+    AmazonConnectConnector::new(a, None).await
 }
 
 fn status(i: usize) -> CcStatus {

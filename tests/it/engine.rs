@@ -730,6 +730,29 @@ impl Store for RealTimeStore {
         self.run(async move { s.delete_kv(&key).await }).await
     }
 
+    async fn get_cursors(&self, connector: &str) -> StoreResult<Vec<(String, String)>> {
+        let connector = connector.to_owned();
+        let s = self.inner.clone();
+        self.run(async move { s.get_cursors(&connector).await })
+            .await
+    }
+
+    async fn put_cursors(&self, connector: &str, cursors: &[(String, String)]) -> StoreResult<()> {
+        let connector = connector.to_owned();
+        let cursors = cursors.to_vec();
+        let s = self.inner.clone();
+        self.run(async move { s.put_cursors(&connector, &cursors).await })
+            .await
+    }
+
+    async fn delete_cursors(&self, connector: &str, keys: &[String]) -> StoreResult<()> {
+        let connector = connector.to_owned();
+        let keys = keys.to_vec();
+        let s = self.inner.clone();
+        self.run(async move { s.delete_cursors(&connector, &keys).await })
+            .await
+    }
+
     async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()> {
         let entries = entries.to_vec();
         let s = self.inner.clone();

@@ -6,6 +6,8 @@
 mod connectors;
 mod connectors_amazon;
 #[cfg(feature = "demo")]
+mod connectors_amazon_contacts;
+#[cfg(feature = "demo")]
 mod connectors_ccai;
 #[cfg(feature = "demo")]
 mod connectors_genesys;

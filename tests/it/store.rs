@@ -137,6 +137,7 @@ pub fn item(n: usize) -> NewInboxItem {
     }
 }
 
+mod cursors;
 mod errors;
 mod prune;
 mod scratch;

@@ -7,15 +7,18 @@
 //! it when the contact (and after-contact work) ends, so a "Busy (Teams)" written while the
 //! agent is on a contact shows up only afterwards.
 //!
-//! GetCurrentUserData reports the agent status the agent (or a supervisor) selected, not the
-//! contact state, so contact-only changes produce no events here. The Kinesis agent event
-//! stream (push mode) is not implemented.
+//! Besides the status the agent (or a supervisor) selected, each agent's contact activity
+//! (offered, on a contact, after-contact work, idle, logged out) comes from the states of
+//! their contacts ([`contacts`]): GetCurrentUserData's `Contacts` when polling, the snapshots
+//! of the agent event stream in Kinesis mode ([`kinesis`], `events = "kinesis"`), which also
+//! yields contact events (offered, connected, ended) from the contact states it reports,
+//! and `recording_available` from the contact-record stream when one is configured.
 //!
 //! The SDK's own retries are turned off: every call goes through the connector's shared
 //! [`Resilience`] (rate limit, backoff, throttling), like the other connectors.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -34,9 +37,18 @@ use crate::model::CcStatus;
 use crate::model::contact_center::EventTimeBounds;
 use crate::model::health::HealthState;
 use crate::net::retry_after;
-use config::AmazonConnectConfig;
+use crate::store::Store;
+use config::{AmazonConnectConfig, EventsMode};
+use contacts::Resolved;
+use kinesis::KinesisSource;
 
 pub mod config;
+mod contacts;
+mod kinesis;
+
+/// Cursor keys of the contact-record stream start with this (the agent event stream's are
+/// bare shard ids).
+const CONTACT_RECORDS_PREFIX: &str = "ctr/";
 
 /// Agents per GetCurrentUserData call (the API's filter limit).
 pub const USERDATA_BATCH: usize = 100;
@@ -51,6 +63,10 @@ pub struct AmazonConnectConnector {
     described: Mutex<HashMap<String, Agent>>,
     /// Catalog by status ARN (GetCurrentUserData names statuses by ARN).
     by_arn: RwLock<HashMap<String, CatalogStatus>>,
+    /// The agent event stream reader (`events = "kinesis"`).
+    stream: Option<KinesisSource>,
+    /// The contact-record stream reader, when configured.
+    records: Option<KinesisSource>,
 }
 
 /// Maps an SDK error to what callers branch on.
@@ -103,40 +119,86 @@ fn to_chrono(t: &aws_sdk_connect::primitives::DateTime) -> Option<DateTime<Utc>>
 impl AmazonConnectConnector {
     /// `cfg` must have been validated. Credentials: the static keys when given, else the
     /// standard AWS chain (environment, profile, web identity, container/instance role).
-    pub async fn new(cfg: AmazonConnectConfig) -> Self {
-        let region = aws_sdk_connect::config::Region::new(cfg.region.clone());
+    /// `store` keeps the agent event stream's positions across restarts (Kinesis mode).
+    pub async fn new(cfg: AmazonConnectConfig, store: Option<Arc<dyn Store>>) -> Self {
+        let region = aws_config::Region::new(cfg.region.clone());
+        let shared = match (&cfg.access_key_id, &cfg.secret_access_key) {
+            (Some(id), Some(secret)) => aws_config::SdkConfig::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(region)
+                .credentials_provider(aws_sdk_connect::config::SharedCredentialsProvider::new(
+                    aws_sdk_connect::config::Credentials::new(
+                        id.clone(),
+                        secret.expose_secret().to_owned(),
+                        None,
+                        None,
+                        "presence-bridge-config",
+                    ),
+                ))
+                .build(),
+            _ => {
+                aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .region(region)
+                    .load()
+                    .await
+            }
+        };
         let timeout = aws_sdk_connect::config::timeout::TimeoutConfig::builder()
             .operation_attempt_timeout(Duration::from_secs(cfg.limits.request_timeout_secs))
             .build();
-        let mut b = match (&cfg.access_key_id, &cfg.secret_access_key) {
-            (Some(id), Some(secret)) => aws_sdk_connect::config::Builder::new()
-                .behavior_version(aws_sdk_connect::config::BehaviorVersion::latest())
-                .credentials_provider(aws_sdk_connect::config::Credentials::new(
-                    id.clone(),
-                    secret.expose_secret().to_owned(),
-                    None,
-                    None,
-                    "presence-bridge-config",
-                )),
-            _ => {
-                let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .region(region.clone())
-                    .load()
-                    .await;
-                aws_sdk_connect::config::Builder::from(&shared)
-            }
-        }
-        .region(region)
-        .retry_config(aws_sdk_connect::config::retry::RetryConfig::disabled())
-        .timeout_config(timeout);
+        let mut b = aws_sdk_connect::config::Builder::from(&shared)
+            .retry_config(aws_sdk_connect::config::retry::RetryConfig::disabled())
+            .timeout_config(timeout.clone());
         if let Some(u) = &cfg.endpoint_url {
             b = b.endpoint_url(u.as_str().trim_end_matches('/'));
         }
+        let (stream, records) = match (&cfg.events, &cfg.kinesis) {
+            (EventsMode::Kinesis, Some(k)) => {
+                let mut kb = aws_sdk_kinesis::config::Builder::from(&shared)
+                    .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
+                    .timeout_config(timeout);
+                if let Some(u) = &k.endpoint_url {
+                    kb = kb.endpoint_url(u.as_str().trim_end_matches('/'));
+                }
+                let client = aws_sdk_kinesis::Client::from_conf(kb.build());
+                // Its own request budget: stream reads must not starve Connect calls.
+                let agent = KinesisSource::new(
+                    client.clone(),
+                    k.clone(),
+                    (k.stream_name.clone(), k.stream_arn.clone()),
+                    "",
+                    Resilience::new(&cfg.limits),
+                    store.clone(),
+                    cfg.name.clone(),
+                );
+                let ctr = (k.contact_records_stream_name.is_some()
+                    || k.contact_records_stream_arn.is_some())
+                .then(|| {
+                    KinesisSource::new(
+                        client,
+                        k.clone(),
+                        (
+                            k.contact_records_stream_name.clone(),
+                            k.contact_records_stream_arn.clone(),
+                        ),
+                        CONTACT_RECORDS_PREFIX,
+                        Resilience::new(&cfg.limits),
+                        store,
+                        cfg.name.clone(),
+                    )
+                    .after(&agent)
+                });
+                (Some(agent), ctr)
+            }
+            _ => (None, None),
+        };
         Self {
             client: aws_sdk_connect::Client::from_conf(b.build()),
             resilience: Resilience::new(&cfg.limits),
             described: Mutex::new(HashMap::new()),
             by_arn: RwLock::new(HashMap::new()),
+            stream,
+            records,
             cfg,
         }
     }
@@ -144,6 +206,9 @@ impl AmazonConnectConnector {
     /// Every request ends (unsent or aborted) once `token` is cancelled; so does the
     /// credential chain a request is waiting for.
     pub fn with_shutdown(mut self, token: CancellationToken) -> Self {
+        for k in [&mut self.stream, &mut self.records].into_iter().flatten() {
+            k.set_shutdown(token.clone());
+        }
         self.resilience.set_shutdown(token);
         self
     }
@@ -193,17 +258,38 @@ impl AmazonConnectConnector {
         Ok(agent)
     }
 
-    fn resolve(&self, arn: Option<&str>, name: Option<&str>) -> Option<CcStatus> {
+    /// The catalog status of an ARN, and whether it is an offline status.
+    fn resolve(&self, arn: Option<&str>, name: Option<&str>) -> Option<Resolved> {
         if let Some(c) = arn.and_then(|a| self.by_arn.read().expect("catalog lock").get(a).cloned())
         {
-            return Some(c.as_status());
+            return Some((c.as_status(), c.kind == StatusKind::Offline));
         }
         // Unknown ARN (catalog not read yet): the id is the ARN's last segment.
         let id = arn?.rsplit('/').next()?.to_owned();
-        Some(CcStatus {
-            name: name.unwrap_or(&id).to_owned(),
-            id,
-        })
+        Some((
+            CcStatus {
+                name: name.unwrap_or(&id).to_owned(),
+                id,
+            },
+            false,
+        ))
+    }
+
+    /// The events of one agent event stream record; none for a record that is not one.
+    fn decode_record(&self, data: &[u8]) -> Vec<ConnectorEvent> {
+        let rec: contacts::StreamRecord = match serde_json::from_slice(data) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(connector = %self.cfg.name, error = %e, "agent event stream record skipped: not an agent event");
+                return Vec::new();
+            }
+        };
+        let d = contacts::decode(&rec, |arn, name| self.resolve(arn, name));
+        d.agent
+            .map(ConnectorEvent::Agent)
+            .into_iter()
+            .chain(d.contacts.into_iter().map(ConnectorEvent::Contact))
+            .collect()
     }
 
     async fn poll_all(&self) -> Result<Vec<AgentStatus>, ConnectorError> {
@@ -352,12 +438,22 @@ impl ContactCenter for AmazonConnectConnector {
                         continue;
                     };
                     let Some(st) = d.status() else { continue };
-                    if let Some(status) = self.resolve(st.status_arn(), st.status_name()) {
+                    if let Some((status, offline)) = self.resolve(st.status_arn(), st.status_name())
+                    {
+                        let activity = contacts::agent_activity(
+                            d.contacts().iter().map(|c| {
+                                (
+                                    c.agent_contact_state().map(|s| s.as_str()),
+                                    c.channel().map(|ch| ch.as_str()),
+                                )
+                            }),
+                            offline,
+                        );
                         out.push(AgentStatus {
                             agent_id: id.to_owned(),
                             status,
                             since: st.status_start_timestamp().and_then(to_chrono),
-                            activity: None,
+                            activity: Some(activity),
                         });
                     }
                 }
@@ -391,12 +487,49 @@ impl ContactCenter for AmazonConnectConnector {
         events: mpsc::Sender<ConnectorEvent>,
         cancel: CancellationToken,
     ) -> Result<(), ConnectorError> {
+        if let Some(stream) = &self.stream {
+            // Statuses in records are named by ARN: read the catalog first.
+            if self.by_arn.read().expect("catalog lock").is_empty() {
+                self.status_catalog().await?;
+            }
+            let agent = stream.run(&events, &cancel, |data| self.decode_record(data));
+            return match &self.records {
+                Some(records) => {
+                    let ctr = records.run(&events, &cancel, |data| {
+                        contacts::decode_contact_record(data)
+                            .into_iter()
+                            .map(ConnectorEvent::Contact)
+                            .collect()
+                    });
+                    tokio::try_join!(agent, ctr).map(drop)
+                }
+                None => agent.await,
+            };
+        }
         let interval = Duration::from_secs(self.cfg.poll_interval_secs);
         super::poll::poll_loop(interval, events, cancel, || self.poll_all()).await
     }
 
     async fn health(&self) -> (HealthState, String) {
-        self.resilience.health.get()
+        let connect = self.resilience.health.get();
+        let rank = |s: HealthState| match s {
+            HealthState::Up => 0,
+            HealthState::Degraded => 1,
+            HealthState::Down => 2,
+        };
+        let mut worst = connect;
+        for (what, k) in [
+            ("agent event stream", &self.stream),
+            ("contact-record stream", &self.records),
+        ] {
+            if let Some(k) = k {
+                let h = k.resilience().health.get();
+                if rank(h.0) > rank(worst.0) {
+                    worst = (h.0, format!("{what}: {}", h.1));
+                }
+            }
+        }
+        worst
     }
     fn event_time_bounds(&self) -> EventTimeBounds {
         self.cfg.event_time.bounds()

@@ -7,6 +7,7 @@ macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal, $lock:literal) => {
         $crate::store::sql::impl_support!($store, $db);
         $crate::store::sql::impl_ingest!($store, $db);
+        $crate::store::sql::impl_cursors!($store, $db);
         use $crate::store::sql::{OBSERVED, WRITES, newest_by_key};
 
         const USERS: &str = "SELECT teams_id, upn, mail, display_name, business_phones, \
@@ -282,6 +283,18 @@ macro_rules! impl_store {
 
             async fn delete_kv(&self, key: &str) -> StoreResult<()> {
                 execute(&self.pool, "DELETE FROM kv WHERE key = $1", &[key]).await.map(drop)
+            }
+
+            async fn get_cursors(&self, connector: &str) -> StoreResult<Vec<(String, String)>> {
+                self.cursors_of(connector).await
+            }
+
+            async fn put_cursors(&self, connector: &str, cursors: &[(String, String)]) -> StoreResult<()> {
+                self.cursors_put(connector, cursors).await
+            }
+
+            async fn delete_cursors(&self, connector: &str, keys: &[String]) -> StoreResult<()> {
+                self.cursors_delete(connector, keys).await
             }
 
             async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()> {

@@ -10,10 +10,12 @@ use chrono::{DateTime, Utc};
 use super::StoreError;
 use crate::model::Side;
 
+mod cursors;
 mod ingest;
 mod methods;
 mod support;
 
+pub(crate) use cursors::impl_cursors;
 pub(crate) use ingest::impl_ingest;
 pub(crate) use methods::impl_store;
 pub(crate) use support::{from_row, impl_support};

@@ -166,6 +166,6 @@ secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
     let ConnectorConfig::AmazonConnect(a) = cfg else {
         panic!("amazon_connect")
     };
-    let c = AmazonConnectConnector::new(a).await;
+    let c = AmazonConnectConnector::new(a, None).await;
     no_request_before_retry_after(&c, &rec).await;
 }
