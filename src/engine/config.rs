@@ -146,6 +146,10 @@ pub struct TeamsToCcRule {
     /// Overrides `sync.hold_down_secs` for this rule.
     #[serde(default)]
     pub hold_down_secs: Option<u64>,
+    /// The connector (a `[[connectors]]` name) this rule applies to; without one it applies
+    /// to the users of every connector. `set` and `only_if_cc` name statuses of its catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
 }
 
 /// `when` of a contact-center → Teams rule.
@@ -196,6 +200,51 @@ pub struct CcToTeamsRule {
     /// Overrides `sync.hold_down_secs` for this rule.
     #[serde(default)]
     pub hold_down_secs: Option<u64>,
+    /// The connector (a `[[connectors]]` name) this rule applies to; without one it applies
+    /// to the users of every connector. `when.status` names statuses of its catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
+}
+
+/// Whether a rule naming `rule` (or no connector) applies to a user of `user` (or of an
+/// unknown connector: then only rules naming none apply).
+pub fn rule_applies(rule: Option<&str>, user: Option<&str>) -> bool {
+    match rule {
+        None => true,
+        Some(r) => user == Some(r),
+    }
+}
+
+/// Reports rules naming a connector that is not in `known`, with their index.
+pub fn check_rule_connectors(
+    teams_to_cc: &[TeamsToCcRule],
+    cc_to_teams: &[CcToTeamsRule],
+    known: &[&str],
+    errs: &mut ConfigErrors,
+) {
+    let named = teams_to_cc
+        .iter()
+        .map(|r| ("teams_to_cc", r.connector.as_deref()))
+        .enumerate()
+        .chain(
+            cc_to_teams
+                .iter()
+                .map(|r| ("cc_to_teams", r.connector.as_deref()))
+                .enumerate(),
+        );
+    for (i, (table, c)) in named {
+        if let Some(c) = c.filter(|c| !known.contains(c)) {
+            let known = if known.is_empty() {
+                "none is configured".to_owned()
+            } else {
+                format!("configured: {}", known.join(", "))
+            };
+            errs.push(
+                format!("{table}[{i}].connector"),
+                format!("no connector is named \"{c}\" ({known})"),
+            );
+        }
+    }
 }
 
 fn is_pair(pairs: &[(&str, &str)], a: &str, b: &str) -> bool {
