@@ -290,6 +290,22 @@ set = { availability = "Busy", activity = "InACall" }
     }
 
     #[test]
+    fn a_second_catalog_does_not_replace_the_first() {
+        let mut rules = Rules::default();
+        let mut off = cat("x-off", "Logged off", false);
+        off.kind = StatusKind::Offline;
+        rules.set_connector_catalog("gc", vec![off]);
+        rules.set_connector_catalog("sim", vec![cat("x-off", "Lunch", true)]);
+        let status = CcStatus {
+            id: "x-off".into(),
+            name: "Logged off".into(),
+        };
+        assert!(rules.is_offline(&status, Some("gc")));
+        assert!(!rules.is_offline(&status, Some("sim")));
+        assert_eq!(rules.catalog_of(Some("gc"))[0].name, "Logged off");
+    }
+
+    #[test]
     fn unknown_connectors_are_reported_with_the_rule_index() {
         let (t2c, c2t) = tables(TWO);
         let mut errs = ConfigErrors::default();

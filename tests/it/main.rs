@@ -21,4 +21,6 @@ mod helpers;
 #[cfg(feature = "demo")]
 mod hostile;
 mod layering;
+#[cfg(feature = "demo")]
+mod multi_connector;
 mod store;
