@@ -10,6 +10,7 @@ use presence_bridge::model::health::HealthState;
 use presence_bridge::sim::contact_center::{self, SimContactCenter, SimOptions};
 use presence_bridge::sim::genesys::{self, DEFINITIONS, FakeGenesys};
 use presence_bridge::sim::graph::{self as sim_graph, SimGraphHandle, SimGraphOptions, SimUser};
+use presence_bridge::store::inbox::Inbox;
 
 use crate::helpers::eventually;
 
@@ -151,6 +152,22 @@ async fn two_connectors_each_get_their_own_status_ids() {
     let on = |id: &str| users.iter().find(|u| u.teams_id == id).unwrap();
     assert_eq!(on(SIM_USER).cc_connector.as_deref(), Some("simcc"));
     assert_eq!(on(GC_USER).cc_connector.as_deref(), Some("gc"));
+    // Both sides of both users known to the engine (a reconciliation reads them), so a Teams
+    // override has a status to restore.
+    presence_bridge::runtime::reconcile::request(&Inbox::new(store.clone()))
+        .await
+        .unwrap();
+    eventually(
+        "a reconciliation of both users without errors",
+        WAIT,
+        || async {
+            let r = presence_bridge::runtime::reconcile::last_report(store.as_ref())
+                .await
+                .unwrap();
+            r.is_some_and(|r| r.users_checked == 2 && r.errors.is_empty())
+        },
+    )
+    .await;
 
     // A Teams call: each connector gets the status of its own rule, by its own id.
     graph

@@ -2,6 +2,8 @@
 //! `graph.poll.calls_per_30s`, passing on only changes (shared [`PresenceMemory`]) as
 //! observations with [`Source::GraphPoll`].
 //!
+//! Only the users in the sync scope ([`crate::graph::scope`]) are read.
+//!
 //! - `poll`: every user, as often as the budget and `interval_secs` allow.
 //! - `hybrid`: users without a working subscription every `interval_secs`, everyone every
 //!   `safety_interval_secs`.
@@ -13,12 +15,13 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::config::PresenceScope;
 use crate::graph::notifications::config::{
     MAX_SHARD_SIZE, PollConfig, PresenceSource, poll_cadence,
 };
 use crate::graph::presence::memory::PresenceMemory;
+use crate::graph::scope::scoped_user_ids;
 use crate::graph::subscriptions::Coverage;
-use crate::graph::subscriptions::shards::active_user_ids;
 use crate::graph::{GraphError, PresenceApi};
 use crate::model::{Observation, Source, Status};
 use crate::store::inbox::Inbox;
@@ -35,6 +38,8 @@ pub struct Poller {
     pub mode: PresenceSource,
     pub cfg: PollConfig,
     pub metrics: Metrics,
+    /// Whose presence is polled (`sync.scope`, `sync.include`, `sync.exclude`).
+    pub scope: PresenceScope,
 }
 
 impl Poller {
@@ -94,7 +99,7 @@ impl Poller {
     }
 
     async fn active_users(&self) -> Result<Vec<String>, StoreError> {
-        active_user_ids(self.store.as_ref()).await
+        scoped_user_ids(self.store.as_ref(), &self.scope).await
     }
 
     async fn poll_all(&self, cancel: &CancellationToken) -> Result<usize, PollError> {
@@ -283,6 +288,7 @@ mod tests {
             mode,
             cfg: PollConfig::default(),
             metrics: Metrics::new(),
+            scope: PresenceScope::all(),
         };
         (p, api, dir)
     }
