@@ -23,4 +23,6 @@ mod hostile;
 mod layering;
 #[cfg(feature = "demo")]
 mod multi_connector;
+#[cfg(feature = "demo")]
+mod scope;
 mod store;

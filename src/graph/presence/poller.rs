@@ -102,7 +102,7 @@ impl Poller {
         scoped_user_ids(self.store.as_ref(), &self.scope).await
     }
 
-    async fn poll_all(&self, cancel: &CancellationToken) -> Result<usize, PollError> {
+    pub async fn poll_all(&self, cancel: &CancellationToken) -> Result<usize, PollError> {
         let users = self.active_users().await?;
         self.poll_users(&users, cancel).await
     }
