@@ -614,6 +614,35 @@ set = "nothing"
     }
 
     #[test]
+    fn scope_lists_are_checked() {
+        let ok = r#"
+[sync]
+scope = "all"
+include = { groups = ["6f1c1a5e-0000-4000-8000-00000000e001"], upns = ["boss@example.com"] }
+exclude = { upns = ["x@example.com"] }
+"#;
+        assert_eq!(parse(ok), Ok(()));
+        let bad = r#"
+[sync]
+include = { groups = ["sales-team"], upns = ["boss"] }
+exclude = { groups = ["6f1c1a5e-0000-4000-8000-00000000e001", "nope"] }
+"#;
+        let errs = parse(bad).unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|e| e.split(':').next().unwrap()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "sync.include.groups[0]",
+                "sync.include.upns[0]",
+                "sync.exclude.groups[1]"
+            ]
+        );
+        let cfg: EngineConfig = toml::from_str("[sync]\nscope = \"all\"").unwrap();
+        assert_eq!(cfg.sync.presence_scope(), PresenceScope::all());
+        assert!(toml::from_str::<EngineConfig>("[sync]\ninclude = { group = [] }").is_err());
+    }
+
+    #[test]
     fn unknown_rule_keys_are_rejected() {
         let text = r#"
 [[teams_to_cc]]
