@@ -57,7 +57,7 @@ impl Poller {
             "presence polling: a full round reads every user in read_secs, at most staleness_secs apart"
         );
         let fast = Duration::from_secs(self.cfg.interval_secs);
-        let safety = match self.mode {
+        let mut safety = match self.mode {
             PresenceSource::Poll => Some(interval),
             PresenceSource::Hybrid => Some(Duration::from_secs(self.cfg.safety_interval_secs)),
             PresenceSource::Webhook => None,
@@ -67,6 +67,12 @@ impl Poller {
             let now = tokio::time::Instant::now();
             let full = safety.is_some() && now >= next_full;
             let result = if full {
+                if self.mode == PresenceSource::Poll {
+                    // The scope grows as agents are matched (none are at a first start): pace
+                    // the rounds for the users there are now.
+                    let users = self.active_users().await.map(|u| u.len()).unwrap_or(0);
+                    safety = Some(poll_cadence(users, &self.cfg).0);
+                }
                 next_full = now + safety.unwrap_or(interval);
                 self.poll_all(&cancel).await
             } else {
