@@ -27,7 +27,8 @@ pub(crate) fn build(
         HealthState::Degraded,
         "no token requested yet",
     );
-    let sync = DirectorySync::new(client.clone(), core.store.clone());
+    let sync = DirectorySync::new(client.clone(), core.store.clone())
+        .with_scope(core.config.sync.presence_scope());
     let jobs: Vec<Job> = vec![("graph_directory_sync", Box::pin(sync.run(cancel.clone())))];
     Ok(Some((client, jobs)))
 }

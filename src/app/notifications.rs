@@ -153,6 +153,7 @@ pub(crate) async fn parts(
                     .current()
                     .map(|k| (k.id.clone(), k.certificate_b64.clone())),
                 cfg: cfg.graph.subscriptions.clone(),
+                scope: cfg.sync.presence_scope(),
             };
             Some(SubscriptionManager {
                 api: Arc::new(GraphSubscriptions::new(client.clone(), accounts)),
@@ -176,11 +177,13 @@ pub(crate) async fn parts(
         mode,
         cfg: cfg.graph.poll.clone(),
         metrics: core.metrics.clone(),
+        scope: cfg.sync.presence_scope(),
     };
     let directory_on_change = (manager.is_some() && cfg.graph.subscriptions.users_subscription)
         .then(|| {
             (
-                DirectorySync::new(client.clone(), core.store.clone()),
+                DirectorySync::new(client.clone(), core.store.clone())
+                    .with_scope(cfg.sync.presence_scope()),
                 receiver.directory_changed(),
             )
         });

@@ -323,36 +323,44 @@ async fn connector_loop(
     cancel: &CancellationToken,
 ) {
     let (tx, mut rx) = mpsc::channel(EVENT_BUFFER);
+    // The source runs beside the loop below, not as one of its branches: a branch's body (the
+    // agent refresh) that awaits what the source holds (the platform's token lock, taken
+    // while the source's own request is in flight) would otherwise wait forever, because the
+    // source is not polled while a body runs.
     let source = run_source(h, tx, cancel);
-    tokio::pin!(source);
-    let mut refresh = tokio::time::interval(AGENT_REFRESH_INTERVAL);
-    let mut tick = tokio::time::interval(HEALTH_REPORT_INTERVAL);
-    loop {
-        tokio::select! {
-            // The source only returns once cancelled; never poll it again after that.
-            _ = &mut source => break,
-            Some(first) = rx.recv() => {
-                let mut batch = vec![first];
-                while batch.len() < INGEST_BATCH && let Ok(e) = rx.try_recv() {
-                    batch.push(e);
-                }
-                drop_out_of_range(h, &mut batch);
-                if batch.is_empty() {
-                    continue;
-                }
-                loop {
-                    match h.ingest.ingest(batch.clone()).await {
-                        Ok(_) => break,
-                        Err(e) => tracing::warn!(connector = h.connector.name(), error = %e, "storing events failed; retrying"),
+    let work = async {
+        let mut refresh = tokio::time::interval(AGENT_REFRESH_INTERVAL);
+        let mut tick = tokio::time::interval(HEALTH_REPORT_INTERVAL);
+        loop {
+            tokio::select! {
+                Some(first) = rx.recv() => {
+                    let mut batch = vec![first];
+                    while batch.len() < INGEST_BATCH && let Ok(e) = rx.try_recv() {
+                        batch.push(e);
                     }
-                    tokio::time::sleep(INGEST_RETRY_DELAY).await;
+                    drop_out_of_range(h, &mut batch);
+                    if batch.is_empty() {
+                        continue;
+                    }
+                    loop {
+                        match h.ingest.ingest(batch.clone()).await {
+                            Ok(_) => break,
+                            Err(e) => tracing::warn!(connector = h.connector.name(), error = %e, "storing events failed; retrying"),
+                        }
+                        tokio::time::sleep(INGEST_RETRY_DELAY).await;
+                    }
                 }
+                _ = refresh.tick() => {
+                    refresh_agents(h, store).await;
+                    report(h, health).await;
+                }
+                _ = tick.tick() => report(h, health).await,
             }
-            _ = refresh.tick() => {
-                refresh_agents(h, store).await;
-                report(h, health).await;
-            }
-            _ = tick.tick() => report(h, health).await,
         }
+    };
+    // The source only returns once cancelled.
+    tokio::select! {
+        _ = source => {}
+        _ = work => {}
     }
 }

@@ -89,6 +89,76 @@ pub struct SyncConfig {
     pub workers: usize,
     /// Longest wait between retries of a failed write, in seconds.
     pub write_retry_max_secs: u64,
+    /// Whose Teams presence is read (presence subscriptions and polling): `matched` (users
+    /// matched to an agent, the default) or `all` (every Teams-licensed user). `include` adds
+    /// people and `exclude` removes people either way. The directory lists everyone licensed
+    /// regardless.
+    pub scope: ScopeMode,
+    /// People whose presence is read although they are not matched to an agent (people shown
+    /// to agents: supervisors, experts, back office).
+    pub include: ScopeList,
+    /// People whose presence is never read, even when matched.
+    pub exclude: ScopeList,
+}
+
+/// `sync.scope`: the base population whose Teams presence is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeMode {
+    /// Teams users matched to a contact-center agent.
+    #[default]
+    Matched,
+    /// Every Teams-licensed user of the directory.
+    All,
+}
+
+/// `sync.include` / `sync.exclude`: people by Entra group and by UPN.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScopeList {
+    /// Entra (Microsoft Entra ID) group object ids; members are read transitively
+    /// (`GET /groups/{id}/transitiveMembers`, application permission GroupMember.Read.All).
+    pub groups: Vec<String>,
+    /// User principal names (case-insensitive).
+    pub upns: Vec<String>,
+}
+
+impl ScopeList {
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty() && self.upns.is_empty()
+    }
+}
+
+/// Whose Teams presence is read: `sync.scope`, `sync.include` and `sync.exclude` together.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PresenceScope {
+    pub mode: ScopeMode,
+    pub include: ScopeList,
+    pub exclude: ScopeList,
+}
+
+impl PresenceScope {
+    /// Every Teams-licensed user, nobody added or removed.
+    pub fn all() -> PresenceScope {
+        PresenceScope {
+            mode: ScopeMode::All,
+            ..PresenceScope::default()
+        }
+    }
+
+    /// The groups whose members must be known (included and excluded), deduplicated.
+    pub fn groups(&self) -> Vec<String> {
+        let mut g: Vec<String> = self
+            .include
+            .groups
+            .iter()
+            .chain(&self.exclude.groups)
+            .cloned()
+            .collect();
+        g.sort();
+        g.dedup();
+        g
+    }
 }
 
 impl Default for SyncConfig {
@@ -109,6 +179,9 @@ impl Default for SyncConfig {
             match_csv_file: None,
             workers: 4,
             write_retry_max_secs: 60,
+            scope: ScopeMode::Matched,
+            include: ScopeList::default(),
+            exclude: ScopeList::default(),
         }
     }
 }
@@ -116,6 +189,15 @@ impl Default for SyncConfig {
 impl SyncConfig {
     pub fn enabled(&self, d: Direction) -> bool {
         self.directions.contains(&d)
+    }
+
+    /// `scope`, `include` and `exclude` as the Graph side takes them.
+    pub fn presence_scope(&self) -> PresenceScope {
+        PresenceScope {
+            mode: self.scope,
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+        }
     }
 }
 
@@ -146,6 +228,10 @@ pub struct TeamsToCcRule {
     /// Overrides `sync.hold_down_secs` for this rule.
     #[serde(default)]
     pub hold_down_secs: Option<u64>,
+    /// The connector (a `[[connectors]]` name) this rule applies to; without one it applies
+    /// to the users of every connector. `set` and `only_if_cc` name statuses of its catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
 }
 
 /// `when` of a contact-center → Teams rule.
@@ -196,6 +282,51 @@ pub struct CcToTeamsRule {
     /// Overrides `sync.hold_down_secs` for this rule.
     #[serde(default)]
     pub hold_down_secs: Option<u64>,
+    /// The connector (a `[[connectors]]` name) this rule applies to; without one it applies
+    /// to the users of every connector. `when.status` names statuses of its catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
+}
+
+/// Whether a rule naming `rule` (or no connector) applies to a user of `user` (or of an
+/// unknown connector: then only rules naming none apply).
+pub fn rule_applies(rule: Option<&str>, user: Option<&str>) -> bool {
+    match rule {
+        None => true,
+        Some(r) => user == Some(r),
+    }
+}
+
+/// Reports rules naming a connector that is not in `known`, with their index.
+pub fn check_rule_connectors(
+    teams_to_cc: &[TeamsToCcRule],
+    cc_to_teams: &[CcToTeamsRule],
+    known: &[&str],
+    errs: &mut ConfigErrors,
+) {
+    let named = teams_to_cc
+        .iter()
+        .map(|r| ("teams_to_cc", r.connector.as_deref()))
+        .enumerate()
+        .chain(
+            cc_to_teams
+                .iter()
+                .map(|r| ("cc_to_teams", r.connector.as_deref()))
+                .enumerate(),
+        );
+    for (i, (table, c)) in named {
+        if let Some(c) = c.filter(|c| !known.contains(c)) {
+            let known = if known.is_empty() {
+                "none is configured".to_owned()
+            } else {
+                format!("configured: {}", known.join(", "))
+            };
+            errs.push(
+                format!("{table}[{i}].connector"),
+                format!("no connector is named \"{c}\" ({known})"),
+            );
+        }
+    }
 }
 
 fn is_pair(pairs: &[(&str, &str)], a: &str, b: &str) -> bool {
@@ -279,6 +410,24 @@ impl SyncConfig {
             );
         }
         errs.between(path, "workers", s.workers, 1, 64);
+        for (key, list) in [("include", &s.include), ("exclude", &s.exclude)] {
+            for (i, g) in list.groups.iter().enumerate() {
+                if uuid::Uuid::parse_str(g.trim()).is_err() {
+                    errs.push(
+                        format!("{path}.{key}.groups[{i}]"),
+                        format!("\"{g}\" is not an Entra group object id (a GUID)"),
+                    );
+                }
+            }
+            for (i, u) in list.upns.iter().enumerate() {
+                if !u.contains('@') {
+                    errs.push(
+                        format!("{path}.{key}.upns[{i}]"),
+                        format!("\"{u}\" is not a user principal name (name@domain)"),
+                    );
+                }
+            }
+        }
         errs.at_least(path, "write_retry_max_secs", s.write_retry_max_secs, 1);
         match (s.match_by, &s.match_csv_file) {
             (MatchBy::Csv, None) => errs.push(
@@ -462,6 +611,35 @@ set = "nothing"
             "{errs:#?}"
         );
         assert!(errs[4].contains("mode = \"preferred\""), "{}", errs[4]);
+    }
+
+    #[test]
+    fn scope_lists_are_checked() {
+        let ok = r#"
+[sync]
+scope = "all"
+include = { groups = ["6f1c1a5e-0000-4000-8000-00000000e001"], upns = ["boss@example.com"] }
+exclude = { upns = ["x@example.com"] }
+"#;
+        assert_eq!(parse(ok), Ok(()));
+        let bad = r#"
+[sync]
+include = { groups = ["sales-team"], upns = ["boss"] }
+exclude = { groups = ["6f1c1a5e-0000-4000-8000-00000000e001", "nope"] }
+"#;
+        let errs = parse(bad).unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|e| e.split(':').next().unwrap()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "sync.include.groups[0]",
+                "sync.include.upns[0]",
+                "sync.exclude.groups[1]"
+            ]
+        );
+        let cfg: EngineConfig = toml::from_str("[sync]\nscope = \"all\"").unwrap();
+        assert_eq!(cfg.sync.presence_scope(), PresenceScope::all());
+        assert!(toml::from_str::<EngineConfig>("[sync]\ninclude = { group = [] }").is_err());
     }
 
     #[test]

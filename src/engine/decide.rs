@@ -108,6 +108,7 @@ impl Engine {
                 cc_to_teams: cfg.cc_to_teams.clone(),
                 offline: s.cc_offline_statuses.clone(),
                 catalog: Vec::new(),
+                catalogs: Default::default(),
             },
             p: Params {
                 teams_to_cc: s.enabled(Direction::TeamsToCc),
@@ -223,8 +224,12 @@ impl Engine {
         if let Some(w) = st.wrote_cc.as_mut() {
             w.live = false;
         }
-        let was_offline = st.cc.as_ref().is_some_and(|o| self.rules.is_offline(o));
-        let offline = self.rules.is_offline(&c);
+        let conn = st.connector.as_deref();
+        let was_offline = st
+            .cc
+            .as_ref()
+            .is_some_and(|o| self.rules.is_offline(o, conn));
+        let offline = self.rules.is_offline(&c, conn);
         st.cc = Some(c);
         if let Some(r) = st.t2c.applied.take() {
             st.t2c.before = None;

@@ -141,6 +141,11 @@ pub struct UserState {
     pub recent_writes: Vec<Millis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspended_until: Option<Millis>,
+    /// The connector the user's agent is matched on (the runtime sets it from the directory
+    /// before each call): rules naming another connector do not apply to the user, and
+    /// statuses resolve in this connector's catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
 }
 
 /// The sync state shown by the API.

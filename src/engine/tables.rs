@@ -43,7 +43,11 @@ impl Engine {
         if !self.p.teams_to_cc || self.suspended(st, cx.now) || st.t2c.quiet {
             return;
         }
-        let cc_offline = st.cc.as_ref().is_some_and(|c| self.rules.is_offline(c));
+        let conn = st.connector.as_deref();
+        let cc_offline = st
+            .cc
+            .as_ref()
+            .is_some_and(|c| self.rules.is_offline(c, conn));
         let overridden = st.t2c.applied.is_some() && st.wrote_cc.as_ref().is_some_and(|w| w.live);
         let guard = if overridden {
             st.t2c.before.as_ref()
@@ -52,7 +56,7 @@ impl Engine {
         };
         let always = self.p.on_cc_login == OnCcLogin::TeamsAlwaysWins;
         let desired = match (&st.c2t.own, cc_offline) {
-            (Some(t), false) => self.rules.match_teams(t, guard, always),
+            (Some(t), false) => self.rules.match_teams(t, guard, always, conn),
             _ => None,
         };
         let hold = if immediate {
@@ -72,7 +76,7 @@ impl Engine {
     pub(super) fn commit_t2c(&self, st: &mut UserState, cx: &mut Ctx, desired: Option<u16>) {
         match desired {
             Some(r) => {
-                let target = self.rules.cc_target(r);
+                let target = self.rules.cc_target(r, st.connector.as_deref());
                 let rule = Some((Table::TeamsToCc, r));
                 let already = st.cc.as_ref().is_some_and(|c| same_cc(c, &target));
                 if st.t2c.applied.is_none() {
@@ -129,10 +133,10 @@ impl Engine {
             st.c2t.pending = None;
             return;
         }
-        let desired = st
-            .cc
-            .as_ref()
-            .and_then(|c| self.rules.match_cc(c, st.c2t.own.as_ref()));
+        let desired = st.cc.as_ref().and_then(|c| {
+            self.rules
+                .match_cc(c, st.c2t.own.as_ref(), st.connector.as_deref())
+        });
         let hold = if immediate {
             0
         } else {

@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::GraphError;
 use super::client::{GraphClient, GraphRequest};
+use crate::engine::config::PresenceScope;
 use crate::graph::client::ApiFamily;
+use crate::graph::scope;
 use crate::store::{Store, StoreError, UserRecord};
 
 /// Store key of the users delta link.
@@ -216,15 +218,38 @@ fn link_rejected(e: &GraphError) -> bool {
 pub struct DirectorySync {
     client: GraphClient,
     store: Arc<dyn Store>,
+    scope: PresenceScope,
 }
 
 impl DirectorySync {
     pub fn new(client: GraphClient, store: Arc<dyn Store>) -> Self {
-        Self { client, store }
+        Self {
+            client,
+            store,
+            scope: PresenceScope::default(),
+        }
     }
 
-    /// One sync: incremental from the stored link, or full when there is none or it is refused.
+    /// The sync scope whose groups' members are read with each sync.
+    pub fn with_scope(mut self, scope: PresenceScope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// One sync of the users, then of the sync scope's group members (a group that cannot be
+    /// read keeps its last known members and does not fail the sync).
     pub async fn run_once(&self) -> Result<SyncReport, DirectoryError> {
+        let report = self.sync_users().await?;
+        if let Err(e) =
+            scope::refresh_group_members(&self.client, self.store.as_ref(), &self.scope).await
+        {
+            tracing::warn!(error = %e, "sync scope: group members not all read");
+        }
+        Ok(report)
+    }
+
+    /// Incremental from the stored link, or full when there is none or it is refused.
+    async fn sync_users(&self) -> Result<SyncReport, DirectoryError> {
         if let Some(link) = self.store.get_kv(DELTA_LINK_KEY).await? {
             match self.client.users_delta(Some(&link)).await {
                 Ok((changes, next)) => return self.apply_delta(changes, next).await,

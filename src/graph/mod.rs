@@ -18,6 +18,7 @@ pub mod config;
 pub mod directory;
 pub mod notifications;
 pub mod presence;
+pub mod scope;
 pub mod subscriptions;
 
 #[cfg(test)]

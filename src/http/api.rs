@@ -2,7 +2,9 @@
 //! (compared in constant time). Without a configured token the API does not exist (404).
 //!
 //! - `GET /api/v1/users`: synced users with both statuses, phones, last change per side and
-//!   sync state (`ok`, `holding`, `suspended`, `unmatched`).
+//!   sync state (`ok`, `holding`, `suspended`, `unmatched`), then the contact-center agents
+//!   matched to no Teams user (`teams_id` null, sync state `no_teams_user`), as the vendors'
+//!   team views list every agent.
 //! - `GET /api/v1/users/{id}/decisions`: the user's last decisions (newest first).
 //! - `GET /api/v1/reconcile/last`: the last reconciliation report.
 //! - `POST /api/v1/reconcile`: requests a reconciliation now (202).
@@ -97,7 +99,33 @@ async fn users(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
             json!({ "status": o.status, "at": o.observed_at, "source": o.source }),
         );
     }
-    let list: Vec<Value> = list
+    let agents = store.list_agents(None).await.map_err(internal)?;
+    let matched: std::collections::HashSet<(&str, &str)> = list
+        .iter()
+        .filter(|u| u.active)
+        .filter_map(|u| Some((u.cc_connector.as_deref()?, u.cc_agent_id.as_deref()?)))
+        .collect();
+    let agents_only: Vec<Value> = agents
+        .iter()
+        .filter(|a| !matched.contains(&(a.connector.as_str(), a.agent_id.as_str())))
+        .map(|a| {
+            json!({
+                "teams_id": null,
+                "upn": null,
+                "display_name": a.display_name,
+                "business_phones": [],
+                "mobile_phone": null,
+                "cc_connector": a.connector,
+                "cc_agent_id": a.agent_id,
+                "cc_email": a.email,
+                "teams": null,
+                "contact_center": null,
+                "suspended_until": null,
+                "sync_state": "no_teams_user",
+            })
+        })
+        .collect();
+    let mut list: Vec<Value> = list
         .into_iter()
         .filter(|u| u.active)
         .map(|u| {
@@ -122,6 +150,7 @@ async fn users(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
             })
         })
         .collect();
+    list.extend(agents_only);
     Ok(Json(json!({ "users": list })))
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::connectors::ContactCenter;
-use crate::engine::config::EngineConfig;
+use crate::engine::config::{EngineConfig, check_rule_connectors};
 use crate::engine::state::UserState;
 use crate::engine::{Engine, rules};
 use crate::graph::PresenceApi;
@@ -236,7 +236,22 @@ impl Dispatcher {
     pub async fn fetch_catalogs(&self) -> Option<String> {
         let s = &self.shared;
         let mut problems = Vec::new();
-        for (name, cc) in &s.connectors {
+        let mut names: Vec<&str> = s.connectors.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let mut errs = crate::config::ConfigErrors::default();
+        check_rule_connectors(
+            &s.config.teams_to_cc,
+            &s.config.cc_to_teams,
+            &names,
+            &mut errs,
+        );
+        for e in errs.iter() {
+            tracing::error!(path = %e.path, "{}", e.message);
+            problems.push(format!("{}: {}", e.path, e.message));
+        }
+        let mut connectors: Vec<_> = s.connectors.iter().collect();
+        connectors.sort_unstable_by_key(|(name, _)| name.as_str());
+        for (name, cc) in connectors {
             match cc.status_catalog().await {
                 Ok(catalog) => {
                     let mut errs = crate::config::ConfigErrors::default();
@@ -253,7 +268,7 @@ impl Dispatcher {
                     }
                     s.writer.set_catalog(name, catalog.clone());
                     self.workers
-                        .broadcast(|| WorkerMsg::Catalog(catalog.clone()))
+                        .broadcast(|| WorkerMsg::Catalog(name.clone(), catalog.clone()))
                         .await;
                 }
                 Err(e) => {

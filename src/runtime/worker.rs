@@ -37,7 +37,8 @@ pub enum WorkerMsg {
         read_at: Millis,
         done: oneshot::Sender<Vec<(UserId, Drift, usize)>>,
     },
-    Catalog(Vec<CatalogStatus>),
+    /// One connector's status catalog (each connector keeps its own).
+    Catalog(String, Vec<CatalogStatus>),
 }
 
 pub struct Worker {
@@ -160,7 +161,9 @@ impl Worker {
                 self.flush().await;
                 let _ = done.send(results);
             }
-            WorkerMsg::Catalog(catalog) => self.engine.rules.set_catalog(catalog),
+            WorkerMsg::Catalog(connector, catalog) => {
+                self.engine.rules.set_connector_catalog(&connector, catalog)
+            }
         }
     }
 
@@ -187,17 +190,20 @@ impl Worker {
         input: AuditInput,
         f: impl FnOnce(&Engine, &mut UserState, &mut Vec<Decision>),
     ) -> usize {
-        let st = self.users.entry(user.to_owned()).or_default();
-        let mut out = Vec::new();
-        f(&self.engine, st, &mut out);
-        let st = st.clone();
-        let mut writes = 0;
-        let matched = self
+        let connector = self
             .shared
             .directory
             .read()
             .expect("directory lock")
-            .contains_key(user);
+            .get(user)
+            .map(|(c, _)| c.clone());
+        let matched = connector.is_some();
+        let st = self.users.entry(user.to_owned()).or_default();
+        st.connector = connector;
+        let mut out = Vec::new();
+        f(&self.engine, st, &mut out);
+        let st = st.clone();
+        let mut writes = 0;
         for d in &out {
             self.record(user, &input, d);
             if let Some(a) = &d.action {

@@ -29,4 +29,8 @@ mod helpers;
 #[cfg(feature = "demo")]
 mod hostile;
 mod layering;
+#[cfg(feature = "demo")]
+mod multi_connector;
+#[cfg(feature = "demo")]
+mod scope;
 mod store;

@@ -139,6 +139,13 @@ impl Config {
         self.sync.validate("sync", &mut errs);
         crate::engine::config::validate_rules(&self.teams_to_cc, &self.cc_to_teams, &mut errs);
         crate::connectors::config::validate(&mut self.connectors, "connectors", &mut errs);
+        let names: Vec<&str> = self.connectors.iter().map(ConnectorConfig::name).collect();
+        crate::engine::config::check_rule_connectors(
+            &self.teams_to_cc,
+            &self.cc_to_teams,
+            &names,
+            &mut errs,
+        );
         if matches!(
             self.graph.presence_source,
             Some(PresenceSource::Webhook | PresenceSource::Hybrid)

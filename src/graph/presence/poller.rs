@@ -2,6 +2,8 @@
 //! `graph.poll.calls_per_30s`, passing on only changes (shared [`PresenceMemory`]) as
 //! observations with [`Source::GraphPoll`].
 //!
+//! Only the users in the sync scope ([`crate::graph::scope`]) are read.
+//!
 //! - `poll`: every user, as often as the budget and `interval_secs` allow.
 //! - `hybrid`: users without a working subscription every `interval_secs`, everyone every
 //!   `safety_interval_secs`.
@@ -13,12 +15,13 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::config::PresenceScope;
 use crate::graph::notifications::config::{
     MAX_SHARD_SIZE, PollConfig, PresenceSource, poll_cadence,
 };
 use crate::graph::presence::memory::PresenceMemory;
+use crate::graph::scope::scoped_user_ids;
 use crate::graph::subscriptions::Coverage;
-use crate::graph::subscriptions::shards::active_user_ids;
 use crate::graph::{GraphError, PresenceApi};
 use crate::model::{Observation, Source, Status};
 use crate::store::inbox::Inbox;
@@ -35,6 +38,8 @@ pub struct Poller {
     pub mode: PresenceSource,
     pub cfg: PollConfig,
     pub metrics: Metrics,
+    /// Whose presence is polled (`sync.scope`, `sync.include`, `sync.exclude`).
+    pub scope: PresenceScope,
 }
 
 impl Poller {
@@ -52,7 +57,7 @@ impl Poller {
             "presence polling: a full round reads every user in read_secs, at most staleness_secs apart"
         );
         let fast = Duration::from_secs(self.cfg.interval_secs);
-        let safety = match self.mode {
+        let mut safety = match self.mode {
             PresenceSource::Poll => Some(interval),
             PresenceSource::Hybrid => Some(Duration::from_secs(self.cfg.safety_interval_secs)),
             PresenceSource::Webhook => None,
@@ -62,6 +67,12 @@ impl Poller {
             let now = tokio::time::Instant::now();
             let full = safety.is_some() && now >= next_full;
             let result = if full {
+                if self.mode == PresenceSource::Poll {
+                    // The scope grows as agents are matched (none are at a first start): pace
+                    // the rounds for the users there are now.
+                    let users = self.active_users().await.map(|u| u.len()).unwrap_or(0);
+                    safety = Some(poll_cadence(users, &self.cfg).0);
+                }
                 next_full = now + safety.unwrap_or(interval);
                 self.poll_all(&cancel).await
             } else {
@@ -94,10 +105,10 @@ impl Poller {
     }
 
     async fn active_users(&self) -> Result<Vec<String>, StoreError> {
-        active_user_ids(self.store.as_ref()).await
+        scoped_user_ids(self.store.as_ref(), &self.scope).await
     }
 
-    async fn poll_all(&self, cancel: &CancellationToken) -> Result<usize, PollError> {
+    pub async fn poll_all(&self, cancel: &CancellationToken) -> Result<usize, PollError> {
         let users = self.active_users().await?;
         self.poll_users(&users, cancel).await
     }
@@ -283,6 +294,7 @@ mod tests {
             mode,
             cfg: PollConfig::default(),
             metrics: Metrics::new(),
+            scope: PresenceScope::all(),
         };
         (p, api, dir)
     }

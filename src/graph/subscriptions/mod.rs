@@ -21,11 +21,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::config::PresenceScope;
 use crate::graph::notifications::config::SubscriptionsConfig;
 use crate::graph::notifications::{LifecycleEvent, NotificationReceiver};
+use crate::graph::scope::scoped_user_ids;
 use crate::graph::subscriptions::api::{SubscriptionApi, presence_resource};
 pub use crate::graph::subscriptions::coverage::{Coverage, CoverageState};
-use crate::graph::subscriptions::shards::{Slot, active_user_ids, plan};
+use crate::graph::subscriptions::shards::{Slot, plan};
 use crate::model::clock::Clock;
 use crate::model::health::{HealthRegistry, HealthState};
 use crate::store::{Store, StoreError, SubscriptionRecord};
@@ -48,6 +50,8 @@ pub struct ManagerSettings {
     /// `(encryptionCertificateId, base64 DER)` for rich notifications.
     pub certificate: Option<(String, String)>,
     pub cfg: SubscriptionsConfig,
+    /// Whose presence is subscribed (`sync.scope`, `sync.include`, `sync.exclude`).
+    pub scope: PresenceScope,
 }
 
 /// Built with a struct literal; `coverage` starts as `Coverage::default()`.
@@ -105,7 +109,7 @@ impl SubscriptionManager {
     /// One pass over all subscriptions.
     pub async fn reconcile(&self) -> Result<CoverageState, StoreError> {
         let now = self.clock.now();
-        let users = active_user_ids(self.store.as_ref()).await?;
+        let users = scoped_user_ids(self.store.as_ref(), &self.settings.scope).await?;
         let mut accounts: Vec<String> = self
             .store
             .list_accounts()

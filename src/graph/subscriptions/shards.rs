@@ -1,24 +1,13 @@
 //! Pure planning for presence subscriptions: which users go in which shard (stable: users stay
 //! in the shard whose subscription already covers them, newcomers fill free room), and which
-//! sync account owns each shard (kept where possible).
+//! sync account owns each shard (kept where possible). When people leave the scope and fewer
+//! shards would do, the smallest shards are dissolved into the others' free room, so the
+//! number of subscriptions (and sync accounts) follows the scope down as well as up.
 
 use std::collections::{BTreeMap, HashSet};
 
 use crate::graph::subscriptions::api::presence_resource_ids;
-use crate::store::{Store, StoreResult, SubscriptionRecord};
-
-/// The ids of the active users, sorted (the population shards and polls cover).
-pub async fn active_user_ids(store: &dyn Store) -> StoreResult<Vec<String>> {
-    let mut ids: Vec<String> = store
-        .list_users()
-        .await?
-        .into_iter()
-        .filter(|u| u.active)
-        .map(|u| u.teams_id)
-        .collect();
-    ids.sort();
-    Ok(ids)
-}
+use crate::store::SubscriptionRecord;
 
 /// One shard of at most `shard_size` users.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +73,30 @@ pub fn plan(
                 account: None,
             },
         );
+    }
+    // More shards than the users need (people left the scope, or the scope shrank at an
+    // upgrade): dissolve the smallest while the others have room for its members.
+    let needed = users.len().div_ceil(shard_size.max(1));
+    while slots.len() > needed {
+        let Some((&victim, smallest)) = slots
+            .iter()
+            .min_by_key(|(shard, s)| (s.members.len(), std::cmp::Reverse(**shard)))
+        else {
+            break;
+        };
+        let room: usize = slots
+            .iter()
+            .filter(|(shard, _)| **shard != victim)
+            .map(|(_, s)| shard_size.saturating_sub(s.members.len()))
+            .sum();
+        if room < smallest.members.len() {
+            break;
+        }
+        let gone = slots.remove(&victim).expect("present");
+        for m in &gone.members {
+            placed.remove(m);
+        }
+        orphans.extend(gone.record);
     }
     let mut rest = users.iter().filter(|u| !placed.contains(*u)).cloned();
     let mut next_free = 0i64;
@@ -194,6 +207,44 @@ mod tests {
         assert!(!slots[0].record_matches());
         assert!(slots[0].members.contains(&"zz-new".to_owned()));
         assert!(slots[1].record_matches());
+    }
+
+    #[test]
+    fn adding_one_user_changes_one_shard_at_most() {
+        let mut u = users(1299);
+        let recs = vec![record(0, &u[..650], "a"), record(1, &u[650..], "b")];
+        u.push("zz-new".into());
+        let (slots, orphans) = plan(&u, &["a".into(), "b".into()], &recs, 650);
+        assert!(orphans.is_empty());
+        assert_eq!(slots.len(), 2);
+        assert!(slots[0].record_matches(), "the full shard is untouched");
+        assert!(slots[1].members.contains(&"zz-new".to_owned()));
+        // One more: no room left, so a new shard; the others stay as they are.
+        let recs = vec![record(0, &u[..650], "a"), record(1, &u[650..], "b")];
+        u.push("zz-newer".into());
+        let (slots, _) = plan(&u, &["a".into(), "b".into(), "c".into()], &recs, 650);
+        assert_eq!(slots.len(), 3);
+        assert!(slots[0].record_matches() && slots[1].record_matches());
+        assert_eq!(slots[2].members, vec!["zz-newer".to_owned()]);
+    }
+
+    #[test]
+    fn a_shrunk_scope_is_compacted_into_fewer_shards() {
+        // 16 shards of 650 from before the scope; 700 of those users remain.
+        let all = users(10_400);
+        let recs: Vec<_> = all
+            .chunks(650)
+            .enumerate()
+            .map(|(i, c)| record(i as i64, c, &format!("acct-{i:02}")))
+            .collect();
+        let kept: Vec<String> = all.iter().step_by(14).take(700).cloned().collect();
+        let accounts: Vec<String> = (0..16).map(|i| format!("acct-{i:02}")).collect();
+        let (slots, orphans) = plan(&kept, &accounts, &recs, 650);
+        assert_eq!(slots.len(), 2, "ceil(700 / 650) shards");
+        assert_eq!(orphans.len(), 14, "the dissolved shards' subscriptions go");
+        let placed: usize = slots.iter().map(|s| s.members.len()).sum();
+        assert_eq!(placed, 700);
+        assert!(slots.iter().all(|s| s.account.is_some()));
     }
 
     #[test]

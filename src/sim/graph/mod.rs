@@ -31,6 +31,7 @@ pub mod batch;
 pub mod control;
 pub mod delivery;
 pub mod encrypt;
+pub mod groups;
 pub mod identity;
 pub mod presence;
 mod subscription_update;
@@ -130,6 +131,8 @@ pub struct Tenant {
     pub clock_offset: chrono::Duration,
     /// Requests seen, by path (for tests that count calls).
     pub request_log: Vec<String>,
+    /// Entra groups: group id → member ids (users or groups).
+    pub groups: BTreeMap<String, Vec<String>>,
 }
 
 /// The shared state; cheap to clone.
@@ -228,6 +231,7 @@ pub fn router(state: SimGraph) -> Router {
         .merge(identity::routes())
         .merge(presence::routes())
         .merge(users::routes())
+        .merge(groups::routes())
         .merge(batch::routes())
         .merge(subscriptions::routes())
         .route_layer(axum::middleware::from_fn_with_state(

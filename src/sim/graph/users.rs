@@ -73,7 +73,7 @@ impl SimUser {
         }
     }
 
-    fn to_json(&self, select: Option<&str>) -> Value {
+    pub(super) fn to_json(&self, select: Option<&str>) -> Value {
         let mut v = serde_json::to_value(self).expect("user serializes");
         if let (Some(sel), Value::Object(map)) = (select, &mut v) {
             let keep: Vec<&str> = sel.split(',').map(str::trim).collect();

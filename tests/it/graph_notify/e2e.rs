@@ -88,6 +88,7 @@ impl Env {
         let cfg = crate::helpers::test_config(&dir);
         let store = store::open(&cfg.store).await.unwrap();
         let now = chrono::Utc::now();
+        // Every user is matched to an agent, so all are in the default sync scope.
         let records: Vec<UserRecord> = (0..users)
             .map(|i| UserRecord {
                 teams_id: user_id(i),
@@ -96,8 +97,8 @@ impl Env {
                 display_name: None,
                 business_phones: vec![],
                 mobile_phone: None,
-                cc_connector: None,
-                cc_agent_id: None,
+                cc_connector: Some("cc".into()),
+                cc_agent_id: Some(format!("agent-{i}")),
                 active: true,
                 updated_at: now,
             })
@@ -393,6 +394,8 @@ async fn the_daemon_polls_presence_when_no_sync_account_exists() {
     let mut cfg = crate::helpers::test_config(&dir);
     cfg.graph = client_config(&sim);
     cfg.graph.poll.interval_secs = 1;
+    // No contact center here: read every licensed user's presence.
+    cfg.sync.scope = presence_bridge::engine::config::ScopeMode::All;
     let app = crate::helpers::spawn_app_with(cfg, dir).await;
     // Default source without accounts is `poll`: the directory sync fills the store, then the
     // poller reads presence through getPresencesByUserId.

@@ -186,6 +186,7 @@ async fn a_retry_after_beyond_the_cap_holds_back_the_next_poll() {
             ..PollConfig::default()
         },
         metrics: Metrics::new(),
+        scope: presence_bridge::engine::config::PresenceScope::all(),
     };
     let cancel = CancellationToken::new();
     let users = vec![user_id(0)];
