@@ -3,7 +3,7 @@
 
 use crate::config::ConfigErrors;
 use crate::engine::config::{CcToTeamsRule, TeamsSet, TeamsToCcRule};
-use crate::model::contact_center::{CatalogStatus, StatusKind};
+use crate::model::contact_center::{Activity, CatalogStatus, StatusKind};
 use crate::model::{CcStatus, TeamsPresence};
 
 /// A status given by name or id in the config matches a status by either, ignoring case.
@@ -48,12 +48,26 @@ impl Rules {
             .map(|i| i as u16)
     }
 
-    /// First contact-center → Teams rule matching this status and guard presence.
-    pub fn match_cc(&self, cc: &CcStatus, teams: Option<&TeamsPresence>) -> Option<u16> {
+    /// First contact-center → Teams rule matching this status, contact activity and guard
+    /// presence. A rule's empty lists match anything; a rule naming activities does not match
+    /// while the activity is unknown.
+    pub fn match_cc(
+        &self,
+        cc: &CcStatus,
+        activity: Option<&Activity>,
+        teams: Option<&TeamsPresence>,
+    ) -> Option<u16> {
         self.cc_to_teams
             .iter()
             .position(|r| {
-                r.when.status.iter().any(|s| cc_is(cc, s))
+                (r.when.status.is_empty() || r.when.status.iter().any(|s| cc_is(cc, s)))
+                    && (r.when.cc_activity.is_empty()
+                        || activity
+                            .is_some_and(|a| any_ci(&r.when.cc_activity, a.activity.as_str())))
+                    && (r.when.channel.is_empty()
+                        || activity
+                            .and_then(|a| a.channel)
+                            .is_some_and(|c| any_ci(&r.when.channel, c.as_str())))
                     && (r.only_if_teams.is_empty()
                         || teams.is_some_and(|t| {
                             any_ci(&r.only_if_teams, &t.availability)

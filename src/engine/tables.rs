@@ -129,10 +129,10 @@ impl Engine {
             st.c2t.pending = None;
             return;
         }
-        let desired = st
-            .cc
-            .as_ref()
-            .and_then(|c| self.rules.match_cc(c, st.c2t.own.as_ref()));
+        let desired = st.cc.as_ref().and_then(|c| {
+            self.rules
+                .match_cc(c, st.cc_activity.as_ref(), st.c2t.own.as_ref())
+        });
         let hold = if immediate {
             0
         } else {

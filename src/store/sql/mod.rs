@@ -10,10 +10,12 @@ use chrono::{DateTime, Utc};
 use super::StoreError;
 use crate::model::Side;
 
+mod contacts;
 mod ingest;
 mod methods;
 mod support;
 
+pub(crate) use contacts::impl_contacts;
 pub(crate) use ingest::impl_ingest;
 pub(crate) use methods::impl_store;
 pub(crate) use support::{from_row, impl_support};
