@@ -1,9 +1,9 @@
 //! The engine and contact activity: `cc_to_teams` rules matching `cc_activity` / `channel`,
 //! an activity change alone, and the echo guards around it.
 
+use super::Engine;
 use super::config::{EngineConfig, WriteMode};
 use super::state::{Action, Decision, Millis, Reason, UserState};
-use super::Engine;
 use crate::model::contact_center::{Activity, CatalogStatus, Channel, ContactActivity, StatusKind};
 use crate::model::{CcStatus, Observation, Source, Status, TeamsPresence};
 
@@ -127,12 +127,18 @@ fn set(a: &str, b: &str) -> Action {
 #[test]
 fn a_contact_maps_after_the_hold_down_and_clears_when_it_ends() {
     let mut w = W::new();
-    let d = w.cc("Available", act(ContactActivity::OnContact, Some(Channel::Voice)));
+    let d = w.cc(
+        "Available",
+        act(ContactActivity::OnContact, Some(Channel::Voice)),
+    );
     assert!(writes(&d).is_empty(), "held down first: {d:?}");
     assert_eq!(d.last().unwrap().reason, Reason::Holding);
     assert_eq!(writes(&w.wait(15 * S)), vec![set("Busy", "InACall")]);
     // After-contact work has its own rule, with its own hold-down.
-    let d = w.cc("Available", act(ContactActivity::AfterContactWork, Some(Channel::Voice)));
+    let d = w.cc(
+        "Available",
+        act(ContactActivity::AfterContactWork, Some(Channel::Voice)),
+    );
     assert!(writes(&d).is_empty());
     assert_eq!(writes(&w.wait(5 * S)), vec![set("Away", "Away")]);
     // Idle again: no rule matches, the bridge's session is removed after the hold-down
@@ -149,8 +155,14 @@ fn a_contact_maps_after_the_hold_down_and_clears_when_it_ends() {
 #[test]
 fn the_channel_picks_the_rule_and_an_unknown_activity_matches_no_activity_rule() {
     let mut w = W::new();
-    w.cc("Available", act(ContactActivity::OnContact, Some(Channel::Chat)));
-    assert_eq!(writes(&w.wait(15 * S)), vec![set("Busy", "InAConferenceCall")]);
+    w.cc(
+        "Available",
+        act(ContactActivity::OnContact, Some(Channel::Chat)),
+    );
+    assert_eq!(
+        writes(&w.wait(15 * S)),
+        vec![set("Busy", "InAConferenceCall")]
+    );
     let mut w = W::new();
     // A status with no activity reported keeps the one known (idle): nothing to do.
     let d = w.cc("Available", None);
@@ -175,8 +187,14 @@ fn a_contact_does_not_abandon_the_bridges_contact_center_override() {
     );
     // Its echo, then the platform reports a contact on top (e.g. an outbound call) with
     // the bridge's status still in place: no write either way, the override stays.
-    assert_eq!(w.cc("Busy (Teams)", act(ContactActivity::Idle, None))[0].reason, Reason::Echo);
-    let d = w.cc("Busy (Teams)", act(ContactActivity::OnContact, Some(Channel::Voice)));
+    assert_eq!(
+        w.cc("Busy (Teams)", act(ContactActivity::Idle, None))[0].reason,
+        Reason::Echo
+    );
+    let d = w.cc(
+        "Busy (Teams)",
+        act(ContactActivity::OnContact, Some(Channel::Voice)),
+    );
     assert_eq!(d[0].reason, Reason::Echo);
     assert!(writes(&w.wait(60 * S)).is_empty());
     assert_eq!(w.st.t2c.applied, Some(0));
@@ -197,8 +215,14 @@ fn a_contact_does_not_abandon_the_bridges_contact_center_override() {
 fn an_activity_change_alone_never_writes_to_the_contact_center() {
     let mut w = W::new();
     let mut all = Vec::new();
-    all.extend(w.cc("Available", act(ContactActivity::Offered, Some(Channel::Voice))));
-    all.extend(w.cc("Available", act(ContactActivity::OnContact, Some(Channel::Voice))));
+    all.extend(w.cc(
+        "Available",
+        act(ContactActivity::Offered, Some(Channel::Voice)),
+    ));
+    all.extend(w.cc(
+        "Available",
+        act(ContactActivity::OnContact, Some(Channel::Voice)),
+    ));
     all.extend(w.wait(15 * S));
     // The bridge's own Teams write comes back: an echo, no teams_to_cc rule fires.
     all.extend(w.teams("Busy", "InACall"));

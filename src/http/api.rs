@@ -201,7 +201,10 @@ async fn contacts(
         for (field, value) in [
             ("channel", e.channel.map(|c| json!(c))),
             ("queue", e.queue.as_ref().map(|q| json!(q))),
-            ("customer_endpoint", e.customer_endpoint.as_ref().map(|c| json!(c))),
+            (
+                "customer_endpoint",
+                e.customer_endpoint.as_ref().map(|c| json!(c)),
+            ),
         ] {
             if let Some(v) = value {
                 contact[field] = v;
