@@ -128,14 +128,16 @@ async fn presence_events_arrive_normalised_over_several_channels() {
     let fake = genesys::spawn(5, Some(Duration::from_millis(200)))
         .await
         .unwrap();
-    let c = std::sync::Arc::new(connector(&fake, "topics_per_channel = 2"));
+    // Three topics per agent (presence, routing status, conversations): two agents fit in
+    // a channel of 7 topics.
+    let c = std::sync::Arc::new(connector(&fake, "topics_per_channel = 7"));
     let (mut rx, cancel, task) = start_events(c.clone(), 5).await;
     let mut subs = fake.subscriptions();
     subs.sort_unstable();
     assert_eq!(
         subs,
-        vec![1, 2, 2],
-        "at most topics_per_channel per channel"
+        vec![3, 6, 6],
+        "at most topics_per_channel per channel, an agent's topics never split"
     );
     until("three sockets", || fake.connections() == 3).await;
     fake.set_presence("user-5", DEFINITIONS[3].0);
