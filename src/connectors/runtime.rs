@@ -341,8 +341,18 @@ async fn connector_loop(
                 }
             }
             _ = refresh.tick() => {
-                refresh_agents(h, store).await;
-                report(h, health).await;
+                // The event source keeps running meanwhile: it may be inside a request whose
+                // lock the refresh needs too (the OAuth token cache), and a source that is
+                // not polled never releases it.
+                let work = async {
+                    refresh_agents(h, store).await;
+                    report(h, health).await;
+                };
+                tokio::pin!(work);
+                tokio::select! {
+                    _ = &mut work => {}
+                    _ = &mut source => break,
+                }
             }
             _ = tick.tick() => report(h, health).await,
         }

@@ -178,7 +178,11 @@ impl FakeGenesys {
     /// A `v2.users.{id}.conversations` event for the agent, about one voice call.
     pub fn call(&self, user: &str, call: &VoiceCall) {
         let s = self.lock();
-        publish(&s, &format!("v2.users.{user}.conversations"), call.body(user));
+        publish(
+            &s,
+            &format!("v2.users.{user}.conversations"),
+            call.body(user),
+        );
     }
 
     /// Adds a user (Available).
@@ -550,7 +554,10 @@ impl VoiceCall {
 
     fn body(&self, user: &str) -> Value {
         let now = chrono::Utc::now().to_rfc3339();
-        let connected = matches!(self.state.as_str(), "connected" | "disconnected" | "terminated");
+        let connected = matches!(
+            self.state.as_str(),
+            "connected" | "disconnected" | "terminated"
+        );
         let ended = matches!(self.state.as_str(), "disconnected" | "terminated");
         let mut call = json!({
             "id": format!("{}-agent-call", self.conversation_id),

@@ -10,6 +10,8 @@ mod connectors_genesys;
 #[cfg(feature = "demo")]
 mod connectors_http;
 #[cfg(feature = "demo")]
+mod contact_states;
+#[cfg(feature = "demo")]
 mod demo;
 mod engine;
 mod foundation;

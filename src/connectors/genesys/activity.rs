@@ -43,6 +43,10 @@ struct Leg {
     sent: BTreeSet<ContactEventKind>,
     /// The call was recorded at some point.
     recorded: bool,
+    /// Time of the last step reported: a later step is never dated before it (the model has
+    /// no alerting time, so `offered` is dated on receipt, which may be after the platform's
+    /// `connectedTime` of the next notification).
+    last_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Default)]
@@ -239,6 +243,8 @@ impl Tracker {
                 if !leg.sent.insert(kind) {
                     continue;
                 }
+                let at = leg.last_at.map_or(at, |last| at.max(last));
+                leg.last_at = Some(at);
                 let recording_url = (kind == ContactEventKind::RecordingAvailable)
                     .then(|| self.recordings.as_ref())
                     .flatten()
