@@ -246,7 +246,7 @@ impl Tracker {
                 let at = leg.last_at.map_or(at, |last| at.max(last));
                 leg.last_at = Some(at);
                 let recording_url = (kind == ContactEventKind::RecordingAvailable)
-                    .then(|| self.recordings.as_ref())
+                    .then_some(self.recordings.as_ref())
                     .flatten()
                     .and_then(|base| {
                         base.join(&format!("api/v2/conversations/{conv}/recordings"))

@@ -312,7 +312,7 @@ fn validate_verify(vp: &str, verify: &mut VerifyConfig, errs: &mut ConfigErrors)
                 &mut h.secret,
                 h.secret_file.as_deref(),
             );
-            check_replay_window(&vp, h, errs);
+            check_replay_window(vp, h, errs);
         }
     }
 }

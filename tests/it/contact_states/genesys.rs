@@ -32,7 +32,7 @@ requests_per_sec = 1000.0
 
 async fn subscribed(fake: &FakeGenesys, connections: u64) {
     until("the notification socket", || async {
-        fake.connections() >= connections && fake.subscriptions().iter().any(|n| *n == 3)
+        fake.connections() >= connections && fake.subscriptions().contains(&3)
     })
     .await;
 }
