@@ -9,6 +9,7 @@ use presence_bridge::connectors::genesys::GenesysConnector;
 use presence_bridge::connectors::{
     AgentEvent, ConnectorError, ConnectorEvent, ContactCenter, StatusKind,
 };
+use presence_bridge::model::contact_center::ContactActivity;
 use presence_bridge::model::health::HealthState;
 use presence_bridge::model::{CcStatus, Source};
 use presence_bridge::sim::genesys::{self, DEFINITIONS, FakeGenesys};
@@ -121,6 +122,14 @@ async fn lists_paged_users_catalog_bulk_reads_and_sets_presence() {
     );
     let now = c.current_statuses(&["user-7".into()]).await.unwrap();
     assert_eq!(now[0].status, def(2));
+
+    // Bulk reads carry the routing status as the agent's activity.
+    let activity =
+        |s: &[presence_bridge::connectors::AgentStatus]| s[0].activity.map(|a| a.activity);
+    assert_eq!(activity(&now), Some(ContactActivity::Idle));
+    fake.set_routing_status("user-7", "INTERACTING");
+    let now = c.current_statuses(&["user-7".into()]).await.unwrap();
+    assert_eq!(activity(&now), Some(ContactActivity::OnContact));
 }
 
 #[tokio::test]
