@@ -54,12 +54,15 @@ struct AgentTrack {
     status: Option<CcStatus>,
     routing: Option<ContactActivity>,
     legs: BTreeMap<String, Leg>,
+    /// A conversation notification came for the agent: with no leg open, they are idle.
+    conversations_seen: bool,
     emitted: Option<(CcStatus, Option<Activity>)>,
 }
 
 impl AgentTrack {
     /// The conversations decide when there are any (they know the channel and wrap-up);
-    /// otherwise the routing status does.
+    /// otherwise the routing status does; with neither, an agent whose conversations were
+    /// seen to end is idle (a `None` would keep the last activity reported).
     fn activity(&self) -> Option<Activity> {
         let rank = |a: ContactActivity| match a {
             ContactActivity::OnContact => 3,
@@ -75,10 +78,13 @@ impl AgentTrack {
             .max_by_key(|(r, _, _)| *r);
         match best {
             Some((_, activity, channel)) => Some(Activity { activity, channel }),
-            None => self.routing.map(|activity| Activity {
-                activity,
-                channel: None,
-            }),
+            None => self
+                .routing
+                .or(self.conversations_seen.then_some(ContactActivity::Idle))
+                .map(|activity| Activity {
+                    activity,
+                    channel: None,
+                }),
         }
     }
 }
@@ -189,6 +195,7 @@ impl Tracker {
             .and_then(|p| p.get("queueId").and_then(Value::as_str));
         let mut out = Vec::new();
         let track = self.agents.entry(agent.to_owned()).or_default();
+        track.conversations_seen = true;
         // The agent's own legs (a transfer back gives a second one), latest last.
         for p in participants
             .iter()
@@ -289,5 +296,105 @@ impl Tracker {
         }
         let agent_event = self.changed(agent, now, Source::ConnectorPush);
         (out, agent_event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn status() -> CcStatus {
+        CcStatus {
+            id: "on-queue".into(),
+            name: "On Queue".into(),
+        }
+    }
+
+    /// A conversation notification body as the SDK model documents it, with the agent's
+    /// participant in `state` (a chat when `chat`).
+    fn conv(state: &str, chat: bool, wrapup_required: bool) -> Value {
+        let media = if chat { "chats" } else { "calls" };
+        json!({
+            "id": "c1",
+            "participants": [
+                {"id": "p-cust", "purpose": "customer", "address": "tel:+15550100"},
+                {"id": "p-acd", "purpose": "acd", "queueId": "q1"},
+                {"id": "p-agent", "purpose": "agent", "userId": "u1", "wrapupRequired": wrapup_required,
+                 media: [{"state": state, "recording": true}]}
+            ]
+        })
+    }
+
+    #[test]
+    fn routing_status_decides_until_conversations_tell_more() {
+        let mut t = Tracker::new(None);
+        assert!(t.presence("u1", status(), Utc::now()).is_some());
+        let e = t
+            .routing("u1", &json!({"routingStatus": {"status": "INTERACTING"}}))
+            .unwrap();
+        assert_eq!(e.activity.unwrap().activity, ContactActivity::OnContact);
+        assert_eq!(e.activity.unwrap().channel, None);
+        assert!(
+            t.routing("u1", &json!({"routingStatus": {"status": "INTERACTING"}}))
+                .is_none(),
+            "no change, no event"
+        );
+        // A chat connected: same activity, now with its channel.
+        let (events, e) = t.conversation("u1", &conv("connected", true, false));
+        assert_eq!(e.unwrap().activity.unwrap().channel, Some(Channel::Chat));
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, ContactEventKind::Connected);
+        assert_eq!(events[0].queue.as_deref(), Some("q1"));
+        assert_eq!(
+            events[0].customer_endpoint.as_deref(),
+            Some("tel:+15550100")
+        );
+    }
+
+    #[test]
+    fn a_recorded_call_with_wrap_up_goes_offered_connected_acw_ended_recording() {
+        let base = url::Url::parse("https://api.mypurecloud.ie/").unwrap();
+        let mut t = Tracker::new(Some(base));
+        t.presence("u1", status(), Utc::now());
+        let mut kinds = Vec::new();
+        let mut activities = Vec::new();
+        for (state, wrap) in [
+            ("alerting", false),
+            ("connected", false),
+            ("connected", false),
+            ("disconnected", true),
+        ] {
+            let (events, e) = t.conversation("u1", &conv(state, false, wrap));
+            kinds.extend(events.iter().map(|e| e.kind));
+            activities.push(e.and_then(|e| e.activity).map(|a| a.activity));
+            if let Some(r) = events
+                .iter()
+                .find(|e| e.kind == ContactEventKind::RecordingAvailable)
+            {
+                assert_eq!(
+                    r.recording_url.as_deref(),
+                    Some("https://api.mypurecloud.ie/api/v2/conversations/c1/recordings")
+                );
+            }
+        }
+        use ContactEventKind::*;
+        assert_eq!(kinds, [Offered, Connected, Ended, RecordingAvailable]);
+        assert_eq!(
+            activities,
+            [
+                Some(ContactActivity::Offered),
+                Some(ContactActivity::OnContact),
+                None,
+                Some(ContactActivity::AfterContactWork)
+            ]
+        );
+        // Wrap-up entered: the leg is over and, with no routing status known, the agent is
+        // idle (not "unknown", which would keep after-contact work).
+        let mut done = conv("disconnected", false, true);
+        done["participants"][2]["wrapup"] = json!({"code": "ok"});
+        let (events, e) = t.conversation("u1", &done);
+        assert!(events.is_empty(), "steps are reported once");
+        assert_eq!(e.unwrap().activity.unwrap().activity, ContactActivity::Idle);
     }
 }
