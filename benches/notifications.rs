@@ -246,6 +246,7 @@ async fn inbox_alone(store: &std::sync::Arc<dyn presence_bridge::store::Store>) 
                         ),
                         observed_at: chrono::Utc::now(),
                         source: presence_bridge::model::Source::GraphWebhook,
+                        activity: None,
                     };
                     let s = Instant::now();
                     inbox.push_observations(&[o]).await.expect("push");

@@ -20,7 +20,10 @@ pub struct IngestOutcome {
     pub duplicate: usize,
     pub stale: usize,
     pub unknown_agent: usize,
-    pub contact_ignored: usize,
+    /// Contact events stored for the first time.
+    pub contact_accepted: usize,
+    /// Contact events stored before (same event id, or same contact and step).
+    pub contact_duplicate: usize,
 }
 
 /// Per-connector ingest path. Holds no state of its own: cheap to share, and nothing is lost
@@ -61,12 +64,12 @@ impl Ingest {
     pub async fn ingest(&self, events: Vec<ConnectorEvent>) -> Result<IngestOutcome, StoreError> {
         let mut out = IngestOutcome::default();
         let mut checked = Vec::with_capacity(events.len());
+        let mut contacts = Vec::new();
         for e in events {
             let e = match e {
                 ConnectorEvent::Agent(e) => e,
                 ConnectorEvent::Contact(c) => {
-                    tracing::debug!(connector = %self.connector, contact = %c.contact_id, kind = c.kind.as_str(), "contact event not stored: no consumer yet");
-                    out.contact_ignored += 1;
+                    contacts.push(c);
                     continue;
                 }
             };
@@ -77,6 +80,7 @@ impl Ingest {
                         status: Status::ContactCenter(e.status),
                         observed_at: e.at,
                         source: e.source,
+                        activity: e.activity,
                     },
                     event_id: e.event_id,
                     agent_id: e.agent_id,
@@ -86,6 +90,28 @@ impl Ingest {
                     out.unknown_agent += 1;
                 }
                 Err(other) => return Err(other),
+            }
+        }
+        // Contact events first: an agent event in the same batch may be refused as stale, but
+        // the contact's own steps are kept whatever the agent's status does.
+        let fresh = self
+            .store
+            .contact_events_push(&self.connector, &contacts)
+            .await?;
+        for (c, new) in contacts.iter().zip(fresh) {
+            if new {
+                out.contact_accepted += 1;
+                self.metrics
+                    .counter(
+                        "contact_events_total",
+                        &[
+                            ("connector", self.connector.clone()),
+                            ("kind", c.kind.as_str().to_owned()),
+                        ],
+                    )
+                    .increment(1);
+            } else {
+                out.contact_duplicate += 1;
             }
         }
         if !checked.is_empty() {
@@ -101,7 +127,8 @@ impl Ingest {
         self.count("duplicate", out.duplicate);
         self.count("stale", out.stale);
         self.count("unknown_agent", out.unknown_agent);
-        self.count("contact_ignored", out.contact_ignored);
+        self.count("contact_accepted", out.contact_accepted);
+        self.count("contact_duplicate", out.contact_duplicate);
         Ok(out)
     }
 }

@@ -9,23 +9,39 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{AgentEvent, AgentStatus, ConnectorError, ConnectorEvent};
+use crate::model::contact_center::Activity;
 use crate::model::{CcStatus, Source};
 
-/// Events for agents whose status differs from `last` (new agents included).
-pub fn diff_snapshot(
-    last: &HashMap<String, CcStatus>,
-    now: &[AgentStatus],
-    at: DateTime<Utc>,
-) -> Vec<AgentEvent> {
+/// What a poll saw of each agent: the status and the contact activity.
+pub type Snapshot = HashMap<String, (CcStatus, Option<Activity>)>;
+
+/// The snapshot of one poll's statuses.
+pub fn snapshot(now: Vec<AgentStatus>) -> Snapshot {
+    now.into_iter()
+        .map(|s| (s.agent_id, (s.status, s.activity)))
+        .collect()
+}
+
+/// Events for agents whose status or contact activity differs from `last` (new agents
+/// included). A changed status is dated by the status' own start time when the platform
+/// gives it; a change of activity alone by `at` (the status began before the contact did).
+pub fn diff_snapshot(last: &Snapshot, now: &[AgentStatus], at: DateTime<Utc>) -> Vec<AgentEvent> {
     now.iter()
-        .filter(|s| last.get(&s.agent_id) != Some(&s.status))
-        .map(|s| AgentEvent {
-            agent_id: s.agent_id.clone(),
-            status: s.status.clone(),
-            at: s.since.unwrap_or(at),
-            event_id: None,
-            source: Source::ConnectorPoll,
-            activity: s.activity,
+        .filter_map(|s| {
+            let when = match last.get(&s.agent_id) {
+                Some((status, _)) if *status != s.status => s.since.unwrap_or(at),
+                Some((_, activity)) if *activity != s.activity => at,
+                Some(_) => return None,
+                None => s.since.unwrap_or(at),
+            };
+            Some(AgentEvent {
+                agent_id: s.agent_id.clone(),
+                status: s.status.clone(),
+                at: when,
+                event_id: None,
+                source: Source::ConnectorPoll,
+                activity: s.activity,
+            })
         })
         .collect()
 }
@@ -41,7 +57,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Vec<AgentStatus>, ConnectorError>>,
 {
-    let mut last: HashMap<String, CcStatus> = HashMap::new();
+    let mut last = Snapshot::new();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -49,15 +65,12 @@ where
             _ = cancel.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
-        let snapshot = read().await?;
-        for e in diff_snapshot(&last, &snapshot, Utc::now()) {
+        let snapshot_now = read().await?;
+        for e in diff_snapshot(&last, &snapshot_now, Utc::now()) {
             if events.send(e.into()).await.is_err() {
                 return Ok(());
             }
         }
-        last = snapshot
-            .into_iter()
-            .map(|s| (s.agent_id, s.status))
-            .collect();
+        last = snapshot(snapshot_now);
     }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigErrors;
+use crate::model::contact_center::{Channel, ContactActivity};
 
 /// What Graph accepts for `setPresence` and `setUserPreferredPresence` (graph.md §2.1, §2.3);
 /// one list, owned by the Graph client that enforces it.
@@ -234,12 +235,18 @@ pub struct TeamsToCcRule {
     pub connector: Option<String>,
 }
 
-/// `when` of a contact-center → Teams rule.
+/// `when` of a contact-center → Teams rule; every given list must match.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CcWhen {
     /// Contact-center status names or ids (case-insensitive).
     pub status: Vec<String>,
+    /// What the agent is doing: `offered`, `on_contact`, `after_contact_work`, `idle`,
+    /// `logged_out` (case-insensitive).
+    pub cc_activity: Vec<String>,
+    /// The channel of the contact the activity concerns: `voice`, `chat`, `email`, `task`.
+    /// An activity whose channel the platform did not report matches no channel list.
+    pub channel: Vec<String>,
 }
 
 /// What a contact-center → Teams rule sets: a pair, or `"clear"`.
@@ -471,8 +478,45 @@ pub fn validate_rules(
     }
     for (i, r) in cc_to_teams.iter().enumerate() {
         let p = format!("cc_to_teams[{i}]");
-        if r.when.status.is_empty() {
-            errs.push(format!("{p}.when.status"), "name at least one status");
+        if r.when.status.is_empty() && r.when.cc_activity.is_empty() {
+            errs.push(
+                format!("{p}.when"),
+                "name at least one status and/or cc_activity",
+            );
+        }
+        if !r.when.channel.is_empty() && r.when.cc_activity.is_empty() {
+            errs.push(
+                format!("{p}.when.channel"),
+                "matches the channel of a contact activity: give cc_activity too",
+            );
+        }
+        for a in &r.when.cc_activity {
+            if !ContactActivity::ALL
+                .iter()
+                .any(|k| k.as_str().eq_ignore_ascii_case(a))
+            {
+                errs.push(
+                    format!("{p}.when.cc_activity"),
+                    format!(
+                        "\"{a}\" is not a contact activity; use one of {}",
+                        ContactActivity::ALL.map(ContactActivity::as_str).join(", ")
+                    ),
+                );
+            }
+        }
+        for c in &r.when.channel {
+            if !Channel::ALL
+                .iter()
+                .any(|k| k.as_str().eq_ignore_ascii_case(c))
+            {
+                errs.push(
+                    format!("{p}.when.channel"),
+                    format!(
+                        "\"{c}\" is not a channel; use one of {}",
+                        Channel::ALL.map(Channel::as_str).join(", ")
+                    ),
+                );
+            }
         }
         if r.hold_down_secs.is_some_and(|h| h > 3600) {
             errs.push(format!("{p}.hold_down_secs"), "must be at most 3600");

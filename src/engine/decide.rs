@@ -12,6 +12,7 @@ use crate::engine::config::{Direction, OnCcLogin, WriteMode};
 use crate::engine::rules::Rules;
 use crate::engine::state::{Action, Decision, Millis, Reason, Seen, Table, Trigger, UserState};
 use crate::engine::tables::{same_cc, set_teams};
+use crate::model::contact_center::Activity;
 use crate::model::{CcStatus, Side, Source, Status, TeamsPresence};
 
 /// Timing and switches, in engine units.
@@ -148,6 +149,25 @@ impl Engine {
         now: Millis,
         out: &mut Vec<Decision>,
     ) {
+        self.observe_activity_at(st, status, None, source, observed_at, now, out)
+    }
+
+    /// [`Engine::observe_at`] with the agent's contact activity, when the contact-center
+    /// source reported it (`None` keeps what was known). A change of activity alone is a
+    /// change: `cc_to_teams` rules naming `cc_activity` or `channel` are evaluated again, and
+    /// nothing else is (the status the agent selected did not change, so an override the
+    /// bridge holds on the contact center stays, and no `teams_to_cc` write follows).
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe_activity_at(
+        &self,
+        st: &mut UserState,
+        status: Status,
+        activity: Option<Activity>,
+        source: Source,
+        observed_at: Millis,
+        now: Millis,
+        out: &mut Vec<Decision>,
+    ) {
         let trigger = Trigger::Observation {
             side: status.side(),
             source,
@@ -174,7 +194,7 @@ impl Engine {
         ));
         match status {
             Status::Teams(p) => self.observe_teams(st, p, &mut cx),
-            Status::ContactCenter(c) => self.observe_cc(st, c, &mut cx),
+            Status::ContactCenter(c) => self.observe_cc(st, c, activity, &mut cx),
         }
     }
 
@@ -207,18 +227,38 @@ impl Engine {
         }
     }
 
-    fn observe_cc(&self, st: &mut UserState, c: CcStatus, cx: &mut Ctx) {
+    fn observe_cc(
+        &self,
+        st: &mut UserState,
+        c: CcStatus,
+        activity: Option<Activity>,
+        cx: &mut Ctx,
+    ) {
         let echo = st
             .wrote_cc
             .as_ref()
             .is_some_and(|w| w.live && same_cc(&w.status, &c));
         let changed = !st.cc.as_ref().is_some_and(|old| same_cc(old, &c));
+        let activity = activity.or(st.cc_activity);
+        let activity_changed = activity != st.cc_activity;
+        st.cc_activity = activity;
         if echo {
+            // The status is the bridge's own write: neither it nor the activity reported
+            // with it travels back to Teams (eval_c2t holds off while the echo is live).
             st.cc = Some(c);
             return cx.push(None, None, Reason::Echo);
         }
         if !changed {
-            return cx.push(None, None, Reason::Unchanged);
+            if !activity_changed {
+                return cx.push(None, None, Reason::Unchanged);
+            }
+            st.cc_at = cx.now;
+            let before = cx.out.len();
+            self.eval_c2t(st, cx, false);
+            if cx.out.len() == before {
+                self.push_idle(st, cx, Side::ContactCenter);
+            }
+            return;
         }
         st.cc_at = cx.now;
         if let Some(w) = st.wrote_cc.as_mut() {

@@ -12,6 +12,8 @@ pub mod state;
 mod tables;
 
 #[cfg(test)]
+mod activity_tests;
+#[cfg(test)]
 mod tests;
 
 pub use decide::{Drift, Engine};

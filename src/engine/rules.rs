@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::config::ConfigErrors;
 use crate::engine::config::{CcToTeamsRule, TeamsSet, TeamsToCcRule, rule_applies};
-use crate::model::contact_center::{CatalogStatus, StatusKind};
+use crate::model::contact_center::{Activity, CatalogStatus, StatusKind};
 use crate::model::{CcStatus, TeamsPresence};
 
 /// A status given by name or id in the config matches a status by either, ignoring case.
@@ -55,11 +55,13 @@ impl Rules {
             .map(|i| i as u16)
     }
 
-    /// First contact-center → Teams rule for a user of `connector` matching this status and
-    /// guard presence.
+    /// First contact-center → Teams rule for a user of `connector` matching this status,
+    /// contact activity and guard presence. A rule's empty lists match anything; a rule naming
+    /// activities does not match while the activity is unknown.
     pub fn match_cc(
         &self,
         cc: &CcStatus,
+        activity: Option<&Activity>,
         teams: Option<&TeamsPresence>,
         connector: Option<&str>,
     ) -> Option<u16> {
@@ -67,7 +69,14 @@ impl Rules {
             .iter()
             .position(|r| {
                 rule_applies(r.connector.as_deref(), connector)
-                    && r.when.status.iter().any(|s| cc_is(cc, s))
+                    && (r.when.status.is_empty() || r.when.status.iter().any(|s| cc_is(cc, s)))
+                    && (r.when.cc_activity.is_empty()
+                        || activity
+                            .is_some_and(|a| any_ci(&r.when.cc_activity, a.activity.as_str())))
+                    && (r.when.channel.is_empty()
+                        || activity
+                            .and_then(|a| a.channel)
+                            .is_some_and(|c| any_ci(&r.when.channel, c.as_str())))
                     && (r.only_if_teams.is_empty()
                         || teams.is_some_and(|t| {
                             any_ci(&r.only_if_teams, &t.availability)
@@ -285,8 +294,8 @@ set = { availability = "Busy", activity = "InACall" }
             id: "on_contact".into(),
             name: "On Contact".into(),
         };
-        assert_eq!(rules.match_cc(&on_contact, None, Some("sim")), Some(0));
-        assert_eq!(rules.match_cc(&on_contact, None, Some("gc")), None);
+        assert_eq!(rules.match_cc(&on_contact, None, None, Some("sim")), Some(0));
+        assert_eq!(rules.match_cc(&on_contact, None, None, Some("gc")), None);
     }
 
     #[test]

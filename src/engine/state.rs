@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::config::WriteMode;
+use crate::model::contact_center::Activity;
 use crate::model::{CcStatus, Side, Source, TeamsPresence};
 
 /// Engine time: milliseconds since the Unix epoch.
@@ -121,6 +122,9 @@ pub struct UserState {
     pub cc: Option<CcStatus>,
     #[serde(default)]
     pub cc_at: Millis,
+    /// What the agent is doing (on a contact, wrap-up…), as last reported with the status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cc_activity: Option<Activity>,
     /// The newest Teams observation applied: older ones are stale and change nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teams_seen: Option<Seen>,

@@ -135,7 +135,12 @@ impl Engine {
         }
         let desired = st.cc.as_ref().and_then(|c| {
             self.rules
-                .match_cc(c, st.c2t.own.as_ref(), st.connector.as_deref())
+                .match_cc(
+                    c,
+                    st.cc_activity.as_ref(),
+                    st.c2t.own.as_ref(),
+                    st.connector.as_deref(),
+                )
         });
         let hold = if immediate {
             0

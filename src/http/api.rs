@@ -8,6 +8,8 @@
 //! - `GET /api/v1/users/{id}/decisions`: the user's last decisions (newest first).
 //! - `GET /api/v1/reconcile/last`: the last reconciliation report.
 //! - `POST /api/v1/reconcile`: requests a reconciliation now (202).
+//! - `GET /api/v1/contacts?agent=…[&connector=…][&limit=…]`: an agent's recent contacts,
+//!   each with its events in order (read-only; kept a week).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,6 +61,7 @@ where
         .route("/api/v1/users/{id}/decisions", get(decisions))
         .route("/api/v1/reconcile/last", get(last_reconcile))
         .route("/api/v1/reconcile", post(request_reconcile))
+        .route("/api/v1/contacts", get(contacts))
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 
@@ -177,4 +180,71 @@ async fn last_reconcile(State(state): State<ApiState>) -> Result<Json<Value>, Ap
 async fn request_reconcile(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
     reconcile::request(&state.inbox).await.map_err(internal)?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "status": "requested" }))))
+}
+
+/// Contacts returned when `limit` is not given, and the most that may be asked for.
+const DEFAULT_CONTACTS: u32 = 20;
+const MAX_CONTACTS: u32 = 100;
+
+#[derive(serde::Deserialize)]
+struct ContactsQuery {
+    agent: Option<String>,
+    connector: Option<String>,
+    limit: Option<u32>,
+}
+
+/// An agent's most recent contacts, newest first, each with its events in order.
+async fn contacts(
+    State(state): State<ApiState>,
+    axum::extract::Query(q): axum::extract::Query<ContactsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let agent = q
+        .agent
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("give the agent id: ?agent=…".into()))?;
+    let limit = q.limit.unwrap_or(DEFAULT_CONTACTS);
+    if !(1..=MAX_CONTACTS).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_CONTACTS}"
+        )));
+    }
+    let events = state
+        .store
+        .list_contact_events(&agent, q.connector.as_deref(), limit)
+        .await
+        .map_err(internal)?;
+    let mut out: Vec<Value> = Vec::new();
+    let mut current: Option<(String, String)> = None;
+    for stored in events {
+        let key = (stored.connector.clone(), stored.event.contact_id.clone());
+        if current.as_ref() != Some(&key) {
+            out.push(json!({
+                "connector": key.0,
+                "contact_id": key.1,
+                "events": [],
+            }));
+            current = Some(key);
+        }
+        let contact = out.last_mut().expect("pushed above");
+        let e = &stored.event;
+        for (field, value) in [
+            ("channel", e.channel.map(|c| json!(c))),
+            ("queue", e.queue.as_ref().map(|q| json!(q))),
+            (
+                "customer_endpoint",
+                e.customer_endpoint.as_ref().map(|c| json!(c)),
+            ),
+        ] {
+            if let Some(v) = value {
+                contact[field] = v;
+            }
+        }
+        if let Some(a) = &e.agent_id {
+            contact["agent_id"] = json!(a);
+        }
+        if let Some(events) = contact["events"].as_array_mut() {
+            events.push(json!(e));
+        }
+    }
+    Ok(Json(json!({ "agent": agent, "contacts": out })))
 }

@@ -1,4 +1,5 @@
-//! `POST /connectors/{name}/events`: a contact center's inbound webhook. The request is
+//! `POST /connectors/{name}/events`: a contact center's inbound webhook, and
+//! `POST /connectors/{name}/contact-events`: its contact-event webhook. The request is
 //! verified and parsed by the connector, stored in the durable inbox, and only then
 //! acknowledged (202). Bad signatures get 401, malformed bodies 400; neither changes state.
 //! When the inbox cannot be written the answer is 503, so the platform redelivers.
@@ -12,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::ApiError;
-use crate::connectors::{ConnectorRegistry, InboundError};
+use crate::connectors::{ConnectorHandle, ConnectorRegistry, InboundError, InboundWebhook};
 use crate::telemetry::Metrics;
 
 pub fn routes<S>() -> Router<S>
@@ -21,7 +22,9 @@ where
     ConnectorRegistry: FromRef<S>,
     Metrics: FromRef<S>,
 {
-    Router::new().route("/connectors/{name}/events", post(inbound_events))
+    Router::new()
+        .route("/connectors/{name}/events", post(inbound_events))
+        .route("/connectors/{name}/contact-events", post(contact_events))
 }
 
 async fn inbound_events(
@@ -33,6 +36,33 @@ async fn inbound_events(
 ) -> Result<Response, ApiError> {
     let handle = connectors.get(&name).ok_or(ApiError::NotFound)?;
     let webhook = handle.connector.webhook().ok_or(ApiError::NotFound)?;
+    take(handle, webhook, &metrics, name, &headers, &body).await
+}
+
+async fn contact_events(
+    State(connectors): State<ConnectorRegistry>,
+    State(metrics): State<Metrics>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let handle = connectors.get(&name).ok_or(ApiError::NotFound)?;
+    let webhook = handle
+        .connector
+        .contact_webhook()
+        .ok_or(ApiError::NotFound)?;
+    take(handle, webhook, &metrics, name, &headers, &body).await
+}
+
+/// Verifies, parses and stores one request of either webhook.
+async fn take(
+    handle: &ConnectorHandle,
+    webhook: &dyn InboundWebhook,
+    metrics: &Metrics,
+    name: String,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let rejected = |reason: &'static str| {
         metrics
             .counter(
@@ -41,7 +71,7 @@ async fn inbound_events(
             )
             .increment(1);
     };
-    let events = match webhook.parse(&headers, &body, chrono::Utc::now()) {
+    let events = match webhook.parse(headers, body, chrono::Utc::now()) {
         Ok(events) => events,
         Err(InboundError::Unauthorized(why)) => {
             tracing::info!(connector = %name, reason = %why, "inbound event refused");

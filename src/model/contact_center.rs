@@ -283,6 +283,11 @@ pub trait ContactCenter: Send + Sync + 'static {
     fn webhook(&self) -> Option<&dyn InboundWebhook> {
         None
     }
+    /// The connector's contact-event webhook (`POST /connectors/{name}/contact-events`),
+    /// when it has one.
+    fn contact_webhook(&self) -> Option<&dyn InboundWebhook> {
+        None
+    }
     /// How far the times of this connector's events may lie from the local clock.
     fn event_time_bounds(&self) -> EventTimeBounds {
         EventTimeBounds::default()

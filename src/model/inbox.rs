@@ -56,6 +56,7 @@ mod tests {
                 status: Status::Teams(TeamsPresence::new("Busy", "InACall")),
                 observed_at: chrono::Utc::now(),
                 source: Source::GraphPoll,
+                activity: None,
             }),
             InboxPayload::TeamsRefresh(TeamsRefresh {
                 user_ids: vec!["u1".into(), "u2".into()],

@@ -131,4 +131,8 @@ pub struct Observation {
     pub status: Status,
     pub observed_at: DateTime<Utc>,
     pub source: Source,
+    /// Contact-center side only: what the agent is doing (on a contact, wrap-up…) when the
+    /// source reports it. `None` says nothing about it: the engine keeps what it knew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<contact_center::Activity>,
 }

@@ -319,6 +319,7 @@ impl Dispatcher {
                         status: Status::Teams(p),
                         observed_at: at,
                         source: Source::GraphWebhook,
+                        activity: None,
                     }));
                     ack.extend(refresh_ids.iter().map(|(id, _)| *id));
                 }

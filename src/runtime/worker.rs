@@ -130,7 +130,7 @@ impl Worker {
                     let mut stale = false;
                     self.process(&o.user, input, |e, st, out| {
                         let start = out.len();
-                        e.observe_at(st, o.status, o.source, at, now, out);
+                        e.observe_activity_at(st, o.status, o.activity, o.source, at, now, out);
                         stale = out[start..].iter().any(|d| d.reason == Reason::Stale);
                     });
                     if !stale {

@@ -1,7 +1,12 @@
 //! A fake Genesys Cloud for tests: the REST endpoints the connector uses (OAuth token, users,
 //! presence definitions, system presences, bulk presence, PATCH presence, notification
 //! channels and subscriptions) and a Notifications WebSocket server that sends heartbeats,
-//! presence events and `v2.system.socket_closing` on request.
+//! presence events and `v2.system.socket_closing` on request; routing-status and conversation
+//! notifications of an agent ([`FakeGenesys::set_routing_status`], [`FakeGenesys::call`]) in
+//! the shapes of the SDK models `UserRoutingStatusNotification` and
+//! `ConversationEventTopicConversation` (platform-client-sdk-java `build/docs/`
+//! `UserRoutingStatusNotification.md`, `UserRoutingStatusNotificationRoutingStatus.md`,
+//! `ConversationEventTopicParticipant.md`, `ConversationEventTopicCall.md`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -44,6 +49,7 @@ pub const DEFINITIONS: &[(&str, &str, &str)] = &[
 struct FakeState {
     users: BTreeMap<String, (String, String)>,
     presence: HashMap<String, String>,
+    routing: HashMap<String, String>,
     tokens_issued: u64,
     valid_tokens: std::collections::HashSet<String>,
     channels: BTreeMap<String, Vec<String>>,
@@ -87,7 +93,8 @@ pub async fn spawn(users: usize, heartbeat: Option<Duration>) -> std::io::Result
             id.clone(),
             (format!("User {i}"), format!("user{i}@example.com")),
         );
-        st.presence.insert(id, DEFINITIONS[0].0.to_owned());
+        st.presence.insert(id.clone(), DEFINITIONS[0].0.to_owned());
+        st.routing.insert(id, "IDLE".to_owned());
     }
     let state: Shared = Arc::new(Mutex::new(st));
     let ws_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -156,6 +163,26 @@ impl FakeGenesys {
         let mut s = self.lock();
         s.presence.insert(user.to_owned(), definition_id.to_owned());
         notify(&mut s, user, definition_id);
+    }
+
+    /// The agent's ACD routing status changes (`OFF_QUEUE`, `IDLE`, `INTERACTING`,
+    /// `NOT_RESPONDING`, `COMMUNICATING`): subscribed sockets get a
+    /// `v2.users.{id}.routingStatus` event.
+    pub fn set_routing_status(&self, user: &str, status: &str) {
+        let mut s = self.lock();
+        s.routing.insert(user.to_owned(), status.to_owned());
+        let body = json!({"routingStatus": {"status": status, "startTime": chrono::Utc::now().to_rfc3339()}});
+        publish(&s, &format!("v2.users.{user}.routingStatus"), body);
+    }
+
+    /// A `v2.users.{id}.conversations` event for the agent, about one voice call.
+    pub fn call(&self, user: &str, call: &VoiceCall) {
+        let s = self.lock();
+        publish(
+            &s,
+            &format!("v2.users.{user}.conversations"),
+            call.body(user),
+        );
     }
 
     /// Adds a user (Available).
@@ -232,9 +259,14 @@ fn presence_body(definition_id: &str) -> Value {
 
 fn notify(s: &mut FakeState, user: &str, definition_id: &str) {
     let topic = format!("v2.users.{user}.presence");
-    let frame = json!({"topicName": topic, "eventBody": presence_body(definition_id)}).to_string();
+    publish(s, &topic, presence_body(definition_id));
+}
+
+/// Sends `{"topicName", "eventBody"}` on every socket whose channel subscribed the topic.
+fn publish(s: &FakeState, topic: &str, body: Value) {
+    let frame = json!({"topicName": topic, "eventBody": body}).to_string();
     for (ch, topics) in &s.channels {
-        if topics.contains(&topic) {
+        if topics.iter().any(|t| t == topic) {
             for tx in s.sockets.get(ch).into_iter().flatten() {
                 let _ = tx.send(frame.clone());
             }
@@ -307,6 +339,10 @@ struct PageQuery {
     page_size: usize,
     #[serde(rename = "pageNumber")]
     page_number: usize,
+    /// `id=a,b,…`: only these users.
+    id: Option<String>,
+    /// `expand=routingStatus` adds `routingStatus {status, startTime}` to each user.
+    expand: Option<String>,
 }
 
 async fn users_page(State(state): State<Shared>, Query(q): Query<PageQuery>) -> Response {
@@ -314,7 +350,24 @@ async fn users_page(State(state): State<Shared>, Query(q): Query<PageQuery>) -> 
     if let Some(r) = injected(&mut s) {
         return r;
     }
-    let all: Vec<Value> = s.users.iter().map(|(id, (name, email))| json!({"id": id, "name": name, "email": email, "username": email})).collect();
+    let wanted: Option<Vec<&str>> = q.id.as_deref().map(|ids| ids.split(',').collect());
+    let routing = q
+        .expand
+        .as_deref()
+        .is_some_and(|e| e.split(',').any(|x| x == "routingStatus"));
+    let all: Vec<Value> = s
+        .users
+        .iter()
+        .filter(|(id, _)| wanted.as_ref().is_none_or(|w| w.contains(&id.as_str())))
+        .map(|(id, (name, email))| {
+            let mut u = json!({"id": id, "name": name, "email": email, "username": email});
+            if routing {
+                let status = s.routing.get(id).map_or("OFF_QUEUE", String::as_str);
+                u["routingStatus"] = json!({"userId": id, "status": status, "startTime": chrono::Utc::now().to_rfc3339()});
+            }
+            u
+        })
+        .collect();
     let count = all.len().div_ceil(q.page_size.max(1));
     let page: Vec<Value> = all
         .into_iter()
@@ -460,5 +513,90 @@ async fn serve_socket(state: Shared, stream: tokio::net::TcpStream) {
     drop(rx);
     if let Some(v) = state.lock().expect("fake lock").sockets.get_mut(&channel) {
         v.retain(|t| !t.is_closed());
+    }
+}
+
+/// One voice call of an agent, as the agent's conversation topic shows it: an `acd`
+/// participant (the queue), the `customer` (their number in `address`) and the agent's
+/// participant (`purpose = "agent"`, `userId`) whose `calls[0].state` moves from `alerting`
+/// to `connected` to `disconnected`; `wrapupRequired` without a `wrapup` yet means the agent
+/// is in after-call work.
+#[derive(Debug, Clone)]
+pub struct VoiceCall {
+    pub conversation_id: String,
+    pub queue_id: String,
+    pub customer: String,
+    /// `alerting`, `connected`, `disconnected`, …
+    pub state: String,
+    pub recording: bool,
+    pub wrapup_required: bool,
+    /// The agent entered the wrap-up code (after-call work is over).
+    pub wrapped_up: bool,
+}
+
+impl VoiceCall {
+    pub fn new(conversation_id: &str) -> Self {
+        Self {
+            conversation_id: conversation_id.into(),
+            queue_id: "queue-support".into(),
+            customer: "tel:+15550100".into(),
+            state: "alerting".into(),
+            recording: false,
+            wrapup_required: false,
+            wrapped_up: false,
+        }
+    }
+
+    pub fn state(mut self, state: &str) -> Self {
+        self.state = state.into();
+        self
+    }
+
+    fn body(&self, user: &str) -> Value {
+        let now = chrono::Utc::now().to_rfc3339();
+        let connected = matches!(
+            self.state.as_str(),
+            "connected" | "disconnected" | "terminated"
+        );
+        let ended = matches!(self.state.as_str(), "disconnected" | "terminated");
+        let mut call = json!({
+            "id": format!("{}-agent-call", self.conversation_id),
+            "state": self.state,
+            "recording": self.recording,
+            "recordingState": if self.recording { "active" } else { "none" },
+            "held": false,
+            "direction": "inbound",
+            "other": {"addressNormalized": self.customer},
+        });
+        if connected {
+            call["connectedTime"] = json!(now);
+        }
+        if ended {
+            call["disconnectedTime"] = json!(now);
+            call["disconnectType"] = json!("endpoint");
+        }
+        let mut agent = json!({
+            "id": format!("{}-agent", self.conversation_id),
+            "userId": user,
+            "purpose": "agent",
+            "queueId": self.queue_id,
+            "wrapupRequired": self.wrapup_required,
+            "calls": [call],
+        });
+        if self.wrapped_up {
+            agent["wrapup"] = json!({"code": "resolved", "name": "Resolved"});
+            agent["endAcwTime"] = json!(now);
+        }
+        json!({
+            "id": self.conversation_id,
+            "maxParticipants": 3,
+            "participants": [
+                {"id": format!("{}-customer", self.conversation_id), "purpose": "customer", "address": self.customer,
+                 "calls": [{"state": if ended { "disconnected" } else { "connected" }}]},
+                {"id": format!("{}-acd", self.conversation_id), "purpose": "acd", "queueId": self.queue_id,
+                 "calls": [{"state": "disconnected"}]},
+                agent,
+            ],
+        })
     }
 }

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Side;
+use crate::model::contact_center::ContactEvent;
 
 pub mod config;
 pub mod inbox;
@@ -153,6 +154,23 @@ pub struct IngestRow {
     pub item: NewInboxItem,
 }
 
+/// A contact event as stored: the connector it came from and when it was taken in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredContactEvent {
+    pub connector: String,
+    pub event: ContactEvent,
+    pub received_at: DateTime<Utc>,
+}
+
+/// The key a contact event is stored once under: the platform's event id, or the contact and
+/// the step when the platform sends none (a contact is offered, connected, … once).
+pub fn contact_event_key(e: &ContactEvent) -> String {
+    match &e.event_id {
+        Some(id) => format!("id:{id}"),
+        None => format!("contact:{}/{}", e.contact_id, e.kind.as_str()),
+    }
+}
+
 /// What [`Store::ingest_push`] did with one [`IngestRow`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IngestVerdict {
@@ -265,6 +283,25 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets event ids recorded before `before`, and all but the newest `per_agent` ids of
     /// each agent. Returns how many were deleted.
     async fn prune_ingest(&self, before: DateTime<Utc>, per_agent: u32) -> StoreResult<u64>;
+
+    // contact events
+    /// Stores contact events of `connector` in one transaction, each once
+    /// ([`contact_event_key`]); returns, per event, whether it was new.
+    async fn contact_events_push(
+        &self,
+        connector: &str,
+        events: &[ContactEvent],
+    ) -> StoreResult<Vec<bool>>;
+    /// The events of the `contacts` most recent contacts `agent_id` had a part in (of one
+    /// connector, or all), grouped by contact, each contact's in the order they happened.
+    async fn list_contact_events(
+        &self,
+        agent_id: &str,
+        connector: Option<&str>,
+        contacts: u32,
+    ) -> StoreResult<Vec<StoredContactEvent>>;
+    /// Deletes contact events taken in before `before`; returns how many.
+    async fn prune_contact_events(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }
 
 /// Opens the store named by the URL (`sqlite://…` or `postgres://…`) and applies migrations.

@@ -1,6 +1,6 @@
 //! The retention job: deletes audit entries older than `store.audit_retention_days`, and
 //! contact-center event ids past their replay window ([`INGEST_ID_RETENTION`], at most
-//! [`INGEST_IDS_PER_AGENT`] per agent).
+//! [`INGEST_IDS_PER_AGENT`] per agent), and contact events past [`CONTACT_EVENT_RETENTION`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +23,10 @@ pub const INGEST_ID_RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 /// Most event ids remembered per agent: far above a day of real status changes, so only a
 /// flood of distinct ids reaches it.
 pub const INGEST_IDS_PER_AGENT: u32 = 5_000;
+
+/// How long contact events are kept. They are served for a look at recent contacts
+/// (`GET /api/v1/contacts`), not archived: a week covers the shifts anyone looks back at.
+pub const CONTACT_EVENT_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// Runs until `cancel` fires: prunes at once, then every [`PRUNE_INTERVAL`]. A failed prune
 /// is logged and retried at the next tick.
@@ -52,6 +56,13 @@ pub async fn audit_prune_job(
                     Ok(deleted) => tracing::info!(deleted, "pruned old contact-center event ids"),
                     Err(error) => {
                         tracing::warn!(%error, "event id prune failed; retrying at the next interval")
+                    }
+                }
+                match store.prune_contact_events(now - CONTACT_EVENT_RETENTION).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, "pruned old contact events"),
+                    Err(error) => {
+                        tracing::warn!(%error, "contact event prune failed; retrying at the next interval")
                     }
                 }
             }

@@ -9,6 +9,7 @@ use presence_bridge::connectors::genesys::GenesysConnector;
 use presence_bridge::connectors::{
     AgentEvent, ConnectorError, ConnectorEvent, ContactCenter, StatusKind,
 };
+use presence_bridge::model::contact_center::ContactActivity;
 use presence_bridge::model::health::HealthState;
 use presence_bridge::model::{CcStatus, Source};
 use presence_bridge::sim::genesys::{self, DEFINITIONS, FakeGenesys};
@@ -121,6 +122,14 @@ async fn lists_paged_users_catalog_bulk_reads_and_sets_presence() {
     );
     let now = c.current_statuses(&["user-7".into()]).await.unwrap();
     assert_eq!(now[0].status, def(2));
+
+    // Bulk reads carry the routing status as the agent's activity.
+    let activity =
+        |s: &[presence_bridge::connectors::AgentStatus]| s[0].activity.map(|a| a.activity);
+    assert_eq!(activity(&now), Some(ContactActivity::Idle));
+    fake.set_routing_status("user-7", "INTERACTING");
+    let now = c.current_statuses(&["user-7".into()]).await.unwrap();
+    assert_eq!(activity(&now), Some(ContactActivity::OnContact));
 }
 
 #[tokio::test]
@@ -128,14 +137,16 @@ async fn presence_events_arrive_normalised_over_several_channels() {
     let fake = genesys::spawn(5, Some(Duration::from_millis(200)))
         .await
         .unwrap();
-    let c = std::sync::Arc::new(connector(&fake, "topics_per_channel = 2"));
+    // Three topics per agent (presence, routing status, conversations): two agents fit in
+    // a channel of 7 topics.
+    let c = std::sync::Arc::new(connector(&fake, "topics_per_channel = 7"));
     let (mut rx, cancel, task) = start_events(c.clone(), 5).await;
     let mut subs = fake.subscriptions();
     subs.sort_unstable();
     assert_eq!(
         subs,
-        vec![1, 2, 2],
-        "at most topics_per_channel per channel"
+        vec![3, 6, 6],
+        "at most topics_per_channel per channel, an agent's topics never split"
     );
     until("three sockets", || fake.connections() == 3).await;
     fake.set_presence("user-5", DEFINITIONS[3].0);

@@ -299,6 +299,7 @@ impl Rig {
             status: Status::ContactCenter(cc(status)),
             observed_at: Utc::now(),
             source: Source::ConnectorPush,
+            activity: None,
         };
         self.inbox.push_observations(&[o]).await.unwrap();
     }
@@ -837,6 +838,41 @@ impl Store for RealTimeStore {
     ) -> StoreResult<u64> {
         let s = self.inner.clone();
         self.run(async move { s.prune_ingest(before, per_agent).await })
+            .await
+    }
+
+    async fn contact_events_push(
+        &self,
+        connector: &str,
+        events: &[presence_bridge::model::contact_center::ContactEvent],
+    ) -> StoreResult<Vec<bool>> {
+        let (connector, events) = (connector.to_owned(), events.to_vec());
+        let s = self.inner.clone();
+        self.run(async move { s.contact_events_push(&connector, &events).await })
+            .await
+    }
+
+    async fn list_contact_events(
+        &self,
+        agent_id: &str,
+        connector: Option<&str>,
+        contacts: u32,
+    ) -> StoreResult<Vec<presence_bridge::store::StoredContactEvent>> {
+        let (agent, connector) = (agent_id.to_owned(), connector.map(str::to_owned));
+        let s = self.inner.clone();
+        self.run(async move {
+            s.list_contact_events(&agent, connector.as_deref(), contacts)
+                .await
+        })
+        .await
+    }
+
+    async fn prune_contact_events(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<u64> {
+        let s = self.inner.clone();
+        self.run(async move { s.prune_contact_events(before).await })
             .await
     }
 }

@@ -16,6 +16,8 @@ mod connectors_http;
 #[cfg(feature = "demo")]
 mod connectors_innovaphone;
 #[cfg(feature = "demo")]
+mod contact_states;
+#[cfg(feature = "demo")]
 mod demo;
 #[cfg(feature = "demo")]
 mod demo_cc;

@@ -137,6 +137,7 @@ pub fn item(n: usize) -> NewInboxItem {
     }
 }
 
+mod contacts;
 mod cursors;
 mod errors;
 mod prune;

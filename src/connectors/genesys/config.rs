@@ -40,9 +40,26 @@ pub struct GenesysConfig {
     /// is widely used).
     #[serde(default = "default_page_size")]
     pub page_size: u32,
-    /// Presence topics per notification channel (Genesys documents 1,000 per WebSocket).
+    /// Topics per notification channel (Genesys documents 1,000 per WebSocket). Each agent
+    /// takes one topic per subscribed kind (presence, plus routing status and conversations
+    /// when on), so a channel carries `topics_per_channel / topics per agent` agents.
     #[serde(default = "default_topics")]
     pub topics_per_channel: usize,
+    /// Subscribe `v2.users.{id}.routingStatus` (IDLE, INTERACTING, COMMUNICATING, …) and read
+    /// it with the bulk reads after a reconnect: the agent's contact activity.
+    #[serde(default = "default_true")]
+    pub subscribe_routing_status: bool,
+    /// Subscribe `v2.users.{id}.conversations`: the agent's interactions (alerting,
+    /// connected, disconnected, wrap-up) as contact activity with its channel, and as contact
+    /// events (`offered`, `connected`, `ended`, `recording_available`).
+    #[serde(default = "default_true")]
+    pub subscribe_conversations: bool,
+    /// Emit `recording_available` when an interaction that was being recorded (`recording`
+    /// on the agent's call) ends, pointing at `GET /api/v2/conversations/{id}/recordings`.
+    /// ASSUMED: the conversation topic has no "recording ready" notification, and Genesys
+    /// may still be processing the file when the call ends; turn off to emit none.
+    #[serde(default = "default_true")]
+    pub recording_events: bool,
     /// Reconnect when no message (heartbeats come about every 30 s) arrived for this long.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_timeout_secs: u64,
@@ -59,6 +76,9 @@ fn default_page_size() -> u32 {
 }
 fn default_topics() -> usize {
     1000
+}
+fn default_true() -> bool {
+    true
 }
 fn default_heartbeat() -> u64 {
     90
@@ -87,10 +107,13 @@ impl GenesysConfig {
         if !(1..=500).contains(&self.page_size) {
             errs.push(format!("{path}.page_size"), "must be between 1 and 500");
         }
-        if !(1..=1000).contains(&self.topics_per_channel) {
+        if !(self.topics_per_agent()..=1000).contains(&self.topics_per_channel) {
             errs.push(
                 format!("{path}.topics_per_channel"),
-                "must be between 1 and 1000",
+                format!(
+                    "must be between {} (the topics of one agent) and 1000",
+                    self.topics_per_agent()
+                ),
             );
         }
         if self.heartbeat_timeout_secs == 0 {
@@ -105,6 +128,23 @@ impl GenesysConfig {
                 "must be between 1 and 86400",
             );
         }
+    }
+
+    /// Topics each agent takes on a channel.
+    pub fn topics_per_agent(&self) -> usize {
+        1 + usize::from(self.subscribe_routing_status) + usize::from(self.subscribe_conversations)
+    }
+
+    /// The topics of one agent.
+    pub fn topics_of(&self, agent: &str) -> Vec<String> {
+        let mut t = vec![format!("v2.users.{agent}.presence")];
+        if self.subscribe_routing_status {
+            t.push(format!("v2.users.{agent}.routingStatus"));
+        }
+        if self.subscribe_conversations {
+            t.push(format!("v2.users.{agent}.conversations"));
+        }
+        t
     }
 
     /// `https://login.{region}/` unless overridden.

@@ -22,11 +22,12 @@ use super::{
     Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ConnectorEvent, ContactCenter,
     StatusKind,
 };
-use crate::model::contact_center::EventTimeBounds;
+use crate::model::contact_center::{Activity, EventTimeBounds};
 use crate::model::health::HealthState;
 use crate::model::{CcStatus, Source};
 use config::GenesysConfig;
 
+mod activity;
 pub mod config;
 mod notifications;
 
@@ -168,6 +169,39 @@ impl GenesysConnector {
         Some((status, at))
     }
 
+    /// The routing status of up to [`BULK_IDS`] users, by id:
+    /// `GET /api/v2/users?id=…&expand=routingStatus` (reference §2.3: the user listing with
+    /// `expand=presence,routingStatus` carries `routingStatus.status`).
+    async fn routing_statuses(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, ConnectorError> {
+        #[derive(Deserialize)]
+        struct Routing {
+            status: String,
+        }
+        #[derive(Deserialize)]
+        struct WithRouting {
+            id: String,
+            #[serde(rename = "routingStatus")]
+            routing_status: Option<Routing>,
+        }
+        let mut url = self.url("api/v2/users");
+        url.query_pairs_mut()
+            .append_pair("id", &ids.join(","))
+            .append_pair("expand", "routingStatus")
+            .append_pair("pageSize", &ids.len().to_string())
+            .append_pair("pageNumber", "1");
+        let page: Page<WithRouting> =
+            serde_json::from_value(self.get("routing status", url).await?)
+                .map_err(|e| ConnectorError::Decode(format!("users with routing status: {e}")))?;
+        Ok(page
+            .entities
+            .into_iter()
+            .filter_map(|u| Some((u.id, u.routing_status?.status)))
+            .collect())
+    }
+
     /// Bulk reads for a reconnect: every given agent's presence as reconcile events.
     async fn reconcile(&self, agent_ids: &[String]) -> Result<Vec<AgentEvent>, ConnectorError> {
         let now = Utc::now();
@@ -278,6 +312,11 @@ impl ContactCenter for GenesysConnector {
     ) -> Result<Vec<AgentStatus>, ConnectorError> {
         let mut out = Vec::with_capacity(agent_ids.len());
         for chunk in agent_ids.chunks(BULK_IDS) {
+            let routing = if self.cfg.subscribe_routing_status {
+                self.routing_statuses(chunk).await?
+            } else {
+                HashMap::new()
+            };
             let mut url = self.url("api/v2/users/presences/purecloud/bulk");
             url.query_pairs_mut().append_pair("id", &chunk.join(","));
             let rows = self.get("bulk presence", url).await?;
@@ -294,7 +333,10 @@ impl ContactCenter for GenesysConnector {
                         agent_id: agent_id.to_owned(),
                         status,
                         since,
-                        activity: None,
+                        activity: routing.get(agent_id).map(|s| Activity {
+                            activity: activity::routing_activity(s),
+                            channel: None,
+                        }),
                     });
                 }
             }
@@ -338,8 +380,9 @@ impl ContactCenter for GenesysConnector {
                     .collect();
             }
             let generation = cancel.child_token();
+            let per_channel = (self.cfg.topics_per_channel / self.cfg.topics_per_agent()).max(1);
             let channels = agents
-                .chunks(self.cfg.topics_per_channel)
+                .chunks(per_channel)
                 .map(|chunk| notifications::run_channel(self, chunk, &events, &generation));
             tokio::select! {
                 result = futures::future::try_join_all(channels) => {

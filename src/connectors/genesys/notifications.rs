@@ -1,6 +1,6 @@
-//! One Notifications API channel: create it, subscribe `v2.users.{id}.presence` topics over
-//! REST, connect the WebSocket, reconcile with bulk reads, then turn presence frames into
-//! events. A silent socket (no heartbeat within `heartbeat_timeout_secs`), a closed socket,
+//! One Notifications API channel: create it, subscribe each agent's topics over REST
+//! (`v2.users.{id}.presence`, and `.routingStatus` and `.conversations` when on), connect the
+//! WebSocket, reconcile with bulk reads, then turn frames into events ([`Tracker`]). A silent socket (no heartbeat within `heartbeat_timeout_secs`), a closed socket,
 //! a `404` result and `v2.system.socket_closing` all lead to a fresh channel; so does the
 //! channel reaching `channel_max_age_secs` (channels live 24 h). The new channel is connected
 //! and subscribed before the old socket is closed.
@@ -16,9 +16,30 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::GenesysConnector;
+use super::activity::Tracker;
 use crate::connectors::{AgentEvent, ConnectorError, ConnectorEvent};
-use crate::model::Source;
+use crate::model::CcStatus;
+use crate::model::contact_center::ContactEvent;
 use crate::model::health::HealthState;
+
+/// Sends a frame's contact events, then the agent event; false when the receiver is gone.
+/// The contact's step goes first: it is what the agent's new activity is about.
+async fn send(
+    events: &mpsc::Sender<ConnectorEvent>,
+    contacts: Vec<ContactEvent>,
+    agent: Option<AgentEvent>,
+) -> bool {
+    for e in contacts
+        .into_iter()
+        .map(ConnectorEvent::from)
+        .chain(agent.map(ConnectorEvent::from))
+    {
+        if events.send(e).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -32,7 +53,9 @@ struct Channel {
 
 /// What one frame means.
 enum Frame {
-    Event(AgentEvent),
+    Presence(String, CcStatus, chrono::DateTime<chrono::Utc>),
+    Routing(String, Value),
+    Conversation(String, Value),
     Heartbeat,
     Closing,
     Gone,
@@ -56,23 +79,28 @@ fn parse_frame(c: &GenesysConnector, text: &str) -> Frame {
     if topic == "v2.system.socket_closing" {
         return Frame::Closing;
     }
-    let Some(agent) = topic
+    let Some((agent, kind)) = topic
         .strip_prefix("v2.users.")
-        .and_then(|t| t.strip_suffix(".presence"))
+        .and_then(|t| t.rsplit_once('.'))
     else {
         return Frame::Other;
     };
-    let Some((status, at)) = v.get("eventBody").and_then(|b| c.presence_of(b)) else {
+    let Some(body) = v.get("eventBody") else {
         return Frame::Other;
     };
-    Frame::Event(AgentEvent {
-        agent_id: agent.to_owned(),
-        status,
-        at: at.unwrap_or_else(chrono::Utc::now),
-        event_id: None,
-        source: Source::ConnectorPush,
-        activity: None,
-    })
+    match kind {
+        "presence" => match c.presence_of(body) {
+            Some((status, at)) => Frame::Presence(
+                agent.to_owned(),
+                status,
+                at.unwrap_or_else(chrono::Utc::now),
+            ),
+            None => Frame::Other,
+        },
+        "routingStatus" => Frame::Routing(agent.to_owned(), body.clone()),
+        "conversations" => Frame::Conversation(agent.to_owned(), body.clone()),
+        _ => Frame::Other,
+    }
 }
 
 async fn open(c: &GenesysConnector, agents: &[String]) -> Result<Socket, ConnectorError> {
@@ -87,7 +115,8 @@ async fn open(c: &GenesysConnector, agents: &[String]) -> Result<Socket, Connect
         .json()?;
     let topics: Vec<Value> = agents
         .iter()
-        .map(|id| json!({"id": format!("v2.users.{id}.presence")}))
+        .flat_map(|id| c.cfg.topics_of(id))
+        .map(|t| json!({ "id": t }))
         .collect();
     let sub = c.url(&format!(
         "api/v2/notifications/channels/{}/subscriptions",
@@ -105,7 +134,7 @@ async fn open(c: &GenesysConnector, agents: &[String]) -> Result<Socket, Connect
     .await
     .map_err(|_| ConnectorError::Transport("notification socket connect timed out".into()))?
     .map_err(|e| ConnectorError::Transport(format!("notification socket: {e}")))?;
-    tracing::debug!(channel = %ch.id, topics = agents.len(), "notification channel connected");
+    tracing::debug!(channel = %ch.id, topics = topics.len(), "notification channel connected");
     Ok(ws)
 }
 
@@ -119,6 +148,9 @@ pub(super) async fn run_channel(
     let heartbeat = Duration::from_secs(c.cfg.heartbeat_timeout_secs);
     let max_age = Duration::from_secs(c.cfg.channel_max_age_secs);
     let mut previous: Option<Socket> = None;
+    let recordings =
+        (c.cfg.subscribe_conversations && c.cfg.recording_events).then(|| c.api.clone());
+    let mut tracker = Tracker::new(recordings);
     loop {
         let opened = open(c, agents).await;
         if let Some(mut old) = previous.take() {
@@ -130,6 +162,7 @@ pub(super) async fn run_channel(
             .health
             .set(HealthState::Up, "notifications connected");
         for e in c.reconcile(agents).await? {
+            tracker.seed(&e);
             if events.send(e.into()).await.is_err() {
                 return Ok(());
             }
@@ -146,8 +179,21 @@ pub(super) async fn run_channel(
                     Err(_) => break "no heartbeat",
                     Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => break "socket closed",
                     Ok(Some(Ok(Message::Text(t)))) => match parse_frame(c, t.as_str()) {
-                        Frame::Event(e) => {
-                            if events.send(e.into()).await.is_err() {
+                        Frame::Presence(agent, status, at) => {
+                            let out = tracker.presence(&agent, status, at);
+                            if !send(events, Vec::new(), out).await {
+                                return Ok(());
+                            }
+                        }
+                        Frame::Routing(agent, body) => {
+                            let out = tracker.routing(&agent, &body);
+                            if !send(events, Vec::new(), out).await {
+                                return Ok(());
+                            }
+                        }
+                        Frame::Conversation(agent, body) => {
+                            let (contacts, out) = tracker.conversation(&agent, &body);
+                            if !send(events, contacts, out).await {
                                 return Ok(());
                             }
                         }

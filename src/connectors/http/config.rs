@@ -47,6 +47,9 @@ pub struct HttpConnectorConfig {
     /// Polling mode: a templated request that reads every agent's current status; changes
     /// against the last snapshot become events. Also serves bulk status reads.
     pub poll: Option<PollConfig>,
+    /// The contact-event webhook (`POST /connectors/{name}/contact-events`). Without it that
+    /// endpoint answers 404.
+    pub contact_events: Option<super::contact::ContactEventsConfig>,
 }
 
 /// `[connectors.auth]`, `type` selects the strategy.
@@ -302,6 +305,8 @@ pub struct PollConfig {
     pub status_is: StatusIs,
     /// JSON pointer to when the status started; absent = poll time.
     pub timestamp_pointer: Option<String>,
+    /// Where the agent's contact activity (and its channel) is in a row.
+    pub activity: Option<super::contact::ActivityConfig>,
 }
 
 macro_rules! paging {

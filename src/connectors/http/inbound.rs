@@ -116,7 +116,10 @@ pub fn verify(
 
 /// The body as JSON; a form-urlencoded body (by its content type) becomes an object of its
 /// fields, so pointers like `/WorkerSid` work on Twilio-style callbacks.
-fn document(headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, InboundError> {
+pub(super) fn document(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<serde_json::Value, InboundError> {
     let is_form = headers
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -177,7 +180,7 @@ pub fn extract(
                     .as_ref()
                     .and_then(|p| pointer_str(item, p)),
                 source: Source::ConnectorPush,
-                activity: None,
+                activity: cfg.activity.as_ref().and_then(|a| a.extract(item)),
             })
         })
         .collect()

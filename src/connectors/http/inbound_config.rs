@@ -30,6 +30,9 @@ pub struct InboundConfig {
     pub timestamp_pointer: Option<String>,
     /// JSON pointer to the event id, used to drop duplicates.
     pub event_id_pointer: Option<String>,
+    /// Where the agent's contact activity (and its channel) is in an event; absent = the
+    /// platform's events say nothing about it.
+    pub activity: Option<super::contact::ActivityConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

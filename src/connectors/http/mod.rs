@@ -28,6 +28,7 @@ use extract::{items, parse_timestamp, pointer_str};
 use template::{RenderedRequest, SetStatusVars};
 
 pub mod config;
+pub mod contact;
 pub mod extract;
 pub mod inbound;
 mod inbound_config;
@@ -265,7 +266,7 @@ impl HttpConnector {
                         .as_ref()
                         .and_then(|tp| row.pointer(tp))
                         .and_then(parse_timestamp),
-                    activity: None,
+                    activity: p.activity.as_ref().and_then(|a| a.extract(row)),
                 })
             })
             .collect())
@@ -409,6 +410,25 @@ impl ContactCenter for HttpConnector {
             .inbound
             .as_ref()
             .map(|_| self as &dyn InboundWebhook)
+    }
+
+    fn contact_webhook(&self) -> Option<&dyn InboundWebhook> {
+        self.cfg
+            .contact_events
+            .as_ref()
+            .map(|c| c as &dyn InboundWebhook)
+    }
+}
+
+impl InboundWebhook for contact::ContactEventsConfig {
+    fn parse(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ConnectorEvent>, InboundError> {
+        let events = contact::ContactEventsConfig::parse(self, headers, body, now)?;
+        Ok(events.into_iter().map(ConnectorEvent::from).collect())
     }
 }
 

@@ -5,8 +5,9 @@
 use super::*;
 use crate::config::ConfigErrors;
 use crate::connectors::config::ConnectorConfig;
-use crate::connectors::poll::{diff_snapshot, poll_loop};
+use crate::connectors::poll::{diff_snapshot, poll_loop, snapshot};
 use crate::model::Source;
+use crate::model::contact_center::{Activity, Channel, ContactActivity};
 use chrono::TimeZone;
 
 fn status(id: &str) -> CcStatus {
@@ -78,13 +79,41 @@ fn snapshot_diff_reports_only_changes() {
     };
     let first = diff_snapshot(&HashMap::new(), &[row("a", "x"), row("b", "y")], at);
     assert_eq!(first.len(), 2, "first poll reports everyone");
-    let last: HashMap<String, CcStatus> =
-        [("a".into(), status("x")), ("b".into(), status("y"))].into();
+    let last = snapshot(vec![row("a", "x"), row("b", "y")]);
     let next = diff_snapshot(&last, &[row("a", "x"), row("b", "z")], at);
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].agent_id, "b");
     assert_eq!(next[0].status, status("z"));
     assert_eq!(next[0].source, Source::ConnectorPoll);
+}
+
+#[test]
+fn snapshot_diff_reports_an_activity_change_alone() {
+    let at = Utc::now();
+    let since = at - chrono::Duration::minutes(30);
+    let row = |activity: Option<ContactActivity>| AgentStatus {
+        agent_id: "a".into(),
+        status: status("available"),
+        since: Some(since),
+        activity: activity.map(|activity| Activity {
+            activity,
+            channel: Some(Channel::Voice),
+        }),
+    };
+    let last = snapshot(vec![row(Some(ContactActivity::Idle))]);
+    let next = diff_snapshot(&last, &[row(Some(ContactActivity::OnContact))], at);
+    assert_eq!(
+        next.len(),
+        1,
+        "the contact began, the status did not change"
+    );
+    assert_eq!(
+        next[0].activity.unwrap().activity,
+        ContactActivity::OnContact
+    );
+    assert_eq!(next[0].at, at, "dated now, not when the status began");
+    let same = snapshot(vec![row(Some(ContactActivity::OnContact))]);
+    assert!(diff_snapshot(&same, &[row(Some(ContactActivity::OnContact))], at).is_empty());
 }
 
 #[tokio::test(start_paused = true)]

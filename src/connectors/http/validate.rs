@@ -121,6 +121,24 @@ impl HttpConnectorConfig {
                 check_pointer(&format!("{path}.poll.{k}"), ptr.map(String::as_str), errs);
             }
         }
+        if let Some(a) = self.poll.as_ref().and_then(|p| p.activity.as_ref()) {
+            let ap = format!("{path}.poll.activity");
+            check_pointer(&format!("{ap}.pointer"), Some(&a.pointer), errs);
+            check_pointer(
+                &format!("{ap}.channel_pointer"),
+                a.channel_pointer.as_deref(),
+                errs,
+            );
+            a.validate(&ap, errs);
+        }
+        if let Some(c) = &mut self.contact_events {
+            let cp = format!("{path}.contact_events");
+            for (k, ptr) in c.pointers() {
+                check_pointer(&format!("{cp}.{k}"), ptr.map(String::as_str), errs);
+            }
+            c.validate(&cp, errs);
+            validate_verify(&format!("{cp}.verify"), &mut c.verify, errs);
+        }
         if let Some(i) = &mut self.inbound {
             let ip = format!("{path}.inbound");
             for (k, ptr) in [
@@ -129,35 +147,18 @@ impl HttpConnectorConfig {
                 ("status_pointer", Some(&i.status_pointer)),
                 ("timestamp_pointer", i.timestamp_pointer.as_ref()),
                 ("event_id_pointer", i.event_id_pointer.as_ref()),
+                ("activity.pointer", i.activity.as_ref().map(|a| &a.pointer)),
+                (
+                    "activity.channel_pointer",
+                    i.activity.as_ref().and_then(|a| a.channel_pointer.as_ref()),
+                ),
             ] {
                 check_pointer(&format!("{ip}.{k}"), ptr.map(String::as_str), errs);
             }
-            let vp = format!("{ip}.verify");
-            match &mut i.verify {
-                VerifyConfig::SharedSecret {
-                    header,
-                    secret,
-                    secret_file,
-                } => {
-                    check_header_name(&format!("{vp}.header"), header, errs);
-                    require_secret(
-                        errs,
-                        &format!("{vp}.secret"),
-                        secret,
-                        secret_file.as_deref(),
-                    );
-                }
-                VerifyConfig::Hmac(h) => {
-                    check_header_name(&format!("{vp}.header"), &h.header, errs);
-                    require_secret(
-                        errs,
-                        &format!("{vp}.secret"),
-                        &mut h.secret,
-                        h.secret_file.as_deref(),
-                    );
-                    check_replay_window(&vp, h, errs);
-                }
+            if let Some(a) = &i.activity {
+                a.validate(&format!("{ip}.activity"), errs);
             }
+            validate_verify(&format!("{ip}.verify"), &mut i.verify, errs);
         }
     }
 
@@ -283,5 +284,35 @@ fn check_pointer(path: &str, p: Option<&str>, errs: &mut ConfigErrors) {
 fn check_header_name(path: &str, name: &str, errs: &mut ConfigErrors) {
     if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
         errs.push(path, format!("{name:?} is not a valid header name"));
+    }
+}
+
+/// Checks an inbound verification section (`…inbound.verify`, `…contact_events.verify`)
+/// and resolves its secret.
+fn validate_verify(vp: &str, verify: &mut VerifyConfig, errs: &mut ConfigErrors) {
+    match verify {
+        VerifyConfig::SharedSecret {
+            header,
+            secret,
+            secret_file,
+        } => {
+            check_header_name(&format!("{vp}.header"), header, errs);
+            require_secret(
+                errs,
+                &format!("{vp}.secret"),
+                secret,
+                secret_file.as_deref(),
+            );
+        }
+        VerifyConfig::Hmac(h) => {
+            check_header_name(&format!("{vp}.header"), &h.header, errs);
+            require_secret(
+                errs,
+                &format!("{vp}.secret"),
+                &mut h.secret,
+                h.secret_file.as_deref(),
+            );
+            check_replay_window(vp, h, errs);
+        }
     }
 }

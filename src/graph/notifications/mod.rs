@@ -253,6 +253,7 @@ impl NotificationReceiver {
             }),
             observed_at: Utc::now(),
             source: Source::GraphWebhook,
+            activity: None,
         })
     }
 

@@ -158,6 +158,7 @@ impl Poller {
                     status: Status::Teams(p),
                     observed_at: Utc::now(),
                     source: Source::GraphPoll,
+                    activity: None,
                 })
                 .collect();
             if news.is_empty() {

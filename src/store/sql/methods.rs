@@ -8,6 +8,7 @@ macro_rules! impl_store {
         $crate::store::sql::impl_support!($store, $db);
         $crate::store::sql::impl_ingest!($store, $db);
         $crate::store::sql::impl_cursors!($store, $db);
+        $crate::store::sql::impl_contacts!($store, $db);
         use $crate::store::sql::{OBSERVED, WRITES, newest_by_key};
 
         const USERS: &str = "SELECT teams_id, upn, mail, display_name, business_phones, \
@@ -384,6 +385,30 @@ macro_rules! impl_store {
                     .await
                     .map_err(db_err)?;
                 Ok(n as u64)
+            }
+
+            async fn contact_events_push(
+                &self,
+                connector: &str,
+                events: &[$crate::model::contact_center::ContactEvent],
+            ) -> StoreResult<Vec<bool>> {
+                self.contacts_push(connector, events).await
+            }
+
+            async fn list_contact_events(
+                &self,
+                agent_id: &str,
+                connector: Option<&str>,
+                contacts: u32,
+            ) -> StoreResult<Vec<StoredContactEvent>> {
+                self.contacts_list(agent_id, connector, contacts).await
+            }
+
+            async fn prune_contact_events(
+                &self,
+                before: chrono::DateTime<chrono::Utc>,
+            ) -> StoreResult<u64> {
+                self.contacts_prune(before).await
             }
 
             async fn ingest_push(&self, connector: &str, rows: &[IngestRow]) -> StoreResult<Vec<IngestVerdict>> {

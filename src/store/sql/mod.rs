@@ -10,11 +10,13 @@ use chrono::{DateTime, Utc};
 use super::StoreError;
 use crate::model::Side;
 
+mod contacts;
 mod cursors;
 mod ingest;
 mod methods;
 mod support;
 
+pub(crate) use contacts::impl_contacts;
 pub(crate) use cursors::impl_cursors;
 pub(crate) use ingest::impl_ingest;
 pub(crate) use methods::impl_store;

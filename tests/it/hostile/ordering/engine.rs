@@ -89,6 +89,7 @@ fn cc_observation(user: &str, id: &str, name: &str, ago_secs: i64) -> Observatio
         }),
         observed_at: chrono::Utc::now() - chrono::Duration::seconds(ago_secs),
         source: Source::ConnectorPush,
+        activity: None,
     }
 }
 
