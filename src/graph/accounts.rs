@@ -19,7 +19,7 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::model::health::HealthState;
-use crate::store::{StoreError, SyncAccountRecord};
+use crate::store::SyncAccountRecord;
 
 /// Encrypts refresh tokens with `graph.token_encryption_key`. The account id is bound as
 /// associated data, so a ciphertext cannot be moved to another account.
@@ -119,6 +119,10 @@ pub enum AccountError {
     Expired(String),
     #[error("{0}")]
     Graph(#[from] super::GraphError),
+    #[error(
+        "no sync account has the id or user principal name {0:?}; `presence-bridge accounts list` shows them"
+    )]
+    UnknownAccount(String),
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("stored token: {0}")]
@@ -366,7 +370,7 @@ impl AccountTokens {
             .await?
             .into_iter()
             .find(|a| a.id == id_or_upn || a.upn.eq_ignore_ascii_case(id_or_upn))
-            .ok_or(StoreError::NotFound)?;
+            .ok_or_else(|| AccountError::UnknownAccount(id_or_upn.to_owned()))?;
         self.store.delete_account(&rec.id).await?;
         self.cache.lock().await.remove(&rec.id);
         if let Some(h) = &self.health {

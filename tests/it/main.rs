@@ -21,4 +21,5 @@ mod helpers;
 #[cfg(feature = "demo")]
 mod hostile;
 mod layering;
+mod operator;
 mod store;
