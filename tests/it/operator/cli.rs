@@ -167,3 +167,33 @@ fn an_empty_account_list_prints_no_table_header() {
     assert!(shown.contains("No sync accounts"), "{shown}");
     assert!(!shown.contains("LAST REFRESH"), "{shown}");
 }
+
+#[test]
+fn a_taken_port_is_reported_once_with_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        &dir,
+        &format!(
+            "[server]\nlisten = \"{addr}\"\n[store]\nurl = \"sqlite://{}\"\n",
+            dir.path().join("pb.db").display()
+        ),
+    );
+    let out = bin()
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let shown = output(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert_eq!(
+        shown.matches("Address already in use").count(),
+        1,
+        "the OS error is repeated: {shown}"
+    );
+    assert!(shown.contains("server.listen"), "{shown}");
+    assert!(shown.contains("--listen"), "{shown}");
+}

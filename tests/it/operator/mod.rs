@@ -3,3 +3,4 @@
 //! binary, since exit codes and what is printed are the point.
 
 mod cli;
+mod metrics;
