@@ -197,3 +197,25 @@ fn a_taken_port_is_reported_once_with_what_to_do() {
     assert!(shown.contains("server.listen"), "{shown}");
     assert!(shown.contains("--listen"), "{shown}");
 }
+
+#[test]
+fn an_unreachable_database_is_tried_again_until_the_wait_runs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 1 on loopback refuses at once.
+    let config = write(
+        &dir,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nurl = \"postgres://bridge@127.0.0.1:1/pb\"\nconnect_wait_secs = 2\n[log]\nformat = \"json\"\n",
+    );
+    let out = bin()
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let shown = output(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    let attempts = shown.matches("database not reachable yet").count();
+    assert!(attempts >= 2, "{attempts} retries logged:\n{shown}");
+    assert!(shown.contains("gave up after"), "{shown}");
+}
