@@ -27,7 +27,7 @@ use crate::graph::notifications::NotificationReceiver;
 use crate::http;
 use crate::job::Job;
 use crate::model::clock::Clock;
-use crate::model::health::HealthRegistry;
+use crate::model::health::{HealthRegistry, HealthState};
 use crate::store::inbox::Inbox;
 use crate::store::{self, Store, StoreError};
 use crate::telemetry::Metrics;
@@ -162,6 +162,11 @@ impl ApplicationBuilder {
             clock: clock.unwrap_or_default(),
             config: Arc::new(config),
         };
+        for warning in core.config.warnings() {
+            tracing::warn!("{warning}");
+            core.health
+                .set("configuration", false, HealthState::Degraded, warning);
+        }
         let cancel = CancellationToken::new();
         let mut connectors = if core.config.connectors.is_empty() {
             Vec::new()

@@ -158,6 +158,19 @@ impl Config {
         }
     }
 
+    /// What is valid but probably not meant: shown by `check-config` and logged at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.graph.enabled() && self.connectors.is_empty() {
+            out.push(
+                "neither [graph] (graph.tenant_id) nor any [[connectors]] entry is configured: \
+                 the daemon answers on its endpoints but syncs nothing"
+                    .to_owned(),
+            );
+        }
+        out
+    }
+
     /// `[sync]` and both mapping tables, as the engine takes them.
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {

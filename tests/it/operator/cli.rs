@@ -219,3 +219,21 @@ fn an_unreachable_database_is_tried_again_until_the_wait_runs_out() {
     assert!(attempts >= 2, "{attempts} retries logged:\n{shown}");
     assert!(shown.contains("gave up after"), "{shown}");
 }
+
+#[test]
+fn a_config_that_syncs_nothing_is_valid_but_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(&dir, "[server]\nlisten = \"127.0.0.1:0\"\n");
+    let out = bin()
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let shown = output(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("warning: neither [graph]"),
+        "{shown}"
+    );
+}

@@ -95,3 +95,20 @@ fn sigterm(pid: i32) {
         .status()
         .unwrap();
 }
+
+#[tokio::test]
+async fn readiness_says_when_nothing_is_configured_to_sync() {
+    let app = crate::helpers::spawn_app().await;
+    let body: serde_json::Value = app.get("/health/ready").await.json().await.unwrap();
+    let checks = body["checks"].as_array().unwrap();
+    let c = checks
+        .iter()
+        .find(|c| c["name"] == "configuration")
+        .unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(c["state"], "degraded", "{body}");
+    assert!(
+        c["detail"].as_str().unwrap().contains("syncs nothing"),
+        "{body}"
+    );
+    app.shutdown().await;
+}
