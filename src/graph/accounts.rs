@@ -179,7 +179,7 @@ impl AccountTokens {
             .timeout(cfg.request_timeout())
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| super::GraphError::Transport(e.to_string()))?;
+            .map_err(|e| super::GraphError::Transport(crate::net::transport::describe(&e)))?;
         Ok(Self {
             cfg: std::sync::Arc::new(cfg.clone()),
             http,
@@ -273,12 +273,12 @@ impl AccountTokens {
             .bearer_auth(access.expose_secret())
             .send()
             .await
-            .map_err(|e| super::GraphError::Transport(e.to_string()))?;
+            .map_err(|e| super::GraphError::Transport(crate::net::transport::describe(&e)))?;
         let status = resp.status().as_u16();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| super::GraphError::Transport(e.to_string()))?;
+            .map_err(|e| super::GraphError::Transport(crate::net::transport::describe(&e)))?;
         if status != 200 {
             return Err(crate::graph::client::error_from(status, None, &body).into());
         }

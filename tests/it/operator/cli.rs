@@ -237,3 +237,33 @@ fn a_config_that_syncs_nothing_is_valid_but_warned_about() {
         "{shown}"
     );
 }
+
+#[test]
+fn a_sign_in_that_cannot_reach_the_identity_platform_names_the_host_and_cause() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = graph_config(&dir);
+    let out = bin()
+        .arg("--config")
+        .arg(&config)
+        .args(["accounts", "add"])
+        .env(
+            "PRESENCE_BRIDGE__GRAPH__AUTHORITY_URL",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let shown = output(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(&format!("cannot reach 127.0.0.1:{port}")),
+        "{shown}"
+    );
+    assert!(shown.to_lowercase().contains("refused"), "{shown}");
+    assert!(shown.contains("check the host and port"), "{shown}");
+}
