@@ -21,8 +21,11 @@ pub struct Readiness {
     store: Arc<dyn Store>,
     health: HealthRegistry,
     /// The last answer's verdict and failing components, so only changes are logged.
-    last: Arc<std::sync::Mutex<Option<(bool, Vec<String>)>>>,
+    last: Arc<std::sync::Mutex<Option<Verdict>>>,
 }
+
+/// Ready or not, and the critical components that are down.
+type Verdict = (bool, Vec<String>);
 
 impl Readiness {
     pub fn new(store: Arc<dyn Store>, health: HealthRegistry) -> Self {
