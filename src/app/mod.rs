@@ -27,7 +27,7 @@ use crate::graph::notifications::NotificationReceiver;
 use crate::http;
 use crate::job::Job;
 use crate::model::clock::Clock;
-use crate::model::health::HealthRegistry;
+use crate::model::health::{HealthRegistry, HealthState};
 use crate::store::inbox::Inbox;
 use crate::store::{self, Store, StoreError};
 use crate::telemetry::Metrics;
@@ -42,13 +42,30 @@ pub enum AppError {
     Config(String),
     #[error("database: {0}")]
     Database(#[from] StoreError),
-    #[error("cannot bind {addr}: {source}")]
+    /// The cause is printed here, once (it is not an error `source`, which would repeat it).
+    #[error("cannot bind {addr}: {cause}; {}", bind_hint(cause))]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{0}")]
     Other(String),
+}
+
+/// What to do about a bind failure.
+fn bind_hint(cause: &std::io::Error) -> &'static str {
+    match cause.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "another process is listening there: stop it, or pick another address with server.listen (PRESENCE_BRIDGE__SERVER__LISTEN; `demo --listen ADDR` for the demo)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "ports below 1024 need privileges: pick a port of 1024 or above with server.listen"
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "this host has no such address: use 0.0.0.0 or one of its addresses in server.listen"
+        }
+        _ => "check server.listen",
+    }
 }
 
 /// What every subsystem's wiring shares: built once, before the subsystems.
@@ -129,9 +146,9 @@ impl ApplicationBuilder {
             Some(l) => l,
             None => TcpListener::bind(config.server.listen)
                 .await
-                .map_err(|source| AppError::Bind {
+                .map_err(|cause| AppError::Bind {
                     addr: config.server.listen,
-                    source,
+                    cause,
                 })?,
         };
         let addr = listener
@@ -145,6 +162,11 @@ impl ApplicationBuilder {
             clock: clock.unwrap_or_default(),
             config: Arc::new(config),
         };
+        for warning in core.config.warnings() {
+            tracing::warn!("{warning}");
+            core.health
+                .set("configuration", false, HealthState::Degraded, warning);
+        }
         let cancel = CancellationToken::new();
         let mut connectors = if core.config.connectors.is_empty() {
             Vec::new()

@@ -93,6 +93,8 @@ pub struct NotifyParts {
     pub manager: Option<SubscriptionManager>,
     pub poller: Poller,
     directory_on_change: Option<(DirectorySync, Arc<tokio::sync::Notify>)>,
+    /// Every sync account refreshed on a schedule (with `graph.token_encryption_key`).
+    account_refresh: Option<(Arc<AccountTokens>, std::time::Duration, Metrics)>,
 }
 
 impl NotifyParts {
@@ -100,6 +102,12 @@ impl NotifyParts {
     pub fn into_jobs(self, cancel: &CancellationToken) -> Vec<Job> {
         tracing::info!(presence_source = ?self.mode, "Teams presence source");
         let mut jobs: Vec<Job> = Vec::new();
+        if let Some((tokens, every, metrics)) = self.account_refresh {
+            jobs.push((
+                "graph_account_refresh",
+                Box::pin(tokens.keep_fresh(every, metrics, cancel.clone())),
+            ));
+        }
         if let Some((sync, changed)) = self.directory_on_change {
             jobs.push((
                 "graph_directory_on_change",
@@ -132,6 +140,13 @@ pub(crate) async fn parts(
         )),
         None => None,
     };
+    let account_refresh = accounts.as_ref().map(|tokens| {
+        (
+            tokens.clone(),
+            std::time::Duration::from_secs(cfg.graph.account_refresh_interval_secs),
+            core.metrics.clone(),
+        )
+    });
     let has_accounts = !core.store.list_accounts().await?.is_empty();
     let mode =
         cfg.graph
@@ -192,6 +207,7 @@ pub(crate) async fn parts(
         manager,
         poller,
         directory_on_change,
+        account_refresh,
     })
 }
 

@@ -44,6 +44,7 @@ pub(super) async fn run(config: &Config, command: AccountsCommand) -> anyhow::Re
             let accounts = store.list_accounts().await?;
             if accounts.is_empty() {
                 outln!("No sync accounts. Add one with `presence-bridge accounts add`.")?;
+                return Ok(());
             }
             outln!("{:<36}  {:<32}  {:<8}  LAST REFRESH", "ID", "USER", "STATE")?;
             for a in accounts {

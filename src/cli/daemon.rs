@@ -21,6 +21,9 @@ pub(super) async fn run(config: Config) -> anyhow::Result<()> {
 /// `presence-bridge check-config`: the effective configuration, secrets redacted.
 pub(super) fn check_config(path: &Path, config: &Config) -> anyhow::Result<()> {
     outln!("# configuration is valid: {}", path.display())?;
+    for warning in config.warnings() {
+        eprintln!("warning: {warning}");
+    }
     out!("{}", config.to_redacted_toml())?;
     Ok(())
 }

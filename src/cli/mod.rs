@@ -170,7 +170,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 
 /// Opens the configured store for a command that reads or writes it.
 async fn open_store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
-    crate::store::open(&config.store)
+    // A command run by hand reports an unreachable database at once.
+    let cfg = crate::store::config::StoreConfig {
+        connect_wait_secs: 0,
+        ..config.store.clone()
+    };
+    crate::store::open(&cfg)
         .await
         .map_err(|e| anyhow::anyhow!("database: {e}"))
 }

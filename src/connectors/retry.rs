@@ -185,7 +185,7 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Connect
 
 /// A transport failure (connection refused, timeout, TLS).
 pub fn transport(e: reqwest::Error) -> ConnectorError {
-    ConnectorError::Transport(e.without_url().to_string())
+    ConnectorError::Transport(crate::net::transport::describe(&e))
 }
 
 #[cfg(test)]

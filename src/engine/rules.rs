@@ -294,7 +294,10 @@ set = { availability = "Busy", activity = "InACall" }
             id: "on_contact".into(),
             name: "On Contact".into(),
         };
-        assert_eq!(rules.match_cc(&on_contact, None, None, Some("sim")), Some(0));
+        assert_eq!(
+            rules.match_cc(&on_contact, None, None, Some("sim")),
+            Some(0)
+        );
         assert_eq!(rules.match_cc(&on_contact, None, None, Some("gc")), None);
     }
 

@@ -134,13 +134,12 @@ impl Engine {
             return;
         }
         let desired = st.cc.as_ref().and_then(|c| {
-            self.rules
-                .match_cc(
-                    c,
-                    st.cc_activity.as_ref(),
-                    st.c2t.own.as_ref(),
-                    st.connector.as_deref(),
-                )
+            self.rules.match_cc(
+                c,
+                st.cc_activity.as_ref(),
+                st.c2t.own.as_ref(),
+                st.connector.as_deref(),
+            )
         });
         let hold = if immediate {
             0

@@ -19,7 +19,7 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::model::health::HealthState;
-use crate::store::{StoreError, SyncAccountRecord};
+use crate::store::SyncAccountRecord;
 
 /// Encrypts refresh tokens with `graph.token_encryption_key`. The account id is bound as
 /// associated data, so a ciphertext cannot be moved to another account.
@@ -101,6 +101,61 @@ impl TokenCipher {
     }
 }
 
+/// Refresh tokens lapse after this many days without use (reference graph.md §5: 90 days,
+/// replaced by a fresh one at every use).
+pub const REFRESH_TOKEN_DAYS: i64 = 90;
+/// Readiness turns amber when a sign-in lapses within this many days.
+pub const LAPSE_WARNING_DAYS: i64 = 14;
+
+/// Whole days until a refresh token last used at `last_refresh_at` lapses (negative: lapsed).
+pub fn days_left(
+    last_refresh_at: Option<chrono::DateTime<Utc>>,
+    now: chrono::DateTime<Utc>,
+) -> i64 {
+    match last_refresh_at {
+        Some(t) => REFRESH_TOKEN_DAYS - now.signed_duration_since(t).num_days(),
+        None => 0,
+    }
+}
+
+/// Readiness state and detail of an account from its stored record.
+pub fn account_health(
+    rec: &SyncAccountRecord,
+    now: chrono::DateTime<Utc>,
+) -> (HealthState, String) {
+    if rec.state != "healthy" {
+        return (
+            HealthState::Down,
+            format!(
+                "sign-in {}; run `presence-bridge accounts add` as {}",
+                rec.state, rec.upn
+            ),
+        );
+    }
+    let left = days_left(rec.last_refresh_at, now);
+    let last_error = rec
+        .last_error
+        .as_deref()
+        .map(|e| format!("; last refresh failed: {e}"))
+        .unwrap_or_default();
+    if left <= 0 {
+        (
+            HealthState::Down,
+            format!("sign-in lapsed (no refresh for {REFRESH_TOKEN_DAYS} days){last_error}"),
+        )
+    } else if left <= LAPSE_WARNING_DAYS {
+        (
+            HealthState::Degraded,
+            format!("sign-in lapses in {left} days unless a refresh succeeds{last_error}"),
+        )
+    } else {
+        (
+            HealthState::Up,
+            format!("signed in; {left} days before the sign-in lapses without use{last_error}"),
+        )
+    }
+}
+
 /// Scopes a sync account consents to.
 pub const DELEGATED_SCOPES: &[&str] = &["Presence.Read.All", "offline_access"];
 /// Readiness component name of a sync account.
@@ -119,6 +174,10 @@ pub enum AccountError {
     Expired(String),
     #[error("{0}")]
     Graph(#[from] super::GraphError),
+    #[error(
+        "no sync account has the id or user principal name {0:?}; `presence-bridge accounts list` shows them"
+    )]
+    UnknownAccount(String),
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("stored token: {0}")]
@@ -175,7 +234,7 @@ impl AccountTokens {
             .timeout(cfg.request_timeout())
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| super::GraphError::Transport(e.to_string()))?;
+            .map_err(|e| super::GraphError::Transport(crate::net::transport::describe(&e)))?;
         Ok(Self {
             cfg: std::sync::Arc::new(cfg.clone()),
             http,
@@ -269,12 +328,12 @@ impl AccountTokens {
             .bearer_auth(access.expose_secret())
             .send()
             .await
-            .map_err(|e| super::GraphError::Transport(e.to_string()))?;
+            .map_err(|e| super::GraphError::Transport(crate::net::transport::describe(&e)))?;
         let status = resp.status().as_u16();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| super::GraphError::Transport(e.to_string()))?;
+            .map_err(|e| super::GraphError::Transport(crate::net::transport::describe(&e)))?;
         if status != 200 {
             return Err(crate::graph::client::error_from(status, None, &body).into());
         }
@@ -297,6 +356,67 @@ impl AccountTokens {
     fn report(&self, upn: &str, state: HealthState, detail: String) {
         if let Some(h) = &self.health {
             h.set(&health_component(upn), false, state, detail);
+        }
+    }
+
+    /// Uses every account's refresh token that was last used more than `every` ago, whether or
+    /// not the account holds a subscription, so no sign-in lapses unnoticed; then reports each
+    /// account's days left (readiness, and `graph_sync_account_days_left` when `metrics`).
+    /// A transient failure keeps the account as it was and is tried again next time.
+    pub async fn refresh_due(
+        &self,
+        every: std::time::Duration,
+        metrics: Option<&crate::telemetry::Metrics>,
+    ) -> Result<(), AccountError> {
+        let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+        for rec in self.store.list_accounts().await? {
+            let due = rec.state == "healthy"
+                && rec
+                    .last_refresh_at
+                    .is_none_or(|t| Utc::now().signed_duration_since(t) >= every);
+            if due {
+                self.cache.lock().await.remove(&rec.id);
+                if let Err(e) = self.access_token(&rec.id).await {
+                    tracing::warn!(account = %rec.upn, error = %e, "scheduled refresh of a sync account failed");
+                    if !matches!(e, AccountError::Revoked(_) | AccountError::Expired(_)) {
+                        let mut failed = self.store.get_account(&rec.id).await?;
+                        failed.last_error = Some(e.to_string());
+                        self.store.update_account(&failed).await?;
+                    }
+                }
+            }
+            let now_rec = self.store.get_account(&rec.id).await?;
+            let (state, detail) = account_health(&now_rec, Utc::now());
+            self.report(&now_rec.upn, state, detail);
+            if let Some(m) = metrics {
+                m.gauge(
+                    "graph_sync_account_days_left",
+                    &[("account", now_rec.upn.clone())],
+                )
+                .set(days_left(now_rec.last_refresh_at, Utc::now()).max(0) as f64);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs [`Self::refresh_due`] at start and then every hour, refreshing tokens older than
+    /// `every`, until cancelled.
+    pub async fn keep_fresh(
+        self: std::sync::Arc<Self>,
+        every: std::time::Duration,
+        metrics: crate::telemetry::Metrics,
+        cancel: tokio_util::sync::CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600).min(every));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.refresh_due(every, Some(&metrics)).await {
+                tracing::warn!(error = %e, "checking the sync accounts failed");
+            }
         }
     }
 
@@ -366,7 +486,7 @@ impl AccountTokens {
             .await?
             .into_iter()
             .find(|a| a.id == id_or_upn || a.upn.eq_ignore_ascii_case(id_or_upn))
-            .ok_or(StoreError::NotFound)?;
+            .ok_or_else(|| AccountError::UnknownAccount(id_or_upn.to_owned()))?;
         self.store.delete_account(&rec.id).await?;
         self.cache.lock().await.remove(&rec.id);
         if let Some(h) = &self.health {

@@ -83,6 +83,9 @@ pub struct GraphConfig {
     pub token_encryption_key: Option<SecretString>,
     /// File holding `token_encryption_key`.
     pub token_encryption_key_file: Option<PathBuf>,
+    /// Every sync account's refresh token is used at least this often (seconds), whether or
+    /// not it holds a subscription, so its 90-day sign-in never lapses unnoticed.
+    pub account_refresh_interval_secs: u64,
     /// Where Teams presence comes from: `webhook`, `poll` or `hybrid`. Default: `hybrid` when
     /// sync accounts exist, else `poll`.
     pub presence_source: Option<PresenceSource>,
@@ -124,6 +127,7 @@ impl Default for GraphConfig {
             directory_sync_interval_secs: 900,
             token_encryption_key: None,
             token_encryption_key_file: None,
+            account_refresh_interval_secs: 86_400,
             presence_source: None,
             webhook: WebhookConfig::default(),
             subscriptions: SubscriptionsConfig::default(),
@@ -199,6 +203,13 @@ impl GraphConfig {
             &ConfigErrors::key(path, "token_encryption_key"),
             g.token_encryption_key.take(),
             g.token_encryption_key_file.as_deref(),
+        );
+        errs.between(
+            path,
+            "account_refresh_interval_secs",
+            g.account_refresh_interval_secs,
+            3600,
+            30 * 86_400,
         );
         if let Some(k) = &g.token_encryption_key
             && crate::graph::accounts::TokenCipher::from_secret(k).is_err()

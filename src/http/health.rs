@@ -20,11 +20,42 @@ use crate::telemetry::Metrics;
 pub struct Readiness {
     store: Arc<dyn Store>,
     health: HealthRegistry,
+    /// The last answer's verdict and failing components, so only changes are logged.
+    last: Arc<std::sync::Mutex<Option<Verdict>>>,
 }
+
+/// Ready or not, and the critical components that are down.
+type Verdict = (bool, Vec<String>);
 
 impl Readiness {
     pub fn new(store: Arc<dyn Store>, health: HealthRegistry) -> Self {
-        Self { store, health }
+        Self {
+            store,
+            health,
+            last: Arc::default(),
+        }
+    }
+
+    /// Logs the verdict when it differs from the last one: one line per change, not one per
+    /// probe.
+    fn log_change(&self, ready: bool, checks: &[ComponentHealth]) {
+        let down: Vec<String> = checks
+            .iter()
+            .filter(|c| c.critical && c.state == HealthState::Down)
+            .map(|c| format!("{} ({})", c.name, c.detail))
+            .collect();
+        let mut last = self.last.lock().expect("readiness lock");
+        if last.as_ref() == Some(&(ready, down.clone())) {
+            return;
+        }
+        let first = last.is_none();
+        *last = Some((ready, down.clone()));
+        drop(last);
+        if !ready {
+            tracing::warn!(down = %down.join("; "), "not ready");
+        } else if !first {
+            tracing::info!("ready again");
+        }
     }
 }
 
@@ -76,6 +107,7 @@ async fn ready(State(state): State<Readiness>) -> impl IntoResponse {
     let ready = !checks
         .iter()
         .any(|c| c.critical && c.state == HealthState::Down);
+    state.log_change(ready, &checks);
     let status = if ready {
         StatusCode::OK
     } else {

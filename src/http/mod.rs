@@ -68,14 +68,19 @@ where
         ))
         .layer(middleware::from_fn(json_errors))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
-                let id = req
-                    .headers()
-                    .get(REQUEST_ID_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                tracing::info_span!("request", method = method_label(req.method()), uri = %req.uri().path(), request_id = %id)
-            }),
+            // No ERROR line per 5xx response: handlers log the failures worth a line
+            // themselves, and a load balancer probing an unready daemon every few seconds
+            // would otherwise fill the log (readiness logs its changes instead).
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<Body>| {
+                    let id = req
+                        .headers()
+                        .get(REQUEST_ID_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!("request", method = method_label(req.method()), uri = %req.uri().path(), request_id = %id)
+                })
+                .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))

@@ -6,7 +6,8 @@
 //!   every caller after a throttled answer;
 //! - [`token`]: the refreshing access token (refresh ahead of expiry, single flight, keep the
 //!   live token while a refresh fails, invalidate on 401), generic over how a token is
-//!   fetched.
+//!   fetched;
+//! - [`transport`]: one sentence for a request that got no answer (host, cause, hint).
 //!
 //! It knows no API: which budgets exist, how tokens are requested and how errors are typed
 //! belong to the callers. It sits below both and imports neither; only std and external
@@ -15,3 +16,4 @@
 pub(crate) mod bucket;
 pub(crate) mod retry_after;
 pub(crate) mod token;
+pub mod transport;

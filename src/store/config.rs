@@ -32,6 +32,10 @@ pub struct StoreConfig {
     /// replica sharing one Postgres database (a StatefulSet pod name, a host name). Default:
     /// the host name.
     pub instance_id: Option<String>,
+    /// Postgres only: how long the daemon keeps trying to reach the database server at start
+    /// (refused, unreachable, timing out), in seconds, logging each attempt; 0 = fail at once.
+    /// Commands other than `run` and `demo` never wait.
+    pub connect_wait_secs: u64,
 }
 
 /// `store.sqlite_synchronous`.
@@ -52,6 +56,7 @@ impl Default for StoreConfig {
             audit_retention_days: 14,
             sqlite_synchronous: SqliteSynchronousMode::Full,
             instance_id: None,
+            connect_wait_secs: 60,
         }
     }
 }
@@ -65,6 +70,7 @@ impl fmt::Debug for StoreConfig {
             .field("audit_retention_days", &self.audit_retention_days)
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("instance_id", &self.instance_id)
+            .field("connect_wait_secs", &self.connect_wait_secs)
             .finish()
     }
 }

@@ -46,11 +46,48 @@ impl PgStore {
             ))
         };
         // One direct connection first: it fails with the real cause (refused, authentication,
-        // unknown database) where the pool would only report a timeout.
-        let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&opts))
+        // unknown database) where the pool would only report a timeout. A server that is not
+        // up yet (refused, unreachable, silent) is tried again until connect_wait_secs have
+        // passed, so a container started before its database does not exit at once.
+        let started = std::time::Instant::now();
+        let wait = Duration::from_secs(cfg.connect_wait_secs);
+        let mut delay = Duration::from_millis(500);
+        let mut attempt = 1u32;
+        let probe = loop {
+            let cause = match tokio::time::timeout(
+                ACQUIRE_TIMEOUT,
+                PgConnection::connect_with(&opts),
+            )
             .await
-            .map_err(|_| unreachable(format!("no answer within {ACQUIRE_TIMEOUT:?}")))?
-            .map_err(|e| unreachable(e.to_string()))?;
+            {
+                Ok(Ok(conn)) => break conn,
+                Ok(Err(e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut))) => e.to_string(),
+                Ok(Err(e)) => return Err(unreachable(e.to_string())),
+                Err(_) => format!("no answer within {ACQUIRE_TIMEOUT:?}"),
+            };
+            let left = wait.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(unreachable(if attempt > 1 {
+                    format!(
+                        "{cause}; gave up after {attempt} attempts in {} s (store.connect_wait_secs)",
+                        started.elapsed().as_secs()
+                    )
+                } else {
+                    cause
+                }));
+            }
+            let pause = delay.min(left);
+            tracing::warn!(
+                database = %shown,
+                attempt,
+                retry_in_ms = pause.as_millis() as u64,
+                cause = %scrub(&cause, url),
+                "database not reachable yet; trying again"
+            );
+            tokio::time::sleep(pause).await;
+            delay = (delay * 2).min(Duration::from_secs(10));
+            attempt += 1;
+        };
         let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(cfg.max_connections)

@@ -6,6 +6,8 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
+pub mod catalog;
+
 use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use tracing_subscriber::EnvFilter;
@@ -76,7 +78,10 @@ pub fn init_tracing(cfg: &LogConfig) -> anyhow::Result<()> {
             )
             .try_init()?;
     } else {
-        registry.with(tracing_subscriber::fmt::layer()).try_init()?;
+        // Colour only for a terminal: a file or a pipe gets plain text.
+        registry
+            .with(tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal()))
+            .try_init()?;
     }
     Ok(())
 }
@@ -115,6 +120,10 @@ impl Metrics {
             .expect("static buckets are valid")
             .build_recorder();
         let handle = recorder.handle();
+        for (name, help) in catalog::METRICS {
+            // The recorder keeps one description per name, whatever the kind.
+            recorder.describe_counter((*name).into(), None, (*help).into());
+        }
         Self {
             recorder: Arc::new(recorder),
             handle,

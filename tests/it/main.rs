@@ -33,6 +33,7 @@ mod hostile;
 mod layering;
 #[cfg(feature = "demo")]
 mod multi_connector;
+mod operator;
 #[cfg(feature = "demo")]
 mod scope;
 mod store;

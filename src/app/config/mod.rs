@@ -92,39 +92,41 @@ impl Config {
                 _ => e.to_string(),
             },
         })?;
-        let mut cfg = Self::from_toml_str_with_env(&text, env).map_err(|e| match e {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let mut cfg = Self::from_toml_str_with_env(&text, env.clone()).map_err(|e| match e {
             ConfigError::Parse(msg) => {
                 ConfigError::Parse(format!("config file {}: {msg}", path.display()))
             }
             other => other,
         })?;
-        cfg.resolve_and_validate()?;
+        cfg.resolve_and_validate().map_err(|e| match e {
+            ConfigError::Invalid(errs) => {
+                // A value set by the environment is blamed on its variable, not on the file.
+                let mut named = ConfigErrors::default();
+                for issue in errs.iter() {
+                    match load::env_var_for(env.clone(), &issue.path) {
+                        Some(var) => named.push(
+                            format!("{} (environment variable {var})", issue.path),
+                            issue.message.clone(),
+                        ),
+                        None => named.push(issue.path.clone(), issue.message.clone()),
+                    }
+                }
+                ConfigError::Invalid(named)
+            }
+            other => other,
+        })?;
         Ok(cfg)
     }
 
-    /// Parse TOML text plus environment overrides, without validation.
+    /// Parse TOML text plus environment overrides, without validation. Unknown keys and
+    /// values of the wrong type are all reported ([`ConfigError::Invalid`]), each with its
+    /// key path; a TOML syntax error stops at the first ([`ConfigError::Parse`]).
     pub fn from_toml_str_with_env(
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let env_map: std::collections::HashMap<String, String> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
-            .collect();
-        let built = config::Config::builder()
-            .add_source(config::File::from_str(text, config::FileFormat::Toml))
-            .add_source(
-                config::Environment::with_prefix(ENV_PREFIX)
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true)
-                    .source(Some(env_map)),
-            )
-            .build()
-            .map_err(|e| ConfigError::Parse(describe_config_error(&e)))?;
-        built
-            .try_deserialize::<Config>()
-            .map_err(|e| ConfigError::Parse(describe_config_error(&e)))
+        load::parse(text, env)
     }
 
     /// Resolves `*_file` secrets and checks every section, then what spans sections;
@@ -163,6 +165,19 @@ impl Config {
         }
     }
 
+    /// What is valid but probably not meant: shown by `check-config` and logged at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.graph.enabled() && self.connectors.is_empty() {
+            out.push(
+                "neither [graph] (graph.tenant_id) nor any [[connectors]] entry is configured: \
+                 the daemon answers on its endpoints but syncs nothing"
+                    .to_owned(),
+            );
+        }
+        out
+    }
+
     /// `[sync]` and both mapping tables, as the engine takes them.
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
@@ -178,11 +193,7 @@ impl Config {
     }
 }
 
-fn describe_config_error(e: &config::ConfigError) -> String {
-    // The config crate's messages already name the key ("unknown field `x`, expected one of ..
-    // for key `server`"); keep them on one line.
-    e.to_string().replace('\n', " ")
-}
+mod load;
 
 #[cfg(test)]
 mod tests;

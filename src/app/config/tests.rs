@@ -91,3 +91,105 @@ fn webhooks_need_a_public_url() {
         "{errs}"
     );
 }
+
+fn issues(err: ConfigError) -> Vec<(String, String)> {
+    match err {
+        ConfigError::Invalid(errs) => errs
+            .iter()
+            .map(|i| (i.path.clone(), i.message.clone()))
+            .collect(),
+        other => panic!("expected every issue listed, got {other}"),
+    }
+}
+
+#[test]
+fn every_type_error_and_unknown_key_is_reported_at_once() {
+    let text = r#"
+[server]
+listen = 5
+body_limit_bytes = "big"
+
+[sync]
+hold_down_secs = "soon"
+
+[[teams_to_cc]]
+when = { activity = ["InACall"] }
+set = "Busy"
+restor = true
+
+[nonsense]
+a = 1
+"#;
+    let found = issues(Config::from_toml_str_with_env(text, env(&[])).unwrap_err());
+    let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+    for want in [
+        "server.listen",
+        "server.body_limit_bytes",
+        "sync.hold_down_secs",
+        "nonsense",
+    ] {
+        assert!(paths.contains(&want), "{want} missing from {found:?}");
+    }
+    assert!(
+        found
+            .iter()
+            .any(|(p, m)| p.starts_with("teams_to_cc[0]") && m.contains("restor")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn array_sections_take_indexed_environment_overrides() {
+    let text = r#"
+[[connectors]]
+name = "cc"
+kind = "http"
+base_url = "https://cc.example.com/"
+[connectors.auth]
+type = "bearer"
+token = "from-file"
+"#;
+    let cfg = Config::from_toml_str_with_env(
+        text,
+        env(&[
+            ("PRESENCE_BRIDGE__CONNECTORS__0__AUTH__TOKEN", "12345"),
+            ("PRESENCE_BRIDGE__SYNC__HOLD_DOWN_SECS", "20"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(cfg.sync.hold_down_secs, 20);
+    let shown = format!("{:?}", cfg.connectors[0]);
+    assert!(!shown.contains("from-file"), "{shown}");
+    let ConnectorConfig::Http(h) = &cfg.connectors[0] else {
+        panic!("http connector")
+    };
+    let crate::connectors::http::config::AuthConfig::Bearer { token, .. } = &h.auth else {
+        panic!("bearer auth: {:?}", h.auth)
+    };
+    assert_eq!(
+        token.as_ref().map(|t| t.expose_secret().to_owned()),
+        Some("12345".to_owned()),
+        "a numeric-looking secret stays the string it was"
+    );
+}
+
+#[test]
+fn a_mistake_in_an_environment_variable_names_the_variable() {
+    let err = Config::from_toml_str_with_env(
+        "[server]\nlisten = \"127.0.0.1:9000\"\n",
+        env(&[("PRESENCE_BRIDGE__SERVER__BODY_LIMIT_BYTES", "lots")]),
+    )
+    .unwrap_err();
+    let found = issues(err);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0]
+            .0
+            .contains("environment variable PRESENCE_BRIDGE__SERVER__BODY_LIMIT_BYTES"),
+        "{found:?}"
+    );
+    let err =
+        Config::from_toml_str_with_env("", env(&[("PRESENCE_BRIDGE__CONNECTORS__3__NAME", "x")]))
+            .unwrap_err();
+    assert!(err.to_string().contains("next one is 0"), "{err}");
+}

@@ -237,7 +237,7 @@ where
 {
     match e {
         RequestTokenError::ServerResponse(r) => GraphError::Unauthorized(r.to_string()),
-        RequestTokenError::Request(e) => GraphError::Transport(e.to_string()),
+        RequestTokenError::Request(e) => GraphError::Transport(crate::net::transport::describe(&e)),
         RequestTokenError::Parse(e, _) => GraphError::Decode(e.to_string()),
         RequestTokenError::Other(e) => GraphError::Decode(e),
     }

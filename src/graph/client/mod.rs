@@ -154,7 +154,7 @@ impl GraphClient {
             .timeout(cfg.request_timeout())
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| GraphError::Transport(e.to_string()))?;
+            .map_err(|e| GraphError::Transport(crate::net::transport::describe(&e)))?;
         let call_health = CallHealth::new(health.clone());
         let auth = auth::app_auth(cfg.clone(), http.clone(), health)?;
         Ok(Self {
@@ -242,10 +242,10 @@ impl GraphClient {
                             continue;
                         }
                         Ok(body) => error_from(status.as_u16(), retry_after, &body),
-                        Err(e) => GraphError::Transport(e.to_string()),
+                        Err(e) => GraphError::Transport(crate::net::transport::describe(&e)),
                     }
                 }
-                Err(e) => GraphError::Transport(e.to_string()),
+                Err(e) => GraphError::Transport(crate::net::transport::describe(&e)),
             };
             if let Some(ra) = failure.retry_after() {
                 // Graph throttles the app, not the call: no request of the family leaves before

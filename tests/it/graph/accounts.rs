@@ -203,3 +203,82 @@ async fn no_secret_or_token_appears_in_any_log_line() {
         assert!(!logs.contains(&s), "log contains a secret ({}...)", &s[..6]);
     }
 }
+
+/// Moves an account's last successful refresh `days` into the past.
+async fn age(env: &Env, id: &str, days: i64) {
+    let mut rec = env.store.get_account(id).await.unwrap();
+    rec.last_refresh_at = Some(chrono::Utc::now() - chrono::Duration::days(days));
+    env.store.update_account(&rec).await.unwrap();
+}
+
+#[tokio::test]
+async fn every_account_is_refreshed_on_schedule_even_without_a_subscription() {
+    let env = env().await;
+    let id = env.add(&env.tokens()).await;
+    age(&env, &id, 80).await;
+    let metrics = presence_bridge::telemetry::Metrics::new();
+    let tokens = env.tokens();
+    tokens
+        .refresh_due(std::time::Duration::from_secs(86_400), Some(&metrics))
+        .await
+        .unwrap();
+    assert_eq!(env.sim.state.tokens_issued("refresh_token"), 1);
+    let rec = env.store.get_account(&id).await.unwrap();
+    assert!(chrono::Utc::now() - rec.last_refresh_at.unwrap() < chrono::Duration::minutes(1));
+    let h = env.health.get(&health_component(SVC_UPN)).unwrap();
+    assert_eq!(h.state, HealthState::Up, "{}", h.detail);
+    assert!(h.detail.contains("90 days"), "{}", h.detail);
+    assert!(
+        metrics.render().contains(&format!(
+            "graph_sync_account_days_left{{account=\"{SVC_UPN}\"}} 90"
+        )),
+        "{}",
+        metrics.render()
+    );
+    // Not due again within the interval: no second refresh.
+    tokens
+        .refresh_due(std::time::Duration::from_secs(86_400), Some(&metrics))
+        .await
+        .unwrap();
+    assert_eq!(env.sim.state.tokens_issued("refresh_token"), 1);
+}
+
+#[tokio::test]
+async fn an_account_whose_refresh_keeps_failing_turns_amber_before_it_lapses() {
+    let env = env().await;
+    let id = env.add(&env.tokens()).await;
+    age(&env, &id, 80).await;
+    // The identity platform is unreachable: a transient failure, not a revocation.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = GraphConfig {
+        authority_url: format!("http://127.0.0.1:{port}").parse().unwrap(),
+        ..config(&env.sim)
+    };
+    let tokens = AccountTokens::new(&cfg, env.store.clone(), Some(env.health.clone())).unwrap();
+    tokens
+        .refresh_due(std::time::Duration::from_secs(86_400), None)
+        .await
+        .unwrap();
+    let rec = env.store.get_account(&id).await.unwrap();
+    assert_eq!(rec.state, "healthy", "a transient failure does not revoke");
+    let h = env.health.get(&health_component(SVC_UPN)).unwrap();
+    assert_eq!(h.state, HealthState::Degraded, "{}", h.detail);
+    assert!(h.detail.contains("lapses in 10 days"), "{}", h.detail);
+    assert!(h.detail.contains("cannot reach"), "{}", h.detail);
+
+    // A revoked sign-in is red, with what to do.
+    env.sim
+        .state
+        .deny_refresh(SVC_ID, Some(RefreshDenial::Revoked));
+    env.tokens()
+        .refresh_due(std::time::Duration::from_secs(86_400), None)
+        .await
+        .unwrap();
+    let h = env.health.get(&health_component(SVC_UPN)).unwrap();
+    assert_eq!(h.state, HealthState::Down, "{}", h.detail);
+    assert!(h.detail.contains("accounts add"), "{}", h.detail);
+}

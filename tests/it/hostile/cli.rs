@@ -25,7 +25,9 @@ fn urls() -> Vec<String> {
 
 fn config_with_store_url(dir: &tempfile::TempDir, url: &str) -> std::path::PathBuf {
     let path = dir.path().join("pb.toml");
-    let text = format!("[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = {url:?}\n");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = {url:?}\nconnect_wait_secs = 0\n"
+    );
     std::fs::write(&path, text).unwrap();
     path
 }

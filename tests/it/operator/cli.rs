@@ -1,0 +1,269 @@
+//! The binary's messages and exit codes.
+
+use assert_cmd::Command;
+
+fn bin() -> Command {
+    let mut c = Command::cargo_bin("presence-bridge").unwrap();
+    c.env_clear();
+    c
+}
+
+fn write(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join("pb.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn output(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn check_config_reports_three_mistakes_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        &dir,
+        r#"
+[server]
+listen = 8080
+
+[sync]
+hold_down_secs = "soon"
+
+[[cc_to_teams]]
+when = { status = ["On Contact"] }
+set = { availability = "Busy", activity = "InACall" }
+colour = "red"
+"#,
+    );
+    let out = bin()
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let shown = output(&out);
+    assert_eq!(out.status.code(), Some(78), "{shown}");
+    for path in ["server.listen", "sync.hold_down_secs", "cc_to_teams[0]"] {
+        assert!(shown.contains(path), "{path} not reported:\n{shown}");
+    }
+    assert!(shown.contains("colour"), "{shown}");
+}
+
+const BEARER_CONNECTOR: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+
+[[connectors]]
+name = "cc"
+kind = "http"
+base_url = "https://cc.example.com/"
+statuses = [{ id = "a", name = "Available", kind = "routable" }]
+agents = [{ id = "agent-1", email = "a@example.com" }]
+[connectors.auth]
+type = "bearer"
+"#;
+
+#[test]
+fn a_connector_secret_can_come_from_an_indexed_environment_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(&dir, BEARER_CONNECTOR);
+    let without = bin()
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(without.status.code(), Some(78), "{}", output(&without));
+    let with = bin()
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .env("PRESENCE_BRIDGE__CONNECTORS__0__AUTH__TOKEN", "0123456789")
+        .output()
+        .unwrap();
+    let shown = output(&with);
+    assert_eq!(with.status.code(), Some(0), "{shown}");
+    assert!(
+        !shown.contains("0123456789"),
+        "the secret was printed: {shown}"
+    );
+}
+
+#[test]
+fn a_bad_environment_value_is_blamed_on_its_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(&dir, "[server]\nlisten = \"127.0.0.1:0\"\n");
+    let out = bin()
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .env("PRESENCE_BRIDGE__SERVER__BODY_LIMIT_BYTES", "lots")
+        .env("PRESENCE_BRIDGE__SYNC__HOLD_DOWN_SECS", "100000000")
+        .output()
+        .unwrap();
+    let shown = output(&out);
+    assert_eq!(out.status.code(), Some(78), "{shown}");
+    assert!(
+        shown.contains("environment variable PRESENCE_BRIDGE__SERVER__BODY_LIMIT_BYTES"),
+        "{shown}"
+    );
+}
+
+fn graph_config(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let db = dir.path().join("pb.db");
+    write(
+        dir,
+        &format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+[store]
+url = "sqlite://{}"
+[graph]
+tenant_id = "00000000-0000-0000-0000-000000000001"
+client_id = "00000000-0000-0000-0000-000000000002"
+client_secret = "s"
+token_encryption_key = "ZXhhbXBsZS1rZXktZG8tbm90LXVzZS1pbi1wcm9kISE="
+"#,
+            db.display()
+        ),
+    )
+}
+
+#[test]
+fn removing_an_unknown_sync_account_says_which_and_where_to_look() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = graph_config(&dir);
+    let out = bin()
+        .arg("--config")
+        .arg(&config)
+        .args(["accounts", "remove", "x@example.com"])
+        .output()
+        .unwrap();
+    let shown = output(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("x@example.com"), "{shown}");
+    assert!(shown.contains("accounts list"), "{shown}");
+    assert!(!shown.contains("store: not found"), "{shown}");
+}
+
+#[test]
+fn an_empty_account_list_prints_no_table_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = graph_config(&dir);
+    let out = bin()
+        .arg("--config")
+        .arg(&config)
+        .args(["accounts", "list"])
+        .output()
+        .unwrap();
+    let shown = output(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("No sync accounts"), "{shown}");
+    assert!(!shown.contains("LAST REFRESH"), "{shown}");
+}
+
+#[test]
+fn a_taken_port_is_reported_once_with_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        &dir,
+        &format!(
+            "[server]\nlisten = \"{addr}\"\n[store]\nurl = \"sqlite://{}\"\n",
+            dir.path().join("pb.db").display()
+        ),
+    );
+    let out = bin()
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let shown = output(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert_eq!(
+        shown.matches("Address already in use").count(),
+        1,
+        "the OS error is repeated: {shown}"
+    );
+    assert!(shown.contains("server.listen"), "{shown}");
+    assert!(shown.contains("--listen"), "{shown}");
+}
+
+#[test]
+fn an_unreachable_database_is_tried_again_until_the_wait_runs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 1 on loopback refuses at once.
+    let config = write(
+        &dir,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nurl = \"postgres://bridge@127.0.0.1:1/pb\"\nconnect_wait_secs = 2\n[log]\nformat = \"json\"\n",
+    );
+    let out = bin()
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let shown = output(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    let attempts = shown.matches("database not reachable yet").count();
+    assert!(attempts >= 2, "{attempts} retries logged:\n{shown}");
+    assert!(shown.contains("gave up after"), "{shown}");
+}
+
+#[test]
+fn a_config_that_syncs_nothing_is_valid_but_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(&dir, "[server]\nlisten = \"127.0.0.1:0\"\n");
+    let out = bin()
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let shown = output(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("warning: neither [graph]"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_sign_in_that_cannot_reach_the_identity_platform_names_the_host_and_cause() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = graph_config(&dir);
+    let out = bin()
+        .arg("--config")
+        .arg(&config)
+        .args(["accounts", "add"])
+        .env(
+            "PRESENCE_BRIDGE__GRAPH__AUTHORITY_URL",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let shown = output(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(&format!("cannot reach 127.0.0.1:{port}")),
+        "{shown}"
+    );
+    assert!(shown.to_lowercase().contains("refused"), "{shown}");
+    assert!(shown.contains("check the host and port"), "{shown}");
+}

@@ -1,0 +1,7 @@
+//! What an operator meets before and while going live: configuration errors reported all at
+//! once and blamed on the right source, and CLI messages they can act on. Through the real
+//! binary, since exit codes and what is printed are the point.
+
+mod cli;
+mod metrics;
+mod readiness;
