@@ -429,8 +429,15 @@ async fn cc_contact_sets_teams_and_keeps_it_alive_for_an_hour() {
     r.until("processed", |_| true).await;
     r.advance(Duration::from_secs(15)).await;
     r.until("clear", |r| r.graph.count("clear u2") == 1).await;
+    // A re-post due before the clear shares the clear's write slot, so it is done by now.
+    let before = r.graph.count("set");
+    assert!(before <= sets + 1, "{:?}", r.graph.calls());
     r.advance(Duration::from_secs(600)).await;
-    assert_eq!(r.graph.count("set"), sets, "no keep-alive after the clear");
+    assert_eq!(
+        r.graph.count("set"),
+        before,
+        "no keep-alive after the clear"
+    );
     r.stop().await;
 }
 

@@ -122,3 +122,19 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A free loopback port below the kernel's ephemeral range (32768 and up on Linux), for a
+/// daemon that must come back on the same port after a restart: a port from `bind(0)` can be
+/// handed to another test's connection between the stop and the restart.
+pub fn port_for_restarts() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 4_000) as u16 * 3;
+    loop {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % 12_000;
+        let port = 20_000 + (base - 20_000 + offset) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}

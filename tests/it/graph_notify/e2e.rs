@@ -124,11 +124,7 @@ impl Env {
                 .await
                 .expect("sync account signs in");
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::helpers::port_for_restarts();
         Env {
             sim,
             store,

@@ -92,11 +92,7 @@ safety_interval_secs = 60
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    crate::helpers::port_for_restarts()
 }
 
 /// The daemon binary, started on a fresh port with the events webhook pointed at it.
