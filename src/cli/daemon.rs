@@ -28,6 +28,64 @@ pub(super) fn check_config(path: &Path, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `presence-bridge check-config --online`: signs in to Graph and to every connector, reads
+/// each connector's status catalog and agents, and checks every rule against the catalogs
+/// read. Each problem is reported with its key path; any problem exits 78.
+pub(super) async fn check_online(config: &Config) -> anyhow::Result<()> {
+    let mut errs = crate::config::ConfigErrors::default();
+    if config.graph.enabled() {
+        let client = crate::graph::GraphClient::new(&config.graph, None)
+            .map_err(|e| anyhow::anyhow!("graph: {e}"))?;
+        match client.app_token().await {
+            Ok(_) => eprintln!("online: graph: signed in as the app"),
+            Err(e) => errs.push("graph", format!("cannot sign in: {e}")),
+        }
+    }
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let connectors = crate::connectors::build_connectors(&config.connectors, None, &cancel)
+        .await
+        .map_err(|e| anyhow::anyhow!("connectors: {e}"))?;
+    for (i, c) in connectors.iter().enumerate() {
+        let path = format!("connectors[{i}]");
+        let name = c.name();
+        let catalog = match c.status_catalog().await {
+            Ok(catalog) => catalog,
+            Err(e) => {
+                errs.push(
+                    path,
+                    format!("connector \"{name}\": cannot read the status catalog: {e}"),
+                );
+                continue;
+            }
+        };
+        crate::engine::rules::check_catalog(
+            name,
+            &config.teams_to_cc,
+            &config.cc_to_teams,
+            &catalog,
+            &mut errs,
+        );
+        match c.list_agents().await {
+            Ok(agents) => eprintln!(
+                "online: connector \"{name}\": {} statuses, {} agents",
+                catalog.len(),
+                agents.len()
+            ),
+            Err(e) => errs.push(
+                path,
+                format!("connector \"{name}\": cannot list agents: {e}"),
+            ),
+        }
+    }
+    cancel.cancel();
+    if errs.is_empty() {
+        eprintln!("online: every rule fits the catalogs read");
+        Ok(())
+    } else {
+        Err(crate::app::config::ConfigError::Invalid(errs).into())
+    }
+}
+
 /// `presence-bridge migrate`.
 pub(super) async fn migrate(config: &Config) -> anyhow::Result<()> {
     let store = super::open_store(config)

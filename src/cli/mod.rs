@@ -45,7 +45,12 @@ pub enum Command {
     /// Run the daemon.
     Run,
     /// Validate the configuration and print the effective values (secrets redacted).
-    CheckConfig,
+    CheckConfig {
+        /// Also sign in to Microsoft Graph and every connector, read their status catalogs
+        /// and agents, and check every rule against the catalogs read (exit 78 on a mismatch).
+        #[arg(long)]
+        online: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage the delegated sync accounts that hold presence subscriptions.
@@ -121,7 +126,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(&cli)?;
     match cli.command {
         Command::Run => daemon::run(config).await,
-        Command::CheckConfig => daemon::check_config(&cli.config, &config),
+        Command::CheckConfig { online: false } => daemon::check_config(&cli.config, &config),
+        Command::CheckConfig { online: true } => {
+            daemon::check_config(&cli.config, &config)?;
+            daemon::check_online(&config).await
+        }
         Command::Migrate => daemon::migrate(&config).await,
         Command::Accounts { command } => accounts::run(&config, command).await,
         Command::Connectors(ConnectorsCommand::Render {

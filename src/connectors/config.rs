@@ -41,6 +41,28 @@ impl ConnectorConfig {
         }
     }
 
+    /// The status catalog when the configuration alone defines it (no API read): what
+    /// `check-config` checks the mapping rules against before anything runs.
+    pub fn static_catalog(&self) -> Option<Vec<crate::model::contact_center::CatalogStatus>> {
+        match self {
+            ConnectorConfig::Http(c) if c.list_statuses.is_none() && !c.statuses.is_empty() => {
+                Some(
+                    c.statuses
+                        .iter()
+                        .map(|s| crate::model::contact_center::CatalogStatus {
+                            id: s.id.clone(),
+                            name: s.name.clone(),
+                            kind: s.kind,
+                            settable: s.settable,
+                        })
+                        .collect(),
+                )
+            }
+            ConnectorConfig::Innovaphone(c) => Some(super::innovaphone::static_catalog(c)),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             ConnectorConfig::Http(_) => "http",

@@ -277,6 +277,24 @@ impl Dispatcher {
                 }
             }
         }
+        // A rule that names a status its connector does not have can never do what it says:
+        // the daemon is not ready (a critical component), not merely degraded.
+        let misfits: Vec<&str> = problems
+            .iter()
+            .filter(|p| !p.starts_with("catalog of "))
+            .map(String::as_str)
+            .collect();
+        if misfits.is_empty() {
+            s.health.set(
+                "rules",
+                true,
+                HealthState::Up,
+                "every rule fits the catalogs read",
+            );
+        } else {
+            s.health
+                .set("rules", true, HealthState::Down, misfits.join("; "));
+        }
         let problems = (!problems.is_empty()).then(|| problems.join("; "));
         self.report_health(problems.as_deref());
         problems

@@ -286,6 +286,16 @@ set = "Busy (Teams)"
         "{detail}"
     );
     assert!(!detail.contains("teams_to_cc[0]"), "{detail}");
+    let rules = health.get("rules").unwrap();
+    assert!(
+        rules.critical && rules.state == HealthState::Down,
+        "a misfit rule makes the daemon not ready: {rules:?}"
+    );
+    assert!(
+        rules.detail.contains("teams_to_cc[2].set"),
+        "{}",
+        rules.detail
+    );
     stop.cancel();
     server.await.unwrap().unwrap();
     graph.shutdown().await;

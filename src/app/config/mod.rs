@@ -141,6 +141,7 @@ impl Config {
         self.sync.validate("sync", &mut errs);
         crate::engine::config::validate_rules(&self.teams_to_cc, &self.cc_to_teams, &mut errs);
         crate::connectors::config::validate(&mut self.connectors, "connectors", &mut errs);
+        cross::check(self, &mut errs);
         let names: Vec<&str> = self.connectors.iter().map(ConnectorConfig::name).collect();
         crate::engine::config::check_rule_connectors(
             &self.teams_to_cc,
@@ -193,6 +194,7 @@ impl Config {
     }
 }
 
+mod cross;
 mod load;
 
 #[cfg(test)]

@@ -64,6 +64,34 @@ pub(crate) struct Known {
     pub current: Option<(CcStatus, Activity, DateTime<Utc>)>,
 }
 
+/// The catalog: the configured presence activities (it needs no PBX, so `check-config` checks
+/// rules against it too).
+pub fn static_catalog(cfg: &InnovaphoneConfig) -> Vec<CatalogStatus> {
+    cfg.activities
+        .iter()
+        .map(|a| {
+            let s = InnovaphoneConnector::status_of_activity(a);
+            let kind = if a.is_empty() {
+                StatusKind::Routable
+            } else if cfg
+                .on_the_phone_activities
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(a))
+            {
+                StatusKind::OnContact
+            } else {
+                StatusKind::NotRoutable
+            };
+            CatalogStatus {
+                id: s.id,
+                name: s.name,
+                kind,
+                settable: true,
+            }
+        })
+        .collect()
+}
+
 pub struct InnovaphoneConnector {
     cfg: InnovaphoneConfig,
     resilience: Resilience,
@@ -221,32 +249,7 @@ impl ContactCenter for InnovaphoneConnector {
     }
 
     async fn status_catalog(&self) -> Result<Vec<CatalogStatus>, ConnectorError> {
-        Ok(self
-            .cfg
-            .activities
-            .iter()
-            .map(|a| {
-                let s = Self::status_of_activity(a);
-                let kind = if a.is_empty() {
-                    StatusKind::Routable
-                } else if self
-                    .cfg
-                    .on_the_phone_activities
-                    .iter()
-                    .any(|p| p.eq_ignore_ascii_case(a))
-                {
-                    StatusKind::OnContact
-                } else {
-                    StatusKind::NotRoutable
-                };
-                CatalogStatus {
-                    id: s.id,
-                    name: s.name,
-                    kind,
-                    settable: true,
-                }
-            })
-            .collect())
+        Ok(static_catalog(&self.cfg))
     }
 
     /// Every agent's presence now: the first `PresenceUpdate` of a subscription is the PBX's

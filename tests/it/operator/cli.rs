@@ -267,3 +267,55 @@ fn a_sign_in_that_cannot_reach_the_identity_platform_names_the_host_and_cause() 
     assert!(shown.to_lowercase().contains("refused"), "{shown}");
     assert!(shown.contains("check the host and port"), "{shown}");
 }
+
+#[test]
+fn check_config_checks_rules_against_static_catalogs_and_teams_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        &dir,
+        &format!(
+            "{BEARER_CONNECTOR}token = \"t\"\n{}",
+            r#"
+[[teams_to_cc]]
+when = { activity = ["OnThePhone"] }
+set = "Busy(Teams)"
+
+[[cc_to_teams]]
+when = { status = ["Available"] }
+only_if_teams = ["Lunch"]
+set = "clear"
+"#
+        ),
+    );
+    let out = bin()
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let shown = output(&out);
+    assert_eq!(out.status.code(), Some(78), "{shown}");
+    assert!(
+        shown.contains("teams_to_cc[0].set") && shown.contains("Busy(Teams)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("teams_to_cc[0].when.activity") && shown.contains("OnThePhone"),
+        "{shown}"
+    );
+    assert!(shown.contains("cc_to_teams[0].only_if_teams"), "{shown}");
+}
+
+#[test]
+fn the_example_configuration_passes_check_config() {
+    let out = bin()
+        .arg("--config")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/presence-bridge.example.toml"
+        ))
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+}

@@ -4,4 +4,6 @@
 
 mod cli;
 mod metrics;
+#[cfg(feature = "demo")]
+mod online;
 mod readiness;
