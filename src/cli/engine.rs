@@ -5,6 +5,53 @@ use crate::app::config::Config;
 use crate::runtime::audit;
 use crate::runtime::matching;
 
+/// The Teams-licensed directory from Graph and every connector's agents, read now.
+async fn read_live(
+    config: &Config,
+) -> anyhow::Result<(
+    Vec<crate::model::directory::UserRecord>,
+    Vec<crate::model::directory::AgentRecord>,
+)> {
+    let mut users = Vec::new();
+    if config.graph.enabled() {
+        let client = crate::graph::GraphClient::new(&config.graph, None)
+            .map_err(|e| anyhow::anyhow!("graph: {e}"))?;
+        users = client
+            .list_teams_users(&config.graph.teams_service_plan_ids)
+            .await
+            .map_err(|e| anyhow::anyhow!("graph: reading the directory: {e}"))?
+            .iter()
+            .map(|u| u.to_record(None))
+            .collect();
+    }
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let connectors = crate::connectors::build_connectors(&config.connectors, None, &cancel)
+        .await
+        .map_err(|e| anyhow::anyhow!("connectors: {e}"))?;
+    let mut agents = Vec::new();
+    let now = chrono::Utc::now();
+    for c in &connectors {
+        let listed = c
+            .list_agents()
+            .await
+            .map_err(|e| anyhow::anyhow!("connector \"{}\": listing agents: {e}", c.name()))?;
+        agents.extend(
+            listed
+                .into_iter()
+                .map(|a| crate::model::directory::AgentRecord {
+                    connector: c.name().to_owned(),
+                    agent_id: a.id,
+                    email: a.email,
+                    username: a.username,
+                    display_name: a.display_name,
+                    updated_at: now,
+                }),
+        );
+    }
+    cancel.cancel();
+    Ok((users, agents))
+}
+
 /// `presence-bridge explain <user>`.
 pub(super) async fn explain(config: &Config, user: &str, limit: u32) -> anyhow::Result<()> {
     let store = super::open_store(config).await?;
@@ -20,12 +67,17 @@ pub(super) async fn explain(config: &Config, user: &str, limit: u32) -> anyhow::
     Ok(())
 }
 
-/// `presence-bridge users [--report]`.
-pub(super) async fn users(config: &Config, report: bool) -> anyhow::Result<()> {
-    let store = super::open_store(config).await?;
-    let r = matching::plan_from_store(&config.engine(), store.as_ref())
-        .await
-        .map_err(anyhow::Error::msg)?;
+/// `presence-bridge users [--report] [--online]`.
+pub(super) async fn users(config: &Config, report: bool, online: bool) -> anyhow::Result<()> {
+    let r = if online {
+        let (users, agents) = read_live(config).await?;
+        matching::plan_with(&config.engine(), &users, &agents).map_err(anyhow::Error::msg)?
+    } else {
+        let store = super::open_store(config).await?;
+        matching::plan_from_store(&config.engine(), store.as_ref())
+            .await
+            .map_err(anyhow::Error::msg)?
+    };
     outln!(
         "matched: {}, unmatched Teams users: {}, unmatched agents: {}, conflicts: {}",
         r.matched.len(),

@@ -74,6 +74,10 @@ pub enum Command {
         /// Print matched pairs, unmatched users and agents, and conflicts, changing nothing.
         #[arg(long)]
         report: bool,
+        /// Read the directory from Graph and the agents from every connector now, instead of
+        /// what the daemon stored: a matching preview before the daemon ever ran.
+        #[arg(long)]
+        online: bool,
     },
     /// Run the full daemon on SQLite against a simulated Teams tenant and contact center
     /// (no credentials, no network; ignores --config). Ctrl-C stops it.
@@ -139,7 +143,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             status,
         }) => connectors::render(&config, &name, &agent, &status).await,
         Command::Explain { user, limit } => engine::explain(&config, &user, limit).await,
-        Command::Users { report } => engine::users(&config, report).await,
+        Command::Users { report, online } => engine::users(&config, report, online).await,
         #[cfg(feature = "demo")]
         Command::Demo { .. } => unreachable!("handled before the configuration is loaded"),
     }

@@ -80,7 +80,7 @@ impl DirectoryUser {
     }
 
     /// The store record, keeping the agent match of `previous`.
-    fn to_record(&self, previous: Option<&UserRecord>) -> UserRecord {
+    pub fn to_record(&self, previous: Option<&UserRecord>) -> UserRecord {
         UserRecord {
             teams_id: self.id.clone(),
             upn: self

@@ -40,7 +40,8 @@ async fn read_both(store: &dyn Store) -> Result<(Vec<UserRecord>, Vec<AgentRecor
     Ok((users, agents))
 }
 
-fn plan_with(
+/// Computes the matching of the given users and agents (read live by `users --online`).
+pub fn plan_with(
     cfg: &EngineConfig,
     users: &[UserRecord],
     agents: &[AgentRecord],

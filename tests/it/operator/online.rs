@@ -101,3 +101,50 @@ async fn a_platform_that_refuses_the_sign_in_is_reported() {
     assert_eq!(code, Some(78), "{shown}");
     assert!(shown.contains("graph: cannot sign in"), "{shown}");
 }
+
+#[tokio::test]
+async fn the_matching_preview_reads_both_sides_live_before_the_daemon_ran() {
+    let (graph, cc) = start_simulators(3).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pb.toml");
+    let text = config(&graph, &cc, "").replace(
+        "[server]",
+        &format!(
+            "[store]\nurl = \"sqlite://{}\"\n\n[server]",
+            dir.path().join("pb.db").display()
+        ),
+    );
+    std::fs::write(&path, text).unwrap();
+    let run = |args: &'static [&'static str]| {
+        let path = path.clone();
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_presence-bridge"))
+                .arg("--config")
+                .arg(&path)
+                .args(args)
+                .env_clear()
+                .output()
+                .await
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).to_string()
+                    + &String::from_utf8_lossy(&out.stderr),
+            )
+        }
+    };
+    let (code, stored) = run(&["users", "--report"]).await;
+    assert_eq!(code, Some(0), "{stored}");
+    assert!(
+        stored.contains("matched: 0"),
+        "nothing stored yet: {stored}"
+    );
+    let (code, live) = run(&["users", "--report", "--online"]).await;
+    assert_eq!(code, Some(0), "{live}");
+    assert!(live.contains("matched: 3"), "{live}");
+    assert_eq!(
+        live.matches("\nmatch ").count() + usize::from(live.starts_with("match ")),
+        3,
+        "{live}"
+    );
+}
