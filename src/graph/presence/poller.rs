@@ -46,16 +46,8 @@ impl Poller {
     /// The job.
     pub async fn run(self, cancel: CancellationToken) {
         let users = self.active_users().await.map(|u| u.len()).unwrap_or(0);
-        let (interval, calls) = poll_cadence(users, &self.cfg);
-        let read_secs = calls as f64 * 30.0 / f64::from(self.cfg.calls_per_30s);
-        tracing::info!(
-            mode = ?self.mode,
-            users,
-            calls_per_round = calls,
-            read_secs = format!("{read_secs:.1}"),
-            staleness_secs = interval.as_secs_f64().round(),
-            "presence polling: a full round reads every user in read_secs, at most staleness_secs apart"
-        );
+        let (interval, _) = poll_cadence(users, &self.cfg);
+        let mut logged = self.log_cadence(users, None);
         let fast = Duration::from_secs(self.cfg.interval_secs);
         let mut safety = match self.mode {
             PresenceSource::Poll => Some(interval),
@@ -72,6 +64,7 @@ impl Poller {
                     // the rounds for the users there are now.
                     let users = self.active_users().await.map(|u| u.len()).unwrap_or(0);
                     safety = Some(poll_cadence(users, &self.cfg).0);
+                    logged = self.log_cadence(users, logged);
                 }
                 next_full = now + safety.unwrap_or(interval);
                 self.poll_all(&cancel).await
@@ -102,6 +95,32 @@ impl Poller {
                 }
             }
         }
+    }
+
+    /// Says what a full round costs, once per number of users in scope (not before any user
+    /// is: the directory and matching may not have run yet). Returns the number logged.
+    fn log_cadence(&self, users: usize, logged: Option<usize>) -> Option<usize> {
+        if users == 0 || logged == Some(users) {
+            if logged.is_none() && users == 0 {
+                tracing::info!(
+                    mode = ?self.mode,
+                    "presence polling: no user in scope yet (the directory and matching have not run); the cost of a round is logged once there are"
+                );
+                return Some(0);
+            }
+            return logged;
+        }
+        let (interval, calls) = poll_cadence(users, &self.cfg);
+        let read_secs = calls as f64 * 30.0 / f64::from(self.cfg.calls_per_30s);
+        tracing::info!(
+            mode = ?self.mode,
+            users,
+            calls_per_round = calls,
+            read_secs = format!("{read_secs:.1}"),
+            staleness_secs = interval.as_secs_f64().round(),
+            "presence polling: a full round reads every user in read_secs, at most staleness_secs apart"
+        );
+        Some(users)
     }
 
     async fn active_users(&self) -> Result<Vec<String>, StoreError> {
