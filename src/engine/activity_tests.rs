@@ -291,3 +291,50 @@ fn stored_items_and_states_without_activity_still_load() {
     assert_eq!(v["activity"]["activity"], "on_contact");
     assert_eq!(serde_json::from_value::<Observation>(v).unwrap(), with);
 }
+
+#[test]
+fn a_reconciliation_read_carries_the_activity_so_a_contact_ended_meanwhile_is_not_lost() {
+    let mut w = W::new();
+    w.cc(
+        "Available",
+        act(ContactActivity::OnContact, Some(Channel::Voice)),
+    );
+    assert_eq!(writes(&w.wait(15 * S)), vec![set("Busy", "InACall")]);
+    // The daemon was down while the contact ended; the first reconciliation after the
+    // restart reads the agent idle. The read is newer than any event dated before it.
+    w.now += 60 * S;
+    let mut out = Vec::new();
+    let drift = w.e.reconcile_at(
+        &mut w.st,
+        None,
+        Some(CcStatus {
+            id: "Available".into(),
+            name: "Available".into(),
+        }),
+        act(ContactActivity::Idle, None),
+        w.now,
+        w.now,
+        &mut out,
+    );
+    assert!(drift.cc_missed, "the activity had drifted");
+    assert_eq!(w.st.cc_activity, act(ContactActivity::Idle, None));
+    assert_eq!(
+        writes(&w.wait(15 * S)),
+        vec![Action::ClearTeams {
+            mode: WriteMode::Session
+        }],
+        "the bridge's presence is removed"
+    );
+    // The stream's records from the downtime, older than the read, change nothing.
+    let mut out = Vec::new();
+    w.e.observe_activity_at(
+        &mut w.st,
+        cc("Available"),
+        act(ContactActivity::OnContact, Some(Channel::Voice)),
+        Source::ConnectorPush,
+        w.now - 50 * S,
+        w.now,
+        &mut out,
+    );
+    assert_eq!(out.last().unwrap().reason, Reason::Stale);
+}

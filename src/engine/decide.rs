@@ -349,7 +349,7 @@ impl Engine {
         now: Millis,
         out: &mut Vec<Decision>,
     ) -> Drift {
-        self.reconcile_at(st, teams, cc, now, now, out)
+        self.reconcile_at(st, teams, cc, None, now, now, out)
     }
 
     /// Feeds a reconciliation read of both sides that started at `read_at`; reports what had
@@ -359,6 +359,7 @@ impl Engine {
         st: &mut UserState,
         teams: Option<TeamsPresence>,
         cc: Option<CcStatus>,
+        activity: Option<Activity>,
         read_at: Millis,
         now: Millis,
         out: &mut Vec<Decision>,
@@ -374,11 +375,16 @@ impl Engine {
             drift.session_lost = out[start..].iter().any(|d| d.reason == Reason::SessionLost);
         }
         if let Some(c) = cc {
-            let missed = !st.cc.as_ref().is_some_and(|o| same_cc(o, &c));
+            // The read's activity too, when the platform reports it: a stream's events from
+            // before the read are stale after it, so without it a contact that ended while
+            // the daemon was down would stay on in Teams.
+            let missed = !st.cc.as_ref().is_some_and(|o| same_cc(o, &c))
+                || activity.is_some_and(|a| st.cc_activity.as_ref() != Some(&a));
             let start = out.len();
-            self.observe_at(
+            self.observe_activity_at(
                 st,
                 Status::ContactCenter(c),
+                activity,
                 Source::Reconcile,
                 read_at,
                 now,

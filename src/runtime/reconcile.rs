@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::model::contact_center::Activity;
 use crate::model::{CcStatus, InboxPayload, TeamsPresence, UserId};
 use crate::runtime::matching::{self, MatchError};
 use crate::runtime::service::{Shared, load_directory};
@@ -157,7 +158,7 @@ impl Reconciler {
         for (_, (conn, agent)) in &dir {
             by_connector.entry(conn).or_default().push(agent.clone());
         }
-        let mut cc: HashMap<(String, String), CcStatus> = HashMap::new();
+        let mut cc: HashMap<(String, String), (CcStatus, Option<Activity>)> = HashMap::new();
         for (conn, agents) in by_connector {
             let Some(c) = s.connectors.get(conn) else {
                 continue;
@@ -165,7 +166,7 @@ impl Reconciler {
             match c.current_statuses(&agents).await {
                 Ok(list) => cc.extend(
                     list.into_iter()
-                        .map(|a| ((conn.to_owned(), a.agent_id), a.status)),
+                        .map(|a| ((conn.to_owned(), a.agent_id), (a.status, a.activity))),
                 ),
                 Err(e) => report.errors.push(format!("{conn}: {e}")),
             }
@@ -173,12 +174,15 @@ impl Reconciler {
         let mut reads = Vec::new();
         for (user, key) in dir {
             let t = teams.get(&user).cloned();
-            let c = cc.get(&key).cloned();
+            let (c, activity) = match cc.get(&key).cloned() {
+                Some((c, a)) => (Some(c), a),
+                None => (None, None),
+            };
             if t.is_none() && c.is_none() {
                 continue;
             }
             report.users_checked += 1;
-            reads.push((user, t, c));
+            reads.push((user, t, c, activity));
         }
         let answers = self
             .workers

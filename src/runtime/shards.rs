@@ -81,7 +81,7 @@ mod tests {
             fakes.push(tokio::spawn(async move {
                 while let Some(WorkerMsg::Reconcile { reads, done, .. }) = rx.recv().await {
                     assert!(reads.iter().all(|(u, ..)| shard(u, N) == i));
-                    let answer = reads.into_iter().map(|(u, t, _)| {
+                    let answer = reads.into_iter().map(|(u, t, ..)| {
                         (u, Drift::default(), t.unwrap().activity.parse().unwrap())
                     });
                     let _ = done.send(answer.collect());
@@ -91,7 +91,7 @@ mod tests {
         let workers = Workers::new(txs);
         let reads = (0..30).map(|i: usize| {
             let p = TeamsPresence::new("Busy", i.to_string());
-            (format!("u{}", i % 7), Some(p), None)
+            (format!("u{}", i % 7), Some(p), None, None)
         });
         let answers = workers
             .scatter(

@@ -24,7 +24,12 @@ use crate::store::{AuditEntry, ObservedStatus, WriteRecord};
 const SHUTDOWN_CLEAR_BUDGET: Duration = Duration::from_secs(5);
 
 /// One reconciliation read: the user and what each side showed (when read).
-pub type Read = (UserId, Option<TeamsPresence>, Option<CcStatus>);
+pub type Read = (
+    UserId,
+    Option<TeamsPresence>,
+    Option<CcStatus>,
+    Option<crate::model::contact_center::Activity>,
+);
 
 pub enum WorkerMsg {
     Observations {
@@ -147,14 +152,14 @@ impl Worker {
             } => {
                 let now = self.shared.clock.now_millis();
                 let mut results = Vec::with_capacity(reads.len());
-                for (user, teams, cc) in reads {
+                for (user, teams, cc, activity) in reads {
                     let input = AuditInput::Reconcile {
                         teams: teams.clone(),
                         contact_center: cc.clone(),
                     };
                     let mut drift = Drift::default();
                     let writes = self.process(&user, input, |e, st, out| {
-                        drift = e.reconcile_at(st, teams, cc, read_at, now, out);
+                        drift = e.reconcile_at(st, teams, cc, activity, read_at, now, out);
                     });
                     results.push((user, drift, writes));
                 }
