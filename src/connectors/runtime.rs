@@ -338,17 +338,17 @@ async fn connector_loop(
                     while batch.len() < INGEST_BATCH && let Ok(e) = rx.try_recv() {
                         batch.push(e);
                     }
+                    let taken = batch.len();
                     drop_out_of_range(h, &mut batch);
-                    if batch.is_empty() {
-                        continue;
-                    }
-                    loop {
+                    while !batch.is_empty() {
                         match h.ingest.ingest(batch.clone()).await {
                             Ok(_) => break,
                             Err(e) => tracing::warn!(connector = h.connector.name(), error = %e, "storing events failed; retrying"),
                         }
                         tokio::time::sleep(INGEST_RETRY_DELAY).await;
                     }
+                    // Only now may the source move its read position past these events.
+                    h.connector.events_stored(taken);
                 }
                 _ = refresh.tick() => {
                     refresh_agents(h, store).await;

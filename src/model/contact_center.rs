@@ -277,6 +277,11 @@ pub trait ContactCenter: Send + Sync + 'static {
         events: mpsc::Sender<ConnectorEvent>,
         cancel: CancellationToken,
     ) -> Result<(), ConnectorError>;
+    /// The runtime has stored (or dropped for good) the next `n` events it took from the
+    /// `run_events` channel, in the order they were sent. A connector that keeps a read
+    /// position at the platform (a stream offset) saves it only once the events read before
+    /// it are stored, so a crash in between makes it read them again.
+    fn events_stored(&self, _n: usize) {}
     /// The connector's own view of its health, shown by `/health/ready`.
     async fn health(&self) -> (HealthState, String);
     /// The connector's inbound webhook (`POST /connectors/{name}/events`), when it has one.

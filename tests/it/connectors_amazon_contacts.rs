@@ -200,8 +200,10 @@ fn flip(fake: &FakeKinesis, agent: &str, n: u32) -> (String, String) {
     )
 }
 
+/// A running event source; the test stands in for the runtime's ingest loop.
 struct Running {
     rx: mpsc::Receiver<ConnectorEvent>,
+    connector: Arc<AmazonConnectConnector>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -210,12 +212,26 @@ fn run(c: Arc<AmazonConnectConnector>) -> Running {
     let (tx, rx) = mpsc::channel(64);
     let cancel = CancellationToken::new();
     let tok = cancel.clone();
+    let connector = c.clone();
     let task = tokio::spawn(async move { c.run_events(tx, tok).await.expect("event source") });
-    Running { rx, cancel, task }
+    Running {
+        rx,
+        connector,
+        cancel,
+        task,
+    }
 }
 
 impl Running {
+    /// The next event, reported stored at once.
     async fn next(&mut self) -> ConnectorEvent {
+        let e = self.take().await;
+        self.connector.events_stored(1);
+        e
+    }
+
+    /// The next event, taken from the channel but not (yet) reported stored.
+    async fn take(&mut self) -> ConnectorEvent {
         tokio::time::timeout(WAIT, self.rx.recv())
             .await
             .expect("an event in time")
@@ -568,6 +584,74 @@ async fn a_restart_resumes_after_the_last_processed_record() {
         "latest: older records skipped"
     );
     assert!(r.rx.try_recv().is_err(), "no duplicates");
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_position_is_saved_only_once_the_events_read_before_it_are_stored() {
+    let fake = kinesis::spawn(STREAM, "eu-west-2", 1).await.unwrap();
+    let url = spawn_connect(Arc::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(&dir).await;
+    let extra = kinesis_extra(&fake, "trim_horizon");
+    let shard_cursor = || {
+        let s = store.clone();
+        async move {
+            s.get_cursors("ac")
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|(k, _)| k == "shardId-000000000000")
+                .map(|(_, v)| v)
+        }
+    };
+    let mut last = String::new();
+    for n in 0..3 {
+        last = flip(&fake, "a1", n).0;
+    }
+
+    // The runtime takes the three events from the channel, but the process stops before
+    // its inbox transaction commits: they are never reported stored.
+    let mut r = run(connector(&url, &extra, Some(store.clone())).await);
+    let mut taken = Vec::new();
+    for _ in 0..3 {
+        taken.push(r.take().await.as_agent().unwrap().event_id.clone().unwrap());
+    }
+    // (Before positions waited for the store, the position moved as soon as the channel
+    // was empty: well within this second.)
+    let saved = tokio::time::timeout(Duration::from_secs(1), async {
+        while shard_cursor().await.is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        saved.is_err(),
+        "position saved before its events were stored: {:?}",
+        shard_cursor().await
+    );
+    r.stop().await;
+
+    // After the restart the same records are read again (the ingest path drops repeats by
+    // their event ids); once they are stored, the position follows.
+    let mut r = run(connector(&url, &extra, Some(store.clone())).await);
+    let mut again = Vec::new();
+    for _ in 0..3 {
+        again.push(r.next_agent_id().await);
+    }
+    assert_eq!(again, taken, "the unstored batch read again");
+    eventually("the position saved once stored", WAIT, || {
+        let (cursor, want) = (shard_cursor(), format!("seq:{last}"));
+        async move { cursor.await == Some(want) }
+    })
+    .await;
+    r.stop().await;
+
+    // And a third start reads only what is new.
+    flip(&fake, "a1", 3);
+    let mut r = run(connector(&url, &extra, Some(store.clone())).await);
+    assert_eq!(r.next_agent_id().await, "a1-3");
+    assert!(r.rx.try_recv().is_err(), "nothing read twice");
     r.stop().await;
 }
 

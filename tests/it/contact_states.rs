@@ -12,6 +12,7 @@ use presence_bridge::store::Store;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+mod amazon;
 mod genesys;
 mod http;
 

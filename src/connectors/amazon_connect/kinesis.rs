@@ -21,14 +21,13 @@
 //! - **Resuming.** Per shard, a cursor in the store ([`crate::store::Store::put_cursors`]):
 //!   `seq:<n>` (resume AFTER_SEQUENCE_NUMBER), `at:<epoch ms>` (a shard first read from
 //!   "latest", resumed AT_TIMESTAMP), `end` (read to its end). A cursor is written only
-//!   after every event sent so far has been taken from the connector's event channel by the
-//!   ingest loop, so a restart repeats the records whose events were still in the channel
-//!   (their event ids make the ingest path drop the repeats). What it cannot see is whether
-//!   the ingest loop has *stored* the last batch it took: if the process dies between taking
-//!   a batch and committing it to the inbox, that batch is not read again. Closing that
-//!   window needs an acknowledgement from the ingest path. Shards without a cursor found
-//!   after the first start are read from TRIM_HORIZON: they were created while the bridge
-//!   ran or was down, so everything in them is new.
+//!   after the runtime has reported every event sent before it stored
+//!   ([`crate::connectors::ContactCenter::events_stored`], counted by [`Progress`]), so a
+//!   restart repeats the records whose events were sent but not yet stored, whether still
+//!   in the channel or in an inbox transaction that did not commit (their event ids make the
+//!   ingest path drop the repeats). Shards without a cursor found after the first start are
+//!   read from TRIM_HORIZON: they were created while the bridge ran or was down, so
+//!   everything in them is new.
 //! - An iterator expires after 5 minutes (ExpiredIteratorException): a new one is taken
 //!   from the cursor. ProvisionedThroughputExceededException is throttling.
 
@@ -102,6 +101,47 @@ struct Listed {
     closed: bool,
 }
 
+/// The events a connector's stream readers sent into its event channel, and how many of them
+/// the runtime has reported stored. Shared by the connector's readers (they send into one
+/// channel, which the runtime drains in order).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Events sent; held while sending, so the count orders the channel.
+    sent: tokio::sync::Mutex<u64>,
+    stored: tokio::sync::watch::Sender<u64>,
+}
+
+impl Progress {
+    /// Sends one event and counts it. Err: the channel is closed.
+    async fn send(
+        &self,
+        events: &mpsc::Sender<ConnectorEvent>,
+        e: ConnectorEvent,
+    ) -> Result<(), ()> {
+        let mut sent = self.sent.lock().await;
+        events.send(e).await.map_err(drop)?;
+        *sent += 1;
+        Ok(())
+    }
+
+    /// The number of events sent so far.
+    async fn sent(&self) -> u64 {
+        *self.sent.lock().await
+    }
+
+    /// The runtime stored the next `n` events.
+    pub fn stored(&self, n: usize) {
+        self.stored.send_modify(|s| *s += n as u64);
+    }
+
+    /// Waits until the first `mark` events are stored.
+    async fn wait_stored(&self, mark: u64) {
+        let mut rx = self.stored.subscribe();
+        // The sender lives in `self`: the wait ends only when the count is reached.
+        let _ = rx.wait_for(|s| *s >= mark).await;
+    }
+}
+
 /// Kinesis errors callers branch on, then the connector's shared mapping.
 fn map_err<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
     e: SdkError<E, aws_sdk_kinesis::config::http::HttpResponse>,
@@ -133,10 +173,14 @@ pub struct KinesisSource {
     caught_up: Arc<AtomicBool>,
     /// Read a round only while this other stream is caught up.
     after: Option<Arc<AtomicBool>>,
+    /// The connector's count of events sent and stored.
+    progress: Arc<Progress>,
 }
 
 impl KinesisSource {
     /// The stream named by `name`/`arn`; its cursors are stored under `prefix` + shard id.
+    /// `progress` is shared by every reader sending into the same event channel.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: aws_sdk_kinesis::Client,
         cfg: KinesisConfig,
@@ -145,8 +189,10 @@ impl KinesisSource {
         resilience: Resilience,
         store: Option<Arc<dyn Store>>,
         connector: String,
+        progress: Arc<Progress>,
     ) -> Self {
         Self {
+            progress,
             client,
             cfg,
             stream_name: name,
@@ -384,7 +430,7 @@ impl KinesisSource {
                     .read_shard(&id, &mut shards, &mut dirty, events, &decode)
                     .await?;
             }
-            if !dirty.is_empty() && !self.persist(&mut dirty, events, cancel).await {
+            if !dirty.is_empty() && !self.persist(&mut dirty, cancel).await {
                 return Ok(());
             }
             self.caught_up.store(!behind, Ordering::Release);
@@ -438,7 +484,7 @@ impl KinesisSource {
         };
         for r in out.records() {
             for e in decode(r.data().as_ref()) {
-                if events.send(e).await.is_err() {
+                if self.progress.send(events, e).await.is_err() {
                     return Ok(false);
                 }
             }
@@ -473,26 +519,18 @@ impl KinesisSource {
         }
     }
 
-    /// Saves the changed positions once every event sent so far has been taken from the
-    /// channel. Returns false when cancelled first (the positions are then not saved: the
+    /// Saves the changed positions once every event sent so far has been stored by the
+    /// runtime. Returns false when cancelled first (the positions are then not saved: the
     /// records are read again after a restart).
-    async fn persist(
-        &self,
-        dirty: &mut Vec<(String, String)>,
-        events: &mpsc::Sender<ConnectorEvent>,
-        cancel: &CancellationToken,
-    ) -> bool {
+    async fn persist(&self, dirty: &mut Vec<(String, String)>, cancel: &CancellationToken) -> bool {
         let Some(store) = &self.store else {
             dirty.clear();
             return true;
         };
+        let mark = self.progress.sent().await;
         tokio::select! {
             _ = cancel.cancelled() => return false,
-            taken = events.reserve_many(events.max_capacity()) => {
-                if taken.is_err() {
-                    return false;
-                }
-            }
+            _ = self.progress.wait_stored(mark) => {}
         }
         let keyed: Vec<(String, String)> = dirty
             .iter()

@@ -40,7 +40,7 @@ use crate::net::retry_after;
 use crate::store::Store;
 use config::{AmazonConnectConfig, EventsMode};
 use contacts::Resolved;
-use kinesis::KinesisSource;
+use kinesis::{KinesisSource, Progress};
 
 pub mod config;
 mod contacts;
@@ -67,6 +67,9 @@ pub struct AmazonConnectConnector {
     stream: Option<KinesisSource>,
     /// The contact-record stream reader, when configured.
     records: Option<KinesisSource>,
+    /// Events the stream readers sent, and how many the runtime stored: a stream position is
+    /// saved only once the events read before it are stored.
+    progress: Arc<Progress>,
 }
 
 /// Maps an SDK error to what callers branch on.
@@ -152,6 +155,7 @@ impl AmazonConnectConnector {
         if let Some(u) = &cfg.endpoint_url {
             b = b.endpoint_url(u.as_str().trim_end_matches('/'));
         }
+        let progress = Arc::new(Progress::default());
         let (stream, records) = match (&cfg.events, &cfg.kinesis) {
             (EventsMode::Kinesis, Some(k)) => {
                 let mut kb = aws_sdk_kinesis::config::Builder::from(&shared)
@@ -170,6 +174,7 @@ impl AmazonConnectConnector {
                     Resilience::new(&cfg.limits),
                     store.clone(),
                     cfg.name.clone(),
+                    progress.clone(),
                 );
                 let ctr = (k.contact_records_stream_name.is_some()
                     || k.contact_records_stream_arn.is_some())
@@ -185,6 +190,7 @@ impl AmazonConnectConnector {
                         Resilience::new(&cfg.limits),
                         store,
                         cfg.name.clone(),
+                        progress.clone(),
                     )
                     .after(&agent)
                 });
@@ -199,6 +205,7 @@ impl AmazonConnectConnector {
             by_arn: RwLock::new(HashMap::new()),
             stream,
             records,
+            progress,
             cfg,
         }
     }
@@ -531,6 +538,10 @@ impl ContactCenter for AmazonConnectConnector {
         }
         worst
     }
+    fn events_stored(&self, n: usize) {
+        self.progress.stored(n);
+    }
+
     fn event_time_bounds(&self) -> EventTimeBounds {
         self.cfg.event_time.bounds()
     }

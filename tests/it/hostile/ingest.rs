@@ -8,3 +8,4 @@ mod path_segment;
 mod replay;
 mod retry_after;
 mod shutdown;
+mod stored;
