@@ -5,3 +5,4 @@
 mod cli;
 mod metrics;
 mod readiness;
+mod shadow;
