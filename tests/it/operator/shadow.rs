@@ -191,6 +191,28 @@ impl Running {
     }
 }
 
+/// `presence-bridge --config … explain USER` through the binary; what it printed.
+fn explain_cli(dir: &Path, config: &str, user: &str) -> String {
+    let file = dir.join("pb.toml");
+    std::fs::write(&file, config).unwrap();
+    let out = Command::cargo_bin("presence-bridge")
+        .unwrap()
+        .env_clear()
+        .arg("--config")
+        .arg(&file)
+        .arg("explain")
+        .arg(user)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    shown
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shadow_mode_decides_audits_and_counts_but_writes_nothing_then_live_writes() {
     let (graph, sim) = simulators(1).await;
@@ -283,19 +305,7 @@ async fn shadow_mode_decides_audits_and_counts_but_writes_nothing_then_live_writ
     );
 
     // `presence-bridge explain` through the binary, on the same database.
-    let file = db.path().join("pb.toml");
-    std::fs::write(&file, &shadow_text).unwrap();
-    let out = Command::cargo_bin("presence-bridge")
-        .unwrap()
-        .env_clear()
-        .arg("--config")
-        .arg(&file)
-        .arg("explain")
-        .arg(USER_1)
-        .output()
-        .unwrap();
-    let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{shown}");
+    let shown = explain_cli(db.path(), &shadow_text, USER_1);
     assert!(shown.contains(would_set_cc), "{shown}");
     assert!(shown.contains(would_set_teams), "{shown}");
 
@@ -364,6 +374,13 @@ async fn sync_only_limits_decisions_and_writes_to_the_pilot_group() {
         "{metrics}"
     );
     app.stop().await;
+    let shown = explain_cli(db.path(), &text, USER_2);
+    assert!(
+        shown.contains("is not in sync.only (the pilot group)"),
+        "{shown}"
+    );
+    let shown = explain_cli(db.path(), &text, USER_1);
+    assert!(!shown.contains("not in sync.only"), "{shown}");
     graph.shutdown().await;
 }
 
