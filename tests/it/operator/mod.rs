@@ -5,4 +5,5 @@
 mod cli;
 mod metrics;
 mod readiness;
+#[cfg(feature = "demo")]
 mod shadow;
