@@ -366,10 +366,17 @@ impl Worker {
                     self.touched.insert(user.clone());
                 }
             }
-            tracing::info!(
-                cleared = cleared.len(),
-                "cleared the bridge's Teams sessions on shutdown"
-            );
+            if self.shared.config.sync.shadow() {
+                tracing::info!(
+                    would_clear = cleared.len(),
+                    "shadow mode: nothing cleared on shutdown (nothing was written)"
+                );
+            } else {
+                tracing::info!(
+                    cleared = cleared.len(),
+                    "cleared the bridge's Teams sessions on shutdown"
+                );
+            }
         }
         self.flush().await;
     }
