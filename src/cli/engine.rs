@@ -4,6 +4,7 @@ use super::out::outln;
 use crate::app::config::Config;
 use crate::runtime::audit;
 use crate::runtime::matching;
+use crate::runtime::pilot;
 
 /// The Teams-licensed directory from Graph and every connector's agents, read now.
 async fn read_live(
@@ -63,6 +64,15 @@ pub(super) async fn explain(config: &Config, user: &str, limit: u32) -> anyhow::
     }
     for l in lines {
         outln!("{l}")?;
+    }
+    let only = &config.engine().sync.only;
+    if !only.is_empty()
+        && let Ok(u) = store.get_user(user).await
+        && !only.iter().any(|e| pilot::names(e, &u))
+    {
+        outln!(
+            "{user} is not in sync.only (the pilot group): the bridge makes no decisions for them"
+        )?;
     }
     Ok(())
 }

@@ -51,10 +51,28 @@ pub enum MatchBy {
     Csv,
 }
 
+/// `sync.mode`: whether decisions are carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// Decisions are written to Teams and the contact center.
+    #[default]
+    Live,
+    /// Everything runs (reads, matching, decisions, audit, metrics) but nothing is written to
+    /// either side: each would-be write is logged, counted and recorded in the audit trail.
+    Shadow,
+}
+
 /// `[sync]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncConfig {
+    /// `live` (default) writes decisions; `shadow` makes and records them without writing.
+    pub mode: SyncMode,
+    /// A pilot group: when not empty, only these people are synced. Entries are Teams object
+    /// ids, user principal names or e-mail addresses, agent ids, or `connector:agent`. The
+    /// engine makes no decisions for anyone else (their statuses are still read and shown).
+    pub only: Vec<String>,
     /// Which directions are enabled: `teams_to_cc`, `cc_to_teams`, or both.
     pub directions: Vec<Direction>,
     /// How long a status must persist before it is propagated, in seconds. Rules may override.
@@ -165,6 +183,8 @@ impl PresenceScope {
 impl Default for SyncConfig {
     fn default() -> Self {
         Self {
+            mode: SyncMode::Live,
+            only: Vec::new(),
             directions: vec![Direction::TeamsToCc, Direction::CcToTeams],
             hold_down_secs: 15,
             reconcile_interval_secs: 3600,
@@ -190,6 +210,11 @@ impl Default for SyncConfig {
 impl SyncConfig {
     pub fn enabled(&self, d: Direction) -> bool {
         self.directions.contains(&d)
+    }
+
+    /// Whether writes are only logged, counted and audited (`sync.mode = "shadow"`).
+    pub fn shadow(&self) -> bool {
+        self.mode == SyncMode::Shadow
     }
 
     /// `scope`, `include` and `exclude` as the Graph side takes them.
@@ -436,6 +461,18 @@ impl SyncConfig {
             }
         }
         errs.at_least(path, "write_retry_max_secs", s.write_retry_max_secs, 1);
+        for (i, entry) in s.only.iter().enumerate() {
+            let e = entry.trim();
+            if e.is_empty() || e.starts_with(':') || e.ends_with(':') {
+                errs.push(
+                    format!("{path}.only[{i}]"),
+                    format!(
+                        "\"{entry}\" names nobody; give a Teams object id, a user principal name \
+                         or e-mail address, an agent id, or connector:agent"
+                    ),
+                );
+            }
+        }
         match (s.match_by, &s.match_csv_file) {
             (MatchBy::Csv, None) => errs.push(
                 ConfigErrors::key(path, "match_csv_file"),
@@ -684,6 +721,18 @@ exclude = { groups = ["6f1c1a5e-0000-4000-8000-00000000e001", "nope"] }
         let cfg: EngineConfig = toml::from_str("[sync]\nscope = \"all\"").unwrap();
         assert_eq!(cfg.sync.presence_scope(), PresenceScope::all());
         assert!(toml::from_str::<EngineConfig>("[sync]\ninclude = { group = [] }").is_err());
+    }
+
+    #[test]
+    fn mode_and_only_are_checked() {
+        let cfg: EngineConfig =
+            toml::from_str("[sync]\nmode = \"shadow\"\nonly = [\"a@example.com\"]").unwrap();
+        assert!(cfg.sync.shadow());
+        assert!(!EngineConfig::default().sync.shadow());
+        let errs = parse("[sync]\nonly = [\"a@example.com\", \" \", \"simcc:\"]").unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|e| e.split(':').next().unwrap()).collect();
+        assert_eq!(paths, vec!["sync.only[1]", "sync.only[2]"], "{errs:#?}");
+        assert!(toml::from_str::<EngineConfig>("[sync]\nmode = \"dry\"").is_err());
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct Params {
     pub flap_window_ms: Millis,
     pub flap_cooldown_ms: Millis,
     pub keepalive_ms: Millis,
+    /// Shadow mode: the bridge's writes are never made, so Teams never shows its presence
+    /// and that absence is not a lost session (no re-post is decided for it).
+    pub shadow: bool,
 }
 
 /// The mapping tables and parameters. Shared read-only by all workers.
@@ -120,6 +123,7 @@ impl Engine {
                 flap_window_ms: s.flap_window_secs as Millis * 1000,
                 flap_cooldown_ms: s.flap_cooldown_secs as Millis * 1000,
                 keepalive_ms: s.keepalive_interval_secs as Millis * 1000,
+                shadow: s.shadow(),
             },
         }
     }
@@ -400,6 +404,9 @@ impl Engine {
     }
 
     pub(super) fn session_lost(&self, st: &UserState) -> bool {
+        if self.p.shadow {
+            return false;
+        }
         match (&st.c2t.held, &st.teams) {
             (Some(h), Some(t)) if h.mode == WriteMode::Session => {
                 rank(&t.availability) < rank(&h.availability)

@@ -497,3 +497,39 @@ proptest! {
         prop_assert!(w.writes().is_empty(), "{:#?}", w.log);
     }
 }
+
+/// In shadow mode the bridge's presence is never in Teams: its absence is not a lost session,
+/// so a reconciliation finds no drift there and decides no re-post.
+#[test]
+fn shadow_mode_does_not_take_the_missing_session_for_a_lost_one() {
+    let mut e = engine_with("");
+    e.p.shadow = true;
+    let mut st = UserState::default();
+    let mut out = Vec::new();
+    e.observe(
+        &mut st,
+        Status::Teams(teams("Available", "Available")),
+        Source::GraphPoll,
+        0,
+        &mut out,
+    );
+    e.observe(
+        &mut st,
+        Status::ContactCenter(cc("On Contact")),
+        Source::ConnectorPush,
+        S,
+        &mut out,
+    );
+    e.tick(&mut st, 20 * S, &mut out);
+    assert!(st.c2t.held.is_some(), "{out:#?}");
+    let mut out = Vec::new();
+    let d = e.reconcile(
+        &mut st,
+        Some(teams("Available", "Available")),
+        Some(cc("On Contact")),
+        30 * S,
+        &mut out,
+    );
+    assert!(!d.session_lost, "{out:#?}");
+    assert!(out.iter().all(|d| d.action.is_none()), "{out:#?}");
+}

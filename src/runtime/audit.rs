@@ -20,6 +20,9 @@ pub struct AuditDecision {
     /// For a hold-down: when the change will be made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due: Option<DateTime<Utc>>,
+    /// The write was not made: the daemon ran in shadow mode (`sync.mode = "shadow"`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
 }
 
 /// What the audit trail holds for each decision.
@@ -54,8 +57,9 @@ pub(crate) fn action_label(write: Option<&Action>) -> &'static str {
     }
 }
 
-/// The audit entry of one decision about `user`, made on `input`.
-pub(crate) fn entry(user: &str, input: AuditInput, d: &Decision) -> AuditEntry {
+/// The audit entry of one decision about `user`, made on `input`; `shadow`: its write (if
+/// any) is not made.
+pub(crate) fn entry(user: &str, input: AuditInput, d: &Decision, shadow: bool) -> AuditEntry {
     let record = Record {
         input,
         decision: AuditDecision {
@@ -63,6 +67,7 @@ pub(crate) fn entry(user: &str, input: AuditInput, d: &Decision) -> AuditEntry {
             trigger: d.trigger,
             write: d.action.clone(),
             due: d.due.map(to_utc),
+            shadow: shadow && d.action.is_some(),
         },
     };
     AuditEntry {
@@ -115,21 +120,10 @@ pub fn describe(e: &AuditEntry) -> String {
             source.as_str()
         ),
     };
-    let did = match &record.decision.write {
-        Some(Action::SetCc { status }) => format!(
-            "set the contact-center status to {}",
-            cc_words(Some(status))
-        ),
-        Some(Action::SetTeams {
-            availability,
-            activity,
-            mode,
-        }) => format!(
-            "set Teams to {availability}/{activity} ({})",
-            mode_words(*mode)
-        ),
-        Some(Action::ClearTeams { .. }) => "removed the bridge's Teams presence".to_owned(),
-        None => "did nothing".to_owned(),
+    let did = match (&record.decision.write, record.decision.shadow) {
+        (Some(a), true) => format!("would {} (shadow mode)", write_words(a, true)),
+        (Some(a), false) => write_words(a, false),
+        (None, _) => "did nothing".to_owned(),
     };
     let due = record
         .decision
@@ -142,6 +136,29 @@ pub fn describe(e: &AuditEntry) -> String {
         })
         .unwrap_or_default();
     format!("{at}  {what}: {did}{rule}, because {}{due}.", e.reason)
+}
+
+/// A write in plain words: "set the contact-center status to …" (`would`: the bare form, for
+/// "would …", else the past tense).
+pub(crate) fn write_words(a: &Action, would: bool) -> String {
+    match a {
+        Action::SetCc { status } => format!(
+            "set the contact-center status to {}",
+            cc_words(Some(status))
+        ),
+        Action::SetTeams {
+            availability,
+            activity,
+            mode,
+        } => format!(
+            "set Teams to {availability}/{activity} ({})",
+            mode_words(*mode)
+        ),
+        Action::ClearTeams { mode } if would => {
+            format!("remove the bridge's Teams presence ({})", mode_words(*mode))
+        }
+        Action::ClearTeams { .. } => "removed the bridge's Teams presence".to_owned(),
+    }
 }
 
 fn teams_words(p: Option<&TeamsPresence>) -> String {

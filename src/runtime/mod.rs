@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod matching;
+pub mod pilot;
 pub mod reconcile;
 pub mod service;
 mod shards;

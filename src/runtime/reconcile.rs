@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use crate::model::contact_center::Activity;
 use crate::model::{CcStatus, InboxPayload, TeamsPresence, UserId};
 use crate::runtime::matching::{self, MatchError};
-use crate::runtime::service::{Shared, load_directory};
+use crate::runtime::pilot;
+use crate::runtime::service::{Shared, load_directory, refresh_pilot};
 use crate::runtime::shards::Workers;
 use crate::runtime::worker::WorkerMsg;
 use crate::store::inbox::Inbox;
@@ -43,10 +44,17 @@ pub struct ReconcileReport {
     pub drift: BTreeMap<String, usize>,
     /// Writes the reconciliation caused.
     pub writes: usize,
+    /// In shadow mode: writes the reconciliation would have caused (none is made).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shadow_writes: usize,
     /// Users with drift (at most 200).
     pub users: Vec<String>,
     /// Reads that failed (the side was skipped).
     pub errors: Vec<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Why the user → agent map could not be refreshed.
@@ -125,6 +133,7 @@ impl Reconciler {
         matching::apply(&s.config, s.store.as_ref()).await?;
         let dir = load_directory(s.store.as_ref()).await?;
         *s.directory.write().expect("directory lock") = dir;
+        refresh_pilot(s).await?;
         Ok(())
     }
 
@@ -144,6 +153,7 @@ impl Reconciler {
             .read()
             .expect("directory lock")
             .iter()
+            .filter(|(k, _)| pilot::includes(&s.pilot, k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let ids: Vec<String> = dir.iter().map(|(u, _)| u.clone()).collect();
@@ -196,8 +206,13 @@ impl Reconciler {
                 },
             )
             .await;
+        let shadow = s.config.sync.shadow();
         for (user, drift, writes) in answers.into_iter().flatten() {
-            report.writes += writes;
+            if shadow {
+                report.shadow_writes += writes;
+            } else {
+                report.writes += writes;
+            }
             let kinds = [
                 ("teams_missed", drift.teams_missed),
                 ("cc_missed", drift.cc_missed),
@@ -234,6 +249,7 @@ impl Reconciler {
             users = r.users_checked,
             drift = ?r.drift,
             writes = r.writes,
+            shadow_writes = r.shadow_writes,
             errors = r.errors.len(),
             "reconciliation finished"
         );

@@ -18,6 +18,7 @@ use crate::graph::PresenceApi;
 use crate::job::Job;
 use crate::model::health::{HealthRegistry, HealthState};
 use crate::model::{Clock, InboxPayload, Observation, Source, Status, UserId};
+use crate::runtime::pilot::{self, Pilot};
 use crate::runtime::reconcile::Reconciler;
 use crate::runtime::shards::{Workers, shard};
 use crate::runtime::worker::{Worker, WorkerMsg};
@@ -38,6 +39,8 @@ const IDLE_RECHECK: Duration = Duration::from_secs(1);
 const MAX_REFRESH_ATTEMPTS: i32 = 5;
 /// Queue depth per worker.
 const WORKER_QUEUE: usize = 64;
+/// Store key of the `sync.mode` the engine state was last saved under.
+const MODE_KEY: &str = "engine.sync_mode";
 
 /// What the runtime needs from the rest of the application.
 pub struct RuntimeDeps {
@@ -59,6 +62,8 @@ pub struct Shared {
     deps: RuntimeDeps,
     pub writer: Writer,
     pub directory: Directory,
+    /// `sync.only` resolved to user ids (`None`: everyone is synced).
+    pub pilot: Pilot,
     pub reconcile_now: Notify,
 }
 
@@ -89,12 +94,43 @@ pub async fn load_directory(store: &dyn Store) -> StoreResult<HashMap<UserId, (S
         .collect())
 }
 
+/// Resolves `sync.only` against the store's users; logs when the group changes.
+pub(crate) async fn refresh_pilot(s: &Shared) -> StoreResult<()> {
+    let only = &s.config.sync.only;
+    if only.is_empty() {
+        return Ok(());
+    }
+    let users = s.store.list_users().await?;
+    let (members, unmatched) = pilot::members(only, &users);
+    let mut current = s.pilot.write().expect("pilot lock");
+    if *current != members {
+        let n = members.as_ref().map_or(0, |m| m.len());
+        if unmatched.is_empty() {
+            tracing::info!(
+                users = n,
+                "sync.only: the engine syncs {n} users (pilot group)"
+            );
+        } else {
+            tracing::info!(
+                users = n,
+                unmatched = ?unmatched,
+                "sync.only: the engine syncs {n} users (pilot group); entries naming no known \
+                 user (yet): {}",
+                unmatched.join(", ")
+            );
+        }
+        *current = members;
+    }
+    Ok(())
+}
+
 impl EngineRuntime {
     /// Loads persisted user state and the directory; nothing runs until [`Self::jobs`].
     pub async fn new(deps: RuntimeDeps, cancel: CancellationToken) -> StoreResult<EngineRuntime> {
         let cfg = deps.config.clone();
         let directory: Directory =
             Arc::new(RwLock::new(load_directory(deps.store.as_ref()).await?));
+        let pilot: Pilot = Arc::new(RwLock::new(None));
         let writer = Writer::new(
             deps.presence.clone(),
             deps.connectors.clone(),
@@ -103,16 +139,49 @@ impl EngineRuntime {
             Duration::from_secs(cfg.sync.write_retry_max_secs),
             deps.metrics.clone(),
             cancel.clone(),
+            cfg.sync.shadow(),
         );
         let shared = Arc::new(Shared {
             deps,
             writer,
             directory,
+            pilot,
             reconcile_now: Notify::new(),
         });
+        refresh_pilot(&shared).await?;
+        let mode = if cfg.sync.shadow() { "shadow" } else { "live" };
+        if cfg.sync.shadow() {
+            tracing::warn!(
+                "shadow mode (sync.mode = \"shadow\"): decisions are made, logged and recorded, \
+                 but nothing is written to Teams or the contact center"
+            );
+        }
+        let previous = shared.store.get_kv(MODE_KEY).await?;
+        // State saved in shadow mode records writes that were never made: live mode starts
+        // from what both sides show (the first reconciliation reads them) instead.
+        let discard = !cfg.sync.shadow() && previous.as_deref() == Some("shadow");
         let n = cfg.sync.workers;
         let mut states: Vec<HashMap<UserId, UserState>> = vec![HashMap::new(); n];
-        for (user, value) in shared.store.load_user_states().await? {
+        let saved = shared.store.load_user_states().await?;
+        if discard {
+            let fresh = serde_json::to_value(UserState::default()).expect("state serializes");
+            let reset: Vec<(UserId, serde_json::Value)> = saved
+                .iter()
+                .map(|(u, _)| (u.clone(), fresh.clone()))
+                .collect();
+            if !reset.is_empty() {
+                shared.store.save_user_states(&reset).await?;
+            }
+            tracing::info!(
+                users = reset.len(),
+                "switched from shadow to live: the engine state of shadow mode (writes never \
+                 made) is dropped; live starts from what both sides show"
+            );
+        }
+        if previous.as_deref() != Some(mode) {
+            shared.store.put_kv(MODE_KEY, mode).await?;
+        }
+        for (user, value) in saved.into_iter().filter(|_| !discard) {
             match serde_json::from_value::<UserState>(value) {
                 Ok(st) => {
                     states[shard(&user, n)].insert(user, st);
@@ -226,6 +295,12 @@ impl Dispatcher {
         let h = &self.shared.health;
         match catalog_problems {
             Some(p) => h.set("engine", false, HealthState::Degraded, p),
+            None if self.shared.config.sync.shadow() => h.set(
+                "engine",
+                false,
+                HealthState::Up,
+                "running in shadow mode: nothing is written",
+            ),
             None => h.set("engine", false, HealthState::Up, "running"),
         }
     }

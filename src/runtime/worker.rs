@@ -17,6 +17,7 @@ use crate::engine::state::{Action, Decision, Millis, Reason, UserState};
 use crate::engine::{Drift, Engine};
 use crate::model::{AuditInput, CcStatus, Observation, TeamsPresence, UserId};
 use crate::runtime::audit::{self, to_utc};
+use crate::runtime::pilot;
 use crate::runtime::service::Shared;
 use crate::store::{AuditEntry, ObservedStatus, WriteRecord};
 
@@ -195,14 +196,24 @@ impl Worker {
         input: AuditInput,
         f: impl FnOnce(&Engine, &mut UserState, &mut Vec<Decision>),
     ) -> usize {
-        let connector = self
+        if !pilot::includes(&self.shared.pilot, user) {
+            self.shared
+                .metrics
+                .counter("engine_not_in_sync_only_total", &[])
+                .increment(1);
+            tracing::debug!(user, "not in sync.only: no decision made");
+            return 0;
+        }
+        let agent = self
             .shared
             .directory
             .read()
             .expect("directory lock")
             .get(user)
-            .map(|(c, _)| c.clone());
+            .cloned();
+        let connector = agent.as_ref().map(|(c, _)| c.clone());
         let matched = connector.is_some();
+        let shadow = self.shared.config.sync.shadow();
         let st = self.users.entry(user.to_owned()).or_default();
         st.connector = connector;
         let mut out = Vec::new();
@@ -217,6 +228,17 @@ impl Worker {
                     continue;
                 }
                 writes += 1;
+                if shadow {
+                    shadow_write(
+                        &self.shared.metrics,
+                        user,
+                        agent.as_ref(),
+                        a,
+                        d.rule_label().as_deref(),
+                        d.reason.words(),
+                    );
+                    continue;
+                }
                 self.writes.push(WriteRecord {
                     user_id: user.to_owned(),
                     side: a.side(),
@@ -233,6 +255,7 @@ impl Worker {
     }
 
     fn record(&mut self, user: &str, input: &AuditInput, d: &Decision) {
+        let shadow = self.shared.config.sync.shadow();
         let m = &self.shared.metrics;
         m.counter(
             "engine_decisions_total",
@@ -250,7 +273,8 @@ impl Worker {
             reason = d.reason.words(),
             "decision"
         );
-        self.audit.push(audit::entry(user, input.clone(), d));
+        self.audit
+            .push(audit::entry(user, input.clone(), d, shadow));
     }
 
     fn schedule(&mut self, user: &str, st: &UserState) {
@@ -316,14 +340,29 @@ impl Worker {
                 .collect();
             let writer = self.shared.writer.clone();
             let mut cleared = Vec::new();
-            let _ = tokio::time::timeout(SHUTDOWN_CLEAR_BUDGET, async {
+            if self.shared.config.sync.shadow() {
                 for (user, mode) in held {
-                    if writer.write_once(&user, &Action::ClearTeams { mode }).await {
-                        cleared.push(user);
-                    }
+                    let clear = Action::ClearTeams { mode };
+                    shadow_write(
+                        &self.shared.metrics,
+                        &user,
+                        None,
+                        &clear,
+                        None,
+                        "the daemon stops",
+                    );
+                    cleared.push(user);
                 }
-            })
-            .await;
+            } else {
+                let _ = tokio::time::timeout(SHUTDOWN_CLEAR_BUDGET, async {
+                    for (user, mode) in held {
+                        if writer.write_once(&user, &Action::ClearTeams { mode }).await {
+                            cleared.push(user);
+                        }
+                    }
+                })
+                .await;
+            }
             for user in &cleared {
                 if let Some(st) = self.users.get_mut(user) {
                     st.c2t.held = None;
@@ -332,13 +371,49 @@ impl Worker {
                     self.touched.insert(user.clone());
                 }
             }
-            tracing::info!(
-                cleared = cleared.len(),
-                "cleared the bridge's Teams sessions on shutdown"
-            );
+            if self.shared.config.sync.shadow() {
+                tracing::info!(
+                    would_clear = cleared.len(),
+                    "shadow mode: nothing cleared on shutdown (nothing was written)"
+                );
+            } else {
+                tracing::info!(
+                    cleared = cleared.len(),
+                    "cleared the bridge's Teams sessions on shutdown"
+                );
+            }
         }
         self.flush().await;
     }
+}
+
+/// A write not made in shadow mode: one line in plain words and the count by side.
+fn shadow_write(
+    metrics: &crate::telemetry::Metrics,
+    user: &str,
+    agent: Option<&(String, String)>,
+    action: &Action,
+    rule: Option<&str>,
+    why: &str,
+) {
+    let side = action.side().as_str();
+    metrics
+        .counter("engine_shadow_writes_total", &[("side", side.to_owned())])
+        .increment(1);
+    let whom = match (action, agent) {
+        (Action::SetCc { .. }, Some((connector, agent))) => {
+            format!("user {user} (agent {agent} on {connector})")
+        }
+        _ => format!("user {user}"),
+    };
+    let by = rule.map(|r| format!(" by rule {r}")).unwrap_or_default();
+    tracing::info!(
+        user,
+        side,
+        rule = rule.unwrap_or("-"),
+        "shadow mode: would {} for {whom}{by}, because {why}; nothing written",
+        audit::write_words(action, true)
+    );
 }
 
 fn reason_label(r: Reason) -> String {

@@ -46,6 +46,8 @@ struct Inner {
     metrics: Metrics,
     tracker: TaskTracker,
     cancel: CancellationToken,
+    /// Shadow mode: nothing is ever written (the workers log and count would-be writes).
+    shadow: bool,
 }
 
 enum Failure {
@@ -83,6 +85,7 @@ impl Writer {
         retry_max: Duration,
         metrics: Metrics,
         cancel: CancellationToken,
+        shadow: bool,
     ) -> Writer {
         Writer {
             inner: Arc::new(Inner {
@@ -96,6 +99,7 @@ impl Writer {
                 metrics,
                 tracker: TaskTracker::new(),
                 cancel,
+                shadow,
             }),
         }
     }
@@ -111,6 +115,10 @@ impl Writer {
 
     /// Queues a write; supersedes any write for the same user and side not yet done.
     pub fn submit(&self, user: &str, action: Action) {
+        if self.inner.shadow {
+            tracing::debug!(user, ?action, "shadow mode: write not made");
+            return;
+        }
         let key = (user.to_owned(), action.side());
         let mut slots = self.inner.slots.lock().expect("slots lock");
         match slots.get_mut(&key) {
@@ -142,6 +150,10 @@ impl Writer {
 
     /// Makes one write now, without a slot (used to clear sessions on shutdown).
     pub async fn write_once(&self, user: &str, action: &Action) -> bool {
+        if self.inner.shadow {
+            tracing::debug!(user, ?action, "shadow mode: write not made");
+            return false;
+        }
         self.inner.perform(user, action).await.is_ok()
     }
 }

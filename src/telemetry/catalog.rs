@@ -28,6 +28,10 @@ pub const METRICS: &[(&str, &str)] = &[
         "Inbox items processed by the engine, by kind and outcome.",
     ),
     (
+        "engine_not_in_sync_only_total",
+        "Observations and timers of users outside sync.only (the pilot group): no decision made.",
+    ),
+    (
         "engine_observation_lag_seconds",
         "Time from a status being observed to the engine deciding on it.",
     ),
@@ -42,6 +46,10 @@ pub const METRICS: &[(&str, &str)] = &[
     (
         "engine_reconcile_runs_total",
         "Reconciliations run, by outcome.",
+    ),
+    (
+        "engine_shadow_writes_total",
+        "Writes not made because sync.mode = \"shadow\", by side (teams, contact_center).",
     ),
     (
         "engine_write_duration_seconds",

@@ -128,6 +128,7 @@ fn entries_are_written_as_before() {
         "u1",
         obs,
         &decision(Reason::Holding, trigger, None, Some(AT + 15_000)),
+        false,
     );
     let (old, _) = &stored_entries()[0];
     assert_eq!(
@@ -145,6 +146,7 @@ fn entries_are_written_as_before() {
         "u1",
         AuditInput::Timer,
         &decision(Reason::Mapped, Trigger::Timer, Some(write), None),
+        false,
     );
     let (old, _) = &stored_entries()[1];
     assert_eq!(
@@ -174,4 +176,31 @@ fn due_times_are_shown_as_they_are_stored() {
         let shown = to_utc(ms).to_rfc3339_opts(SecondsFormat::AutoSi, true);
         assert_eq!(stored.as_str(), Some(shown.as_str()));
     }
+}
+
+#[test]
+fn a_shadow_write_is_recorded_and_described_as_not_made() {
+    let write = Action::SetCc {
+        status: busy_teams(),
+    };
+    let d = decision(Reason::Mapped, Trigger::Timer, Some(write), None);
+    let e = entry("u1", AuditInput::Timer, &d, true);
+    assert_eq!(e.input["decision"]["shadow"], json!(true));
+    assert_eq!(
+        describe(&e),
+        "2026-01-01 00:00:00.123Z  a timer fired: would set the contact-center status to \
+         \"Busy (Teams)\" (shadow mode) [teams_to_cc[0]], because a mapping rule matched."
+    );
+    let clear = Action::ClearTeams {
+        mode: crate::engine::config::WriteMode::Session,
+    };
+    let d = decision(Reason::Cleared, Trigger::Timer, Some(clear), None);
+    assert!(
+        describe(&entry("u1", AuditInput::Timer, &d, true))
+            .contains("would remove the bridge's Teams presence (session) (shadow mode)")
+    );
+    // A decision without a write is not marked, whatever the mode.
+    let d = decision(Reason::NoRule, Trigger::Timer, None, None);
+    let e = entry("u1", AuditInput::Timer, &d, true);
+    assert!(e.input["decision"].get("shadow").is_none(), "{}", e.input);
 }

@@ -7,3 +7,5 @@ mod metrics;
 #[cfg(feature = "demo")]
 mod online;
 mod readiness;
+#[cfg(feature = "demo")]
+mod shadow;
