@@ -307,11 +307,13 @@ fn a_reconciliation_read_carries_the_activity_so_a_contact_ended_meanwhile_is_no
     let drift = w.e.reconcile_at(
         &mut w.st,
         None,
-        Some(CcStatus {
-            id: "Available".into(),
-            name: "Available".into(),
-        }),
-        act(ContactActivity::Idle, None),
+        Some((
+            CcStatus {
+                id: "Available".into(),
+                name: "Available".into(),
+            },
+            act(ContactActivity::Idle, None),
+        )),
         w.now,
         w.now,
         &mut out,

@@ -353,7 +353,7 @@ impl Engine {
         now: Millis,
         out: &mut Vec<Decision>,
     ) -> Drift {
-        self.reconcile_at(st, teams, cc, None, now, now, out)
+        self.reconcile_at(st, teams, cc.map(|c| (c, None)), now, now, out)
     }
 
     /// Feeds a reconciliation read of both sides that started at `read_at`; reports what had
@@ -362,8 +362,7 @@ impl Engine {
         &self,
         st: &mut UserState,
         teams: Option<TeamsPresence>,
-        cc: Option<CcStatus>,
-        activity: Option<Activity>,
+        cc: Option<(CcStatus, Option<Activity>)>,
         read_at: Millis,
         now: Millis,
         out: &mut Vec<Decision>,
@@ -378,7 +377,7 @@ impl Engine {
             drift.teams_missed = missed && !stale(&out[start..]);
             drift.session_lost = out[start..].iter().any(|d| d.reason == Reason::SessionLost);
         }
-        if let Some(c) = cc {
+        if let Some((c, activity)) = cc {
             // The read's activity too, when the platform reports it: a stream's events from
             // before the read are stale after it, so without it a contact that ended while
             // the daemon was down would stay on in Teams.

@@ -160,7 +160,8 @@ impl Worker {
                     };
                     let mut drift = Drift::default();
                     let writes = self.process(&user, input, |e, st, out| {
-                        drift = e.reconcile_at(st, teams, cc, activity, read_at, now, out);
+                        let cc = cc.map(|c| (c, activity));
+                        drift = e.reconcile_at(st, teams, cc, read_at, now, out);
                     });
                     results.push((user, drift, writes));
                 }

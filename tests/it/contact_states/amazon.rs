@@ -374,6 +374,44 @@ async fn kinesis_a_contact_survives_a_restart_mid_call() {
     graph.shutdown().await;
 }
 
+/// The whole end of a contact happens while the daemon is down. The first reconciliation
+/// after the restart reads the agent idle (with its activity) and is newer than the stream's
+/// records of the downtime: the bridge's Teams presence is removed either way round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinesis_a_contact_that_ended_while_the_daemon_was_down_is_cleared_after_the_restart() {
+    let graph = tenant(1).await;
+    let fake = kinesis_fake().await;
+    let connect = spawn_connect(one_agent()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let user = teams_id(1);
+    let cfg = || config(&graph, &dir, &kinesis_connector(&connect, &fake));
+    let d = Daemon::start(cfg()).await;
+    d.matched(1).await;
+    step(&fake, "e1", on("c-7", None), on("c-7", Some("CONNECTED")));
+    let (what, pair, _) = teams_write(&graph, &user, 0).await;
+    assert_eq!(
+        (what.as_str(), pair.as_str()),
+        ("setPresence", "Busy/InACall")
+    );
+    d.stop().await;
+    step(
+        &fake,
+        "e2",
+        on("c-7", Some("CONNECTED")),
+        on("c-7", Some("ENDED")),
+    );
+    step(&fake, "e3", on("c-7", Some("ENDED")), on("c-7", None));
+    let d = Daemon::start(cfg()).await;
+    until("the session cleared", || async {
+        teams_writes(&graph, &user)
+            .last()
+            .is_some_and(|w| w.contains("clearPresence"))
+    })
+    .await;
+    d.stop().await;
+    graph.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_a_connected_voice_contact_shows_in_teams() {
     let graph = tenant(1).await;
