@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::helpers::eventually;
 
-const INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
+pub(crate) const INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
 const STREAM: &str = "connect-agent-events";
 const STATUSES: &[(&str, &str, &str)] = &[
     ("st-available", "Available", "ROUTABLE"),
@@ -38,20 +38,21 @@ const STATUSES: &[(&str, &str, &str)] = &[
 ];
 const WAIT: Duration = Duration::from_secs(15);
 
-fn status_arn(id: &str) -> String {
+pub(crate) fn status_arn(id: &str) -> String {
     format!("arn:aws:connect:eu-west-2:123456789012:instance/{INSTANCE}/agent-state/{id}")
 }
 
-fn agent_arn(id: &str) -> String {
+pub(crate) fn agent_arn(id: &str) -> String {
     format!("arn:aws:connect:eu-west-2:123456789012:instance/{INSTANCE}/agent/{id}")
 }
 
 /// GetCurrentUserData's `UserDataList` entries by user id: (status id, contacts).
-type Current = Arc<Mutex<BTreeMap<String, (String, Value)>>>;
+pub(crate) type Current = Arc<Mutex<BTreeMap<String, (String, Value)>>>;
 
 /// The Connect REST-JSON endpoints the connector reads (ListUsers, DescribeUser,
-/// ListAgentStatuses, GetCurrentUserData), shaped as in the Amazon Connect API reference.
-async fn spawn_connect(current: Current) -> String {
+/// ListAgentStatuses, GetCurrentUserData), shaped as in the Amazon Connect API reference. A
+/// user `userN` has the e-mail `userN@example.com`. Shared with the daemon-level tests.
+pub(crate) async fn spawn_connect(current: Current) -> String {
     async fn users(State(c): State<Current>, Path(_i): Path<String>) -> Json<Value> {
         let list: Vec<Value> = c
             .lock()

@@ -10,94 +10,17 @@
 //! REST-JSON endpoints follow the Amazon Connect API reference (ListUsers, DescribeUser,
 //! ListAgentStatuses, GetCurrentUserData).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use presence_bridge::sim::kinesis::{self, FakeKinesis};
 use serde_json::json;
 
 use super::*;
+use crate::connectors_amazon_contacts::{Current, INSTANCE, agent_arn, spawn_connect, status_arn};
 
-const INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
 const STREAM: &str = "connect-agent-events";
 const CTR: &str = "connect-contact-records";
 const AGENT: &str = "user1";
-const STATUSES: &[(&str, &str, &str)] = &[
-    ("st-available", "Available", "ROUTABLE"),
-    ("st-offline", "Offline", "OFFLINE"),
-];
-
-fn status_arn(id: &str) -> String {
-    format!("arn:aws:connect:eu-west-2:123456789012:instance/{INSTANCE}/agent-state/{id}")
-}
-
-fn agent_arn(id: &str) -> String {
-    format!("arn:aws:connect:eu-west-2:123456789012:instance/{INSTANCE}/agent/{id}")
-}
-
-/// GetCurrentUserData's entries by user id: (status id, `Contacts`).
-type Current = Arc<Mutex<BTreeMap<String, (String, Value)>>>;
-
-/// The Connect endpoints the connector reads. A user `userN` has the e-mail
-/// `userN@example.com`, so it matches the tenant's user of that address.
-async fn spawn_connect(current: Current) -> String {
-    async fn users(State(c): State<Current>, Path(_i): Path<String>) -> Json<Value> {
-        let list: Vec<Value> = c
-            .lock()
-            .unwrap()
-            .keys()
-            .map(|id| json!({"Id": id, "Arn": agent_arn(id), "Username": id}))
-            .collect();
-        Json(json!({"UserSummaryList": list}))
-    }
-    async fn describe(Path((_i, id)): Path<(String, String)>) -> Json<Value> {
-        Json(
-            json!({"User": {"Id": id, "Username": id, "IdentityInfo": {"Email": format!("{id}@example.com")}}}),
-        )
-    }
-    async fn statuses(Path(_i): Path<String>) -> Json<Value> {
-        let list: Vec<Value> = STATUSES
-            .iter()
-            .map(
-                |(id, name, ty)| json!({"Id": id, "Arn": status_arn(id), "Name": name, "Type": ty}),
-            )
-            .collect();
-        Json(json!({"AgentStatusSummaryList": list}))
-    }
-    async fn userdata(
-        State(c): State<Current>,
-        Path(_i): Path<String>,
-        Json(body): Json<Value>,
-    ) -> Json<Value> {
-        let agents: Vec<String> =
-            serde_json::from_value(body["Filters"]["Agents"].clone()).unwrap_or_default();
-        let c = c.lock().unwrap();
-        let list: Vec<Value> = agents
-            .iter()
-            .filter_map(|a| {
-                let (st, contacts) = c.get(a)?;
-                let name = STATUSES.iter().find(|x| x.0 == st)?.1;
-                Some(json!({"User": {"Id": a, "Arn": agent_arn(a)},
-                    "Status": {"StatusArn": status_arn(st), "StatusName": name, "StatusStartTimestamp": 1_700_000_000},
-                    "Contacts": contacts}))
-            })
-            .collect();
-        Json(json!({"UserDataList": list}))
-    }
-    let app = Router::new()
-        .route("/users-summary/{i}", get(users))
-        .route("/users/{i}/{id}", get(describe))
-        .route("/agent-status/{i}", get(statuses))
-        .route("/metrics/userdata/{i}", post(userdata))
-        .with_state(current);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
 
 /// One agent, Available, on no contact.
 fn one_agent() -> Current {
