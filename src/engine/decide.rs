@@ -371,7 +371,8 @@ impl Engine {
         let mut drift = Drift::default();
         if let Some(t) = teams {
             let echo = st.c2t.held.as_ref().is_some_and(|h| h.shows(&t));
-            let missed = !echo && st.teams.as_ref() != Some(&t);
+            // A first read of a side never seen before is news, not drift: nothing was missed.
+            let missed = !echo && st.teams.as_ref().is_some_and(|known| known != &t);
             let start = out.len();
             self.observe_at(st, Status::Teams(t), Source::Reconcile, read_at, now, out);
             drift.teams_missed = missed && !stale(&out[start..]);
@@ -381,8 +382,9 @@ impl Engine {
             // The read's activity too, when the platform reports it: a stream's events from
             // before the read are stale after it, so without it a contact that ended while
             // the daemon was down would stay on in Teams.
-            let missed = !st.cc.as_ref().is_some_and(|o| same_cc(o, &c))
-                || activity.is_some_and(|a| st.cc_activity.as_ref() != Some(&a));
+            let missed = st.cc.as_ref().is_some_and(|o| {
+                !same_cc(o, &c) || activity.is_some_and(|a| st.cc_activity.as_ref() != Some(&a))
+            });
             let start = out.len();
             self.observe_activity_at(
                 st,

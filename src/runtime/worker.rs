@@ -153,11 +153,28 @@ impl Worker {
             } => {
                 let now = self.shared.clock.now_millis();
                 let mut results = Vec::with_capacity(reads.len());
+                let read_time =
+                    chrono::DateTime::from_timestamp_millis(read_at).unwrap_or_else(Utc::now);
                 for (user, teams, cc, activity) in reads {
                     let input = AuditInput::Reconcile {
                         teams: teams.clone(),
                         contact_center: cc.clone(),
                     };
+                    // What each side showed is kept like an observation's (the store keeps
+                    // the newest by time), so someone who never changed has a status too.
+                    let shown = [
+                        teams.clone().map(crate::model::Status::Teams),
+                        cc.clone().map(crate::model::Status::ContactCenter),
+                    ];
+                    for status in shown.into_iter().flatten() {
+                        self.observed.push(ObservedStatus {
+                            user_id: user.clone(),
+                            side: status.side(),
+                            status: serde_json::to_value(&status).unwrap_or_default(),
+                            observed_at: read_time,
+                            source: crate::model::Source::Reconcile.as_str().to_owned(),
+                        });
+                    }
                     let mut drift = Drift::default();
                     let writes = self.process(&user, input, |e, st, out| {
                         let cc = cc.map(|c| (c, activity));

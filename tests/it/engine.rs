@@ -505,6 +505,39 @@ async fn reconcile_writes_nothing_when_correct_and_only_the_drift_otherwise() {
     r.stop().await;
 }
 
+#[tokio::test]
+async fn a_first_reconciliation_is_news_not_drift_and_shows_who_never_changed() {
+    let r = rig("").await;
+    // Both sides have a status the bridge has never been told about.
+    r.cc.statuses
+        .lock()
+        .unwrap()
+        .insert("a1".into(), cc("Available"));
+    r.graph
+        .own
+        .lock()
+        .unwrap()
+        .insert("u1".into(), TeamsPresence::new("Available", "Available"));
+    let first = r.reconcile().await;
+    assert_eq!(first.writes, 0, "{first:?}");
+    assert!(
+        first.drift.is_empty(),
+        "a first read missed nothing: {first:?}"
+    );
+    // The statuses read are shown like observed ones: nobody stays `null`.
+    let observed = r.store.list_observed().await.unwrap();
+    let sides: Vec<(&str, &str)> = observed
+        .iter()
+        .filter(|o| o.user_id == "u1")
+        .map(|o| (o.side.as_str(), o.source.as_str()))
+        .collect();
+    assert!(
+        sides.contains(&("contact_center", "reconcile")) && sides.contains(&("teams", "reconcile")),
+        "{observed:?}"
+    );
+    r.stop().await;
+}
+
 impl Rig {
     /// Requests a reconciliation through the inbox and waits for its report.
     async fn reconcile(&self) -> ReconcileReport {
