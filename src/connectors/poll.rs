@@ -1,4 +1,4 @@
-//! Polling as an event source, shared by the generic HTTP connector and Amazon Connect: read
+//! Polling as an event source, shared by the generic HTTP connector, Amazon Connect and CCAI: read
 //! every agent's status on an interval and turn what changed since the last read into events.
 
 use std::collections::HashMap;

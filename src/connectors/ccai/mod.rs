@@ -23,7 +23,6 @@
 pub mod config;
 mod writes;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -36,12 +35,12 @@ use tokio_util::sync::CancellationToken;
 use super::rest::{Auth, RestClient};
 use super::retry::Resilience;
 use super::{
-    Activity, Agent, AgentEvent, AgentStatus, CatalogStatus, ConnectorError, ConnectorEvent,
-    ContactActivity, ContactCenter, StatusKind,
+    Activity, Agent, AgentStatus, CatalogStatus, ConnectorError, ConnectorEvent, ContactActivity,
+    ContactCenter, StatusKind,
 };
+use crate::model::CcStatus;
 use crate::model::contact_center::EventTimeBounds;
 use crate::model::health::HealthState;
-use crate::model::{CcStatus, Source};
 use config::CcaiConfig;
 
 pub struct CcaiConnector {
@@ -331,42 +330,8 @@ impl ContactCenter for CcaiConnector {
     ) -> Result<(), ConnectorError> {
         // Diffed per agent on status *and* activity: wrap-up can begin and end while the
         // status name stays the same.
-        let mut last: HashMap<String, (CcStatus, Option<Activity>)> = HashMap::new();
-        let mut tick = tokio::time::interval(Duration::from_secs(self.cfg.poll_interval_secs));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return Ok(()),
-                _ = tick.tick() => {}
-            }
-            let now = Utc::now();
-            let snapshot = self.snapshot().await?;
-            for s in &snapshot {
-                let seen = (s.status.clone(), s.activity);
-                if last.get(&s.agent_id) == Some(&seen) {
-                    continue;
-                }
-                let e = AgentEvent {
-                    agent_id: s.agent_id.clone(),
-                    status: s.status.clone(),
-                    // A change of activity alone happened now, not when the status began.
-                    at: match last.get(&s.agent_id) {
-                        Some((st, _)) if *st == s.status => now,
-                        _ => s.since.unwrap_or(now),
-                    },
-                    event_id: None,
-                    source: Source::ConnectorPoll,
-                    activity: s.activity,
-                };
-                if events.send(e.into()).await.is_err() {
-                    return Ok(());
-                }
-            }
-            last = snapshot
-                .into_iter()
-                .map(|s| (s.agent_id, (s.status, s.activity)))
-                .collect();
-        }
+        let interval = Duration::from_secs(self.cfg.poll_interval_secs);
+        super::poll::poll_loop(interval, events, cancel, || self.snapshot()).await
     }
 
     async fn health(&self) -> (HealthState, String) {
