@@ -39,14 +39,7 @@ async fn read_live(
         agents.extend(
             listed
                 .into_iter()
-                .map(|a| crate::model::directory::AgentRecord {
-                    connector: c.name().to_owned(),
-                    agent_id: a.id,
-                    email: a.email,
-                    username: a.username,
-                    display_name: a.display_name,
-                    updated_at: now,
-                }),
+                .map(|a| crate::model::directory::AgentRecord::listed(c.name(), a, now)),
         );
     }
     cancel.cancel();

@@ -213,14 +213,7 @@ async fn refresh_agents(h: &ConnectorHandle, store: &Arc<dyn Store>) {
             let now = chrono::Utc::now();
             let records: Vec<AgentRecord> = agents
                 .into_iter()
-                .map(|a| AgentRecord {
-                    connector: name.to_owned(),
-                    agent_id: a.id,
-                    email: a.email,
-                    username: a.username,
-                    display_name: a.display_name,
-                    updated_at: now,
-                })
+                .map(|a| AgentRecord::listed(name, a, now))
                 .collect();
             if let Err(e) = store.replace_agents(name, &records).await {
                 tracing::warn!(connector = name, error = %e, "saving the agent list failed");

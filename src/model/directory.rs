@@ -32,3 +32,21 @@ pub struct AgentRecord {
     pub display_name: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
+
+impl AgentRecord {
+    /// The record of an agent `connector` listed at `now`.
+    pub fn listed(
+        connector: &str,
+        agent: super::contact_center::Agent,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            connector: connector.to_owned(),
+            agent_id: agent.id,
+            email: agent.email,
+            username: agent.username,
+            display_name: agent.display_name,
+            updated_at: now,
+        }
+    }
+}

@@ -36,6 +36,17 @@ impl Failure {
 
 /// Describes `err`: "cannot reach HOST: CAUSE: CAUSE; HINT".
 pub fn describe(err: &(dyn Error + 'static)) -> String {
+    let (host, causes, failure) = analyse(err);
+    let what = match failure {
+        Failure::Dns => "cannot resolve",
+        _ => "cannot reach",
+    };
+    let target = host.unwrap_or_else(|| "the server".to_owned());
+    format!("{what} {target}: {}; {}", causes.join(": "), failure.hint())
+}
+
+/// The host, the distinct messages of the chain of causes, and the kind of failure.
+fn analyse(err: &(dyn Error + 'static)) -> (Option<String>, Vec<String>, Failure) {
     let mut host = None;
     let mut causes: Vec<String> = Vec::new();
     let mut failure = Failure::Other;
@@ -80,27 +91,13 @@ pub fn describe(err: &(dyn Error + 'static)) -> String {
         }
         next = e.source();
     }
-    let what = match failure {
-        Failure::Dns => "cannot resolve",
-        _ => "cannot reach",
-    };
-    let target = host.unwrap_or_else(|| "the server".to_owned());
-    format!("{what} {target}: {}; {}", causes.join(": "), failure.hint())
+    (host, causes, failure)
 }
 
 /// The failure kind alone.
 #[cfg(test)]
 fn classify(err: &(dyn Error + 'static)) -> Failure {
-    let text = describe(err);
-    [
-        Failure::Dns,
-        Failure::Refused,
-        Failure::Timeout,
-        Failure::Tls,
-    ]
-    .into_iter()
-    .find(|f| text.ends_with(f.hint()))
-    .unwrap_or(Failure::Other)
+    analyse(err).2
 }
 
 fn host_of(url: &reqwest::Url) -> Option<String> {

@@ -215,6 +215,16 @@ pub async fn teams_write(
     (call.to_owned(), pair, seen)
 }
 
+/// Waits until the user's last Teams write removed the bridge's presence.
+pub async fn until_session_cleared(graph: &SimGraphHandle, user: &str) {
+    until("the session cleared", || async {
+        teams_writes(graph, user)
+            .last()
+            .is_some_and(|w| w.contains("clearPresence"))
+    })
+    .await;
+}
+
 /// The Teams writes of one user so far: call and pair.
 pub fn teams_writes(graph: &SimGraphHandle, user: &str) -> Vec<String> {
     graph

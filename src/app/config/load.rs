@@ -87,13 +87,7 @@ pub(super) fn parse(
         .collect();
     vars.sort();
     for (var, raw) in vars {
-        let path: KeyPath = var[prefix.len()..]
-            .split("__")
-            .map(|s| match s.parse::<usize>() {
-                Ok(i) => Seg::Index(i),
-                Err(_) => Seg::Key(s.to_ascii_lowercase()),
-            })
-            .collect();
+        let path = key_path(&var[prefix.len()..]);
         if path
             .iter()
             .any(|s| matches!(s, Seg::Key(k) if k.is_empty()))
@@ -146,16 +140,18 @@ pub(super) fn env_var_for(
     env.into_iter()
         .map(|(k, _)| k)
         .filter(|k| k.starts_with(&prefix))
-        .find(|k| {
-            let segs: Vec<Seg> = k[prefix.len()..]
-                .split("__")
-                .map(|s| match s.parse::<usize>() {
-                    Ok(i) => Seg::Index(i),
-                    Err(_) => Seg::Key(s.to_ascii_lowercase()),
-                })
-                .collect();
-            show(&segs) == path
+        .find(|k| show(&key_path(&k[prefix.len()..])) == path)
+}
+
+/// The key path a variable name (after the prefix) sets: one segment per `__`, digits index
+/// an array.
+fn key_path(name: &str) -> KeyPath {
+    name.split("__")
+        .map(|s| match s.parse::<usize>() {
+            Ok(i) => Seg::Index(i),
+            Err(_) => Seg::Key(s.to_ascii_lowercase()),
         })
+        .collect()
 }
 
 /// Keys that always hold text, whatever their value looks like.

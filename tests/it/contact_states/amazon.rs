@@ -287,12 +287,7 @@ async fn kinesis_a_contact_survives_a_restart_mid_call() {
         );
     }
     // The Teams side follows: the session is removed once the agent is idle again.
-    until("the session cleared", || async {
-        teams_writes(&graph, &user)
-            .last()
-            .is_some_and(|w| w.contains("clearPresence"))
-    })
-    .await;
+    until_session_cleared(&graph, &user).await;
     d.stop().await;
     graph.shutdown().await;
 }
@@ -325,12 +320,7 @@ async fn kinesis_a_contact_that_ended_while_the_daemon_was_down_is_cleared_after
     );
     step(&fake, "e3", on("c-7", Some("ENDED")), on("c-7", None));
     let d = Daemon::start(cfg()).await;
-    until("the session cleared", || async {
-        teams_writes(&graph, &user)
-            .last()
-            .is_some_and(|w| w.contains("clearPresence"))
-    })
-    .await;
+    until_session_cleared(&graph, &user).await;
     d.stop().await;
     graph.shutdown().await;
 }

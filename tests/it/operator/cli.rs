@@ -2,6 +2,18 @@
 
 use assert_cmd::Command;
 
+/// Runs the binary with `--config config`, `args` and only the given environment.
+fn run(config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    bin()
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .envs(env.iter().copied())
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap()
+}
+
 fn bin() -> Command {
     let mut c = Command::cargo_bin("presence-bridge").unwrap();
     c.env_clear();
@@ -40,12 +52,7 @@ set = { availability = "Busy", activity = "InACall" }
 colour = "red"
 "#,
     );
-    let out = bin()
-        .arg("--config")
-        .arg(&config)
-        .arg("check-config")
-        .output()
-        .unwrap();
+    let out = run(&config, &["check-config"], &[]);
     let shown = output(&out);
     assert_eq!(out.status.code(), Some(78), "{shown}");
     for path in ["server.listen", "sync.hold_down_secs", "cc_to_teams[0]"] {
@@ -72,20 +79,13 @@ type = "bearer"
 fn a_connector_secret_can_come_from_an_indexed_environment_variable() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(&dir, BEARER_CONNECTOR);
-    let without = bin()
-        .arg("--config")
-        .arg(&config)
-        .arg("check-config")
-        .output()
-        .unwrap();
+    let without = run(&config, &["check-config"], &[]);
     assert_eq!(without.status.code(), Some(78), "{}", output(&without));
-    let with = bin()
-        .arg("--config")
-        .arg(&config)
-        .arg("check-config")
-        .env("PRESENCE_BRIDGE__CONNECTORS__0__AUTH__TOKEN", "0123456789")
-        .output()
-        .unwrap();
+    let with = run(
+        &config,
+        &["check-config"],
+        &[("PRESENCE_BRIDGE__CONNECTORS__0__AUTH__TOKEN", "0123456789")],
+    );
     let shown = output(&with);
     assert_eq!(with.status.code(), Some(0), "{shown}");
     assert!(
@@ -98,14 +98,14 @@ fn a_connector_secret_can_come_from_an_indexed_environment_variable() {
 fn a_bad_environment_value_is_blamed_on_its_variable() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(&dir, "[server]\nlisten = \"127.0.0.1:0\"\n");
-    let out = bin()
-        .arg("--config")
-        .arg(&config)
-        .arg("check-config")
-        .env("PRESENCE_BRIDGE__SERVER__BODY_LIMIT_BYTES", "lots")
-        .env("PRESENCE_BRIDGE__SYNC__HOLD_DOWN_SECS", "100000000")
-        .output()
-        .unwrap();
+    let out = run(
+        &config,
+        &["check-config"],
+        &[
+            ("PRESENCE_BRIDGE__SERVER__BODY_LIMIT_BYTES", "lots"),
+            ("PRESENCE_BRIDGE__SYNC__HOLD_DOWN_SECS", "100000000"),
+        ],
+    );
     let shown = output(&out);
     assert_eq!(out.status.code(), Some(78), "{shown}");
     assert!(
@@ -139,12 +139,7 @@ token_encryption_key = "ZXhhbXBsZS1rZXktZG8tbm90LXVzZS1pbi1wcm9kISE="
 fn removing_an_unknown_sync_account_says_which_and_where_to_look() {
     let dir = tempfile::tempdir().unwrap();
     let config = graph_config(&dir);
-    let out = bin()
-        .arg("--config")
-        .arg(&config)
-        .args(["accounts", "remove", "x@example.com"])
-        .output()
-        .unwrap();
+    let out = run(&config, &["accounts", "remove", "x@example.com"], &[]);
     let shown = output(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}");
     assert!(shown.contains("x@example.com"), "{shown}");
@@ -156,12 +151,7 @@ fn removing_an_unknown_sync_account_says_which_and_where_to_look() {
 fn an_empty_account_list_prints_no_table_header() {
     let dir = tempfile::tempdir().unwrap();
     let config = graph_config(&dir);
-    let out = bin()
-        .arg("--config")
-        .arg(&config)
-        .args(["accounts", "list"])
-        .output()
-        .unwrap();
+    let out = run(&config, &["accounts", "list"], &[]);
     let shown = output(&out);
     assert_eq!(out.status.code(), Some(0), "{shown}");
     assert!(shown.contains("No sync accounts"), "{shown}");
@@ -180,13 +170,7 @@ fn a_taken_port_is_reported_once_with_what_to_do() {
             dir.path().join("pb.db").display()
         ),
     );
-    let out = bin()
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .timeout(std::time::Duration::from_secs(30))
-        .output()
-        .unwrap();
+    let out = run(&config, &["run"], &[]);
     let shown = output(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}");
     assert_eq!(
@@ -206,13 +190,7 @@ fn an_unreachable_database_is_tried_again_until_the_wait_runs_out() {
         &dir,
         "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nurl = \"postgres://bridge@127.0.0.1:1/pb\"\nconnect_wait_secs = 2\n[log]\nformat = \"json\"\n",
     );
-    let out = bin()
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .timeout(std::time::Duration::from_secs(60))
-        .output()
-        .unwrap();
+    let out = run(&config, &["run"], &[]);
     let shown = output(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}");
     let attempts = shown.matches("database not reachable yet").count();
@@ -224,12 +202,7 @@ fn an_unreachable_database_is_tried_again_until_the_wait_runs_out() {
 fn a_config_that_syncs_nothing_is_valid_but_warned_about() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(&dir, "[server]\nlisten = \"127.0.0.1:0\"\n");
-    let out = bin()
-        .arg("--config")
-        .arg(&config)
-        .arg("check-config")
-        .output()
-        .unwrap();
+    let out = run(&config, &["check-config"], &[]);
     let shown = output(&out);
     assert_eq!(out.status.code(), Some(0), "{shown}");
     assert!(
@@ -247,17 +220,14 @@ fn a_sign_in_that_cannot_reach_the_identity_platform_names_the_host_and_cause() 
         .port();
     let dir = tempfile::tempdir().unwrap();
     let config = graph_config(&dir);
-    let out = bin()
-        .arg("--config")
-        .arg(&config)
-        .args(["accounts", "add"])
-        .env(
+    let out = run(
+        &config,
+        &["accounts", "add"],
+        &[(
             "PRESENCE_BRIDGE__GRAPH__AUTHORITY_URL",
-            format!("http://127.0.0.1:{port}"),
-        )
-        .timeout(std::time::Duration::from_secs(30))
-        .output()
-        .unwrap();
+            format!("http://127.0.0.1:{port}").as_str(),
+        )],
+    );
     let shown = output(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}");
     assert!(
@@ -287,12 +257,7 @@ set = "clear"
 "#
         ),
     );
-    let out = bin()
-        .arg("--config")
-        .arg(&config)
-        .arg("check-config")
-        .output()
-        .unwrap();
+    let out = run(&config, &["check-config"], &[]);
     let shown = output(&out);
     assert_eq!(out.status.code(), Some(78), "{shown}");
     assert!(
@@ -308,14 +273,13 @@ set = "clear"
 
 #[test]
 fn the_example_configuration_passes_check_config() {
-    let out = bin()
-        .arg("--config")
-        .arg(concat!(
+    let out = run(
+        std::path::Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/config/presence-bridge.example.toml"
-        ))
-        .arg("check-config")
-        .output()
-        .unwrap();
+        )),
+        &["check-config"],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", output(&out));
 }
