@@ -67,7 +67,7 @@ pub enum Command {
     Connectors(ConnectorsCommand),
     /// Print the last sync decisions for a user in plain words.
     Explain {
-        /// The user's Teams object id.
+        /// The user: Teams object id, UPN, e-mail address or display name.
         user: String,
         /// How many decisions to show.
         #[arg(long, default_value_t = 20)]
