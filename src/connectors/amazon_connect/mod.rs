@@ -108,10 +108,12 @@ fn map_err<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
                 },
             }
         }
+        // One sentence from the chain of causes: the SDK's own `DisplayErrorContext` ends with
+        // the error's debug structure, which is not for readiness or logs.
         SdkError::ConstructionFailure(_) => ConnectorError::Rejected {
-            reason: aws_sdk_connect::error::DisplayErrorContext(&e).to_string(),
+            reason: crate::net::transport::causes(&e),
         },
-        _ => ConnectorError::Transport(aws_sdk_connect::error::DisplayErrorContext(&e).to_string()),
+        _ => ConnectorError::Transport(crate::net::transport::describe(&e)),
     }
 }
 
