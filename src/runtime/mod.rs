@@ -6,6 +6,7 @@
 //! [`reconcile::last_report`], [`users::sync_states`], [`audit::decisions`], [`audit::explain`].
 
 pub mod audit;
+pub mod cluster;
 pub mod matching;
 pub mod pilot;
 pub mod reconcile;
