@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{AppError, Core, engine, graph, notifications};
-use crate::connectors::ConnectorRegistry;
+use crate::connectors::{ConnectorRegistry, ContactCenter};
 use crate::graph::PresenceApi;
 use crate::graph::client::GraphClient;
 use crate::graph::notifications::NotificationReceiver;
@@ -38,7 +38,7 @@ impl Cluster {
             if injected && cfg.sqlite_path().is_some() {
                 return Ok(Cluster::Single { _lock: None });
             }
-            let leases = PgLeases::connect(cfg).await?;
+            let leases = PgLeases::connect(cfg)?;
             let member = Member::new(
                 leases,
                 &cfg.instance_id(),
@@ -104,6 +104,7 @@ impl Cluster {
         let mut jobs = Vec::new();
         for handle in connectors.iter() {
             let name = handle.connector.name().to_owned();
+            jobs.push(catalog_job(handle.connector.clone(), cancel.clone()));
             let one =
                 ConnectorRegistry::new(vec![handle.connector.clone()], &core.inbox, &core.metrics);
             let (store, health) = (core.store.clone(), core.health.clone());
@@ -207,6 +208,36 @@ impl Cluster {
         self.gate(cluster::ENGINE.into(), Some("engine"), cancel, factory)
             .await
     }
+}
+
+/// How often every replica reads a connector's status catalog again: the owner of its
+/// event stream reads it with each agent refresh (15 min); the others need it as much, to
+/// normalise the webhook events they take.
+const CATALOG_REFRESH: Duration = Duration::from_secs(15 * 60);
+/// Pause before a failed catalog read is tried again.
+const CATALOG_RETRY: Duration = Duration::from_secs(5);
+
+/// Any replica takes a connector's webhook events, which are read against its status
+/// catalog: this job keeps the catalog read on every replica, owner of the stream or not.
+fn catalog_job(cc: Arc<dyn ContactCenter>, cancel: CancellationToken) -> Job {
+    (
+        "connector_catalog",
+        Box::pin(async move {
+            loop {
+                let pause = match cc.status_catalog().await {
+                    Ok(_) => CATALOG_REFRESH,
+                    Err(e) => {
+                        tracing::warn!(connector = cc.name(), error = %e, "status catalog read failed");
+                        CATALOG_RETRY
+                    }
+                };
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+        }),
+    )
 }
 
 /// `core` with the store (and the inbox over it) seen through `fence`.

@@ -54,8 +54,10 @@ pub struct PgLeases {
 }
 
 impl PgLeases {
-    /// A small pool of its own on `store.url` (the store has applied the migrations).
-    pub async fn connect(cfg: &StoreConfig) -> StoreResult<Self> {
+    /// A small pool of its own on `store.url` (the store has applied the migrations),
+    /// connecting on first use: a database that is slow to answer makes the keepers retry
+    /// instead of failing the start.
+    pub fn connect(cfg: &StoreConfig) -> StoreResult<Self> {
         let url = cfg.url.expose_secret();
         let opts = PgConnectOptions::from_str(url).map_err(|e| {
             StoreError::Unavailable(format!(
@@ -67,15 +69,7 @@ impl PgLeases {
         let pool = PgPoolOptions::new()
             .max_connections(POOL_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(opts)
-            .await
-            .map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "cannot connect to Postgres at {} for leases ({})",
-                    shown_url(url),
-                    scrub(&e.to_string(), url)
-                ))
-            })?;
+            .connect_lazy_with(opts);
         Ok(Self { pool })
     }
 
