@@ -48,7 +48,7 @@ impl Fence {
     }
 
     /// The fence of `lease`, just taken under `token`, valid locally until `deadline`.
-    pub(crate) fn held(
+    pub fn held(
         leases: PgLeases,
         lease: &str,
         holder: &str,

@@ -2,5 +2,6 @@
 //! owner, a rolling restart; and the one-process rule of SQLite.
 
 mod failover;
+mod fence;
 mod harness;
 mod sqlite;
