@@ -31,11 +31,7 @@ async fn main() {
             return;
         };
         let mut r = Replicas::new(db, 3, AGENTS, lease_secs).await;
-        r.start(0).await;
-        r.wait_owner("engine", None).await;
-        r.wait_matched().await;
-        r.start(1).await;
-        r.start(2).await;
+        r.start_all().await;
         let (owner, _) = r.owner("engine").await.expect("an engine owner");
         let ingress = (owner + 1) % 3;
         r.route_events_to(ingress);

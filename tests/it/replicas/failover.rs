@@ -20,11 +20,7 @@ const WRITES_AFTER: usize = 20;
 async fn three_replicas(test: &str) -> Option<Replicas> {
     let db = TestDatabase::create(test).await?;
     let mut r = Replicas::new(db, 3, AGENTS, LEASE_SECS).await;
-    r.start(0).await;
-    r.wait_owner("engine", None).await;
-    r.wait_matched().await;
-    r.start(1).await;
-    r.start(2).await;
+    r.start_all().await;
     Some(r)
 }
 

@@ -120,7 +120,6 @@ impl Replicas {
     }
 
     fn config(&self, i: usize, port: u16) -> String {
-        let opts = &self.graph.state.options;
         format!(
             r#"
 [server]
@@ -149,29 +148,13 @@ flap_cooldown_secs = 1
 when = {{ status = ["On Contact", "After Contact Work"] }}
 set = {{ availability = "Busy", activity = "InACall" }}
 
-[graph]
-tenant_id = "{tenant}"
-client_id = "{client}"
-client_secret = "{secret}"
-base_url = "{base}"
-authority_url = "{authority}"
-presence_source = "poll"
-directory_sync_interval_secs = 60
-
-[graph.poll]
-interval_secs = 2
-safety_interval_secs = 60
-
+{graph}
 {connector}
 "#,
             db = self.db.as_ref().expect("database").url,
             instance = self.replicas[i].instance,
             lease = self.lease_secs,
-            tenant = opts.tenant_id,
-            client = opts.client_id,
-            secret = opts.client_secret.as_deref().unwrap_or_default(),
-            base = self.graph.base_url,
-            authority = self.graph.authority_url,
+            graph = self.graph.polled_graph_toml(),
             connector = self.cc.connector_toml(DEMO_CONNECTOR),
         )
     }
@@ -299,6 +282,17 @@ safety_interval_secs = 60
             }
             assert!(Instant::now() < deadline, "only {n} users matched");
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts every replica: the first alone (so it takes every lease and matches the
+    /// people), then the others as followers.
+    pub async fn start_all(&mut self) {
+        self.start(0).await;
+        self.wait_owner("engine", None).await;
+        self.wait_matched().await;
+        for i in 1..self.replicas.len() {
+            self.start(i).await;
         }
     }
 
