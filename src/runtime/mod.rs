@@ -5,10 +5,12 @@
 //! Other parts read and steer it only through typed calls: [`reconcile::request`],
 //! [`reconcile::last_report`], [`users::sync_states`], [`audit::decisions`], [`audit::explain`].
 
+pub mod alerts;
 pub mod audit;
 pub mod cluster;
 pub mod matching;
 pub mod pilot;
+pub mod queue;
 pub mod reconcile;
 pub mod service;
 mod shards;

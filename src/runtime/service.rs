@@ -54,6 +54,8 @@ pub struct RuntimeDeps {
     pub health: HealthRegistry,
     /// Engine time (tests move it forward).
     pub clock: Clock,
+    /// Where the engine reports suspensions and resumptions for alerts.
+    pub alerts: crate::runtime::alerts::Signals,
 }
 
 /// State shared by the dispatcher, the workers and the reconciler: the dependencies (read

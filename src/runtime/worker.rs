@@ -242,6 +242,16 @@ impl Worker {
         let mut out = Vec::new();
         f(&self.engine, st, &mut out);
         let st = st.clone();
+        for d in &out {
+            match d.reason {
+                Reason::FlapSuspended => {
+                    let until = st.suspended_until.map(to_utc).unwrap_or_default();
+                    self.shared.alerts.suspended(user, until);
+                }
+                Reason::Resumed => self.shared.alerts.resumed(user),
+                _ => {}
+            }
+        }
         let mut writes = 0;
         for d in &out {
             self.record(user, &input, d);

@@ -202,6 +202,39 @@ impl Store for FencedStore {
     async fn prune_ingest(&self, before: DateTime<Utc>, per_agent: u32) -> StoreResult<u64> {
         self.inner.prune_ingest(before, per_agent).await
     }
+    // The integrations' work queue leases each job itself: any replica may run them.
+    async fn queue_push(&self, jobs: &[NewJob]) -> StoreResult<u64> {
+        self.inner.queue_push(jobs).await
+    }
+    async fn queue_claim(
+        &self,
+        queue: &str,
+        limit: u32,
+        lease_secs: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Job>> {
+        self.inner.queue_claim(queue, limit, lease_secs, now).await
+    }
+    async fn queue_done(&self, id: i64) -> StoreResult<()> {
+        self.inner.queue_done(id).await
+    }
+    async fn queue_retry(
+        &self,
+        id: i64,
+        not_before: DateTime<Utc>,
+        error: &str,
+    ) -> StoreResult<()> {
+        self.inner.queue_retry(id, not_before, error).await
+    }
+    async fn queue_len(&self, queue: &str) -> StoreResult<u64> {
+        self.inner.queue_len(queue).await
+    }
+    async fn queue_next_due(&self, queue: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        self.inner.queue_next_due(queue).await
+    }
+    async fn prune_jobs(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.inner.prune_jobs(before).await
+    }
     async fn contact_events_push(
         &self,
         connector: &str,

@@ -3,7 +3,11 @@
 use assert_cmd::Command;
 
 /// Runs the binary with `--config config`, `args` and only the given environment.
-fn run(config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+pub(super) fn run(
+    config: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
     bin()
         .arg("--config")
         .arg(config)
@@ -20,13 +24,13 @@ fn bin() -> Command {
     c
 }
 
-fn write(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+pub(super) fn write(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
     let path = dir.path().join("pb.toml");
     std::fs::write(&path, text).unwrap();
     path
 }
 
-fn output(out: &std::process::Output) -> String {
+pub(super) fn output(out: &std::process::Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -128,6 +128,12 @@ async fn an_owner_paused_past_its_lease_is_fenced_and_follows_when_it_wakes() {
         "the woken replica logs that it lost the engine lease"
     );
     let fenced = log.matches("fenced: write refused").count();
+    for line in log
+        .lines()
+        .filter(|l| l.contains("fenced") || l.contains("lost the"))
+    {
+        eprintln!("{}", &line[..line.len().min(300)]);
+    }
     eprintln!("sigstop: replica {next} took over; the woken replica had {fenced} writes refused");
     assert_eq!(r.owner("engine").await.map(|o| o.0), Some(next));
 
