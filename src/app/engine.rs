@@ -9,14 +9,18 @@ use crate::app::{AppError, Core};
 use crate::connectors::ConnectorRegistry;
 use crate::graph::PresenceApi;
 use crate::job::Job;
+use crate::runtime::cluster::Fence;
+use crate::runtime::cluster::fenced::{FencedContactCenter, FencedPresence};
 use crate::runtime::{EngineRuntime, RuntimeDeps};
 
-/// The engine runtime's jobs; none without a connector.
+/// The engine runtime's jobs; none without a connector. Its writes to either side pass
+/// `fence` (open with one replica).
 pub(crate) async fn build(
     core: &Core,
     presence: Arc<dyn PresenceApi>,
     connectors: &ConnectorRegistry,
     cancel: &CancellationToken,
+    fence: &Fence,
 ) -> Result<Vec<Job>, AppError> {
     if connectors.is_empty() {
         tracing::info!("no connector configured: the sync engine is not started");
@@ -26,10 +30,15 @@ pub(crate) async fn build(
         config: Arc::new(core.config.engine()),
         store: core.store.clone(),
         inbox: core.inbox.clone(),
-        presence,
+        presence: FencedPresence::wrap(presence, fence),
         connectors: connectors
             .iter()
-            .map(|h| (h.connector.name().to_owned(), h.connector.clone()))
+            .map(|h| {
+                (
+                    h.connector.name().to_owned(),
+                    FencedContactCenter::wrap(h.connector.clone(), fence),
+                )
+            })
             .collect(),
         metrics: core.metrics.clone(),
         health: core.health.clone(),

@@ -27,8 +27,13 @@ pub(crate) fn build(
         HealthState::Degraded,
         "no token requested yet",
     );
+    let jobs: Vec<Job> = vec![directory_job(core, &client, cancel)];
+    Ok(Some((client, jobs)))
+}
+
+/// The directory sync job over `core`'s store.
+pub(crate) fn directory_job(core: &Core, client: &GraphClient, cancel: &CancellationToken) -> Job {
     let sync = DirectorySync::new(client.clone(), core.store.clone())
         .with_scope(core.config.sync.presence_scope());
-    let jobs: Vec<Job> = vec![("graph_directory_sync", Box::pin(sync.run(cancel.clone())))];
-    Ok(Some((client, jobs)))
+    ("graph_directory_sync", Box::pin(sync.run(cancel.clone())))
 }

@@ -6,6 +6,7 @@
 //! daemon this way; tests swap in a listener, a clock and fake outside worlds.
 
 mod alerts;
+mod cluster;
 pub mod config;
 mod engine;
 pub mod graph;
@@ -70,6 +71,7 @@ fn bind_hint(cause: &std::io::Error) -> &'static str {
 }
 
 /// What every subsystem's wiring shares: built once, before the subsystems.
+#[derive(Clone)]
 pub(crate) struct Core {
     pub(crate) config: Arc<Config>,
     pub(crate) store: Arc<dyn Store>,
@@ -141,6 +143,7 @@ impl ApplicationBuilder {
             connectors: extra_connectors,
             run_jobs,
         } = self;
+        let injected = store.is_some();
         let store = match store {
             Some(store) => store,
             None => store::open(&config.store).await?,
@@ -177,6 +180,7 @@ impl ApplicationBuilder {
             core.health
                 .set("configuration", false, HealthState::Degraded, warning);
         }
+        let cluster = cluster::Cluster::join(&core, injected).await?;
         let cancel = CancellationToken::new();
         let mut connectors = if core.config.connectors.is_empty() {
             Vec::new()
@@ -201,11 +205,21 @@ impl ApplicationBuilder {
                 cancel.clone(),
             )),
         )];
-        jobs.extend(connectors.jobs(&core.store, &core.health, &cancel));
+        jobs.extend(cluster.jobs(&core, &cancel));
+        jobs.extend(cluster.connector_jobs(&core, &connectors, &cancel).await?);
         jobs.extend(alerts::build(&core, alert_receiver, &cancel));
         let client = match graph::build(&core, &cancel)
             .map_err(|e| AppError::Config(format!("graph: {e}")))?
         {
+            Some((client, _)) if cluster.replicated() => {
+                jobs.extend(cluster.directory_jobs(&core, &client, &cancel).await?);
+                jobs.extend(
+                    cluster
+                        .presence_jobs(&core, &receiver, &client, &cancel)
+                        .await?,
+                );
+                Some(client)
+            }
             Some((client, graph_jobs)) => {
                 jobs.extend(graph_jobs);
                 Some(client)
@@ -213,13 +227,19 @@ impl ApplicationBuilder {
             None => None,
         };
         let parts = match &client {
-            Some(client) => Some(notifications::parts(&core, &receiver, client).await?),
-            None => None,
+            Some(client) if !cluster.replicated() => {
+                Some(notifications::parts(&core, &receiver, client).await?)
+            }
+            _ => None,
         };
         let presence =
             presence.or_else(|| client.clone().map(|c| Arc::new(c) as Arc<dyn PresenceApi>));
         if let Some(presence) = presence {
-            jobs.extend(engine::build(&core, presence, &connectors, &cancel).await?);
+            jobs.extend(
+                cluster
+                    .engine_jobs(&core, presence, &connectors, &cancel)
+                    .await?,
+            );
         }
         let state = AppState::new(&core, receiver.clone(), connectors.clone());
         Ok(Application {
@@ -233,6 +253,7 @@ impl ApplicationBuilder {
             jobs: if run_jobs { jobs } else { Vec::new() },
             parts,
             run_jobs,
+            _cluster: cluster,
         })
     }
 }
@@ -251,6 +272,8 @@ pub struct Application {
     /// test takes them to drive them step by step).
     parts: Option<NotifyParts>,
     run_jobs: bool,
+    /// The SQLite file lock, or this replica's membership; held until the application ends.
+    _cluster: cluster::Cluster,
 }
 
 impl Application {
@@ -336,6 +359,7 @@ impl Application {
             mut jobs,
             parts,
             run_jobs,
+            _cluster,
             ..
         } = self;
         if let Some(parts) = parts.filter(|_| run_jobs) {

@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod cluster;
 pub mod matching;
 pub mod pilot;
 pub mod queue;

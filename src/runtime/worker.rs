@@ -1,6 +1,6 @@
 //! One engine worker: owns the state of the users of its shard, feeds their observations and
-//! timers to the pure engine in order, hands writes to the [`Writer`] and persists state,
-//! observed statuses and the audit trail after each batch.
+//! timers to the pure engine in order, persists state, observed statuses and the audit trail
+//! after each batch, then hands the batch's writes to the [`Writer`].
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -61,6 +61,10 @@ pub struct Worker {
     /// Decisions that needed nothing (no rule matched, already in place, older than what was
     /// seen) since the last flush: logged as one line.
     no_rule: usize,
+    /// Writes decided but not handed to the writer yet: they go out once the state that
+    /// records them is saved, so an owner taking over after a crash never repeats one (a
+    /// write lost with the crash is repaired by the reconciliation it runs at start).
+    outbox: Vec<(UserId, Action)>,
 }
 
 impl Worker {
@@ -82,6 +86,7 @@ impl Worker {
             observed: Vec::new(),
             writes: Vec::new(),
             no_rule: 0,
+            outbox: Vec::new(),
         };
         for (user, st) in users {
             w.schedule(&user, &st);
@@ -278,7 +283,7 @@ impl Worker {
                     written_at: to_utc(d.at),
                     sequence: None,
                 });
-                self.shared.writer.submit(user, a.clone());
+                self.outbox.push((user.to_owned(), a.clone()));
             }
         }
         self.schedule(user, &st);
@@ -383,6 +388,9 @@ impl Worker {
                 self.writes.clear();
                 self.observed.clear();
                 self.audit.clear();
+                for (user, action) in self.outbox.drain(..) {
+                    self.shared.writer.submit(&user, action);
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "engine state could not be saved; retrying with the next batch")

@@ -36,6 +36,11 @@ pub struct StoreConfig {
     /// (refused, unreachable, timing out), in seconds, logging each attempt; 0 = fail at once.
     /// Commands other than `run` and `demo` never wait.
     pub connect_wait_secs: u64,
+    /// Postgres only: how long a replica owns a piece of work (the engine, the Graph presence
+    /// source, directory sync, a connector's event stream) without renewing it, in seconds.
+    /// A replica killed outright is replaced within this time; a paused one is refused
+    /// (fenced) once it has passed. Renewed every third of it.
+    pub lease_secs: u64,
 }
 
 /// `store.sqlite_synchronous`.
@@ -57,6 +62,7 @@ impl Default for StoreConfig {
             sqlite_synchronous: SqliteSynchronousMode::Full,
             instance_id: None,
             connect_wait_secs: 60,
+            lease_secs: 15,
         }
     }
 }
@@ -71,6 +77,7 @@ impl fmt::Debug for StoreConfig {
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("instance_id", &self.instance_id)
             .field("connect_wait_secs", &self.connect_wait_secs)
+            .field("lease_secs", &self.lease_secs)
             .finish()
     }
 }
@@ -89,6 +96,7 @@ impl StoreConfig {
         }
         errs.at_least(path, "max_connections", self.max_connections, 1);
         errs.at_least(path, "audit_retention_days", self.audit_retention_days, 1);
+        errs.at_least(path, "lease_secs", self.lease_secs, 3);
         if self
             .instance_id
             .as_deref()

@@ -120,6 +120,21 @@ impl Inbox {
         let _ = done.send(res);
     }
 
+    /// The same inbox (pushes and wake-ups shared) over another handle on the store, e.g. one
+    /// that checks a lease before each write.
+    pub fn over(&self, store: Arc<dyn Store>) -> Inbox {
+        Inbox {
+            store,
+            wake: self.wake.clone(),
+            group: self.group.clone(),
+        }
+    }
+
+    /// Wakes the consumer as a push does: for items another process stored.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Resolves after the next push (or at once if one happened since the last wait).
     pub async fn notified(&self) {
         self.wake.notified().await

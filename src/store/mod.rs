@@ -17,6 +17,7 @@ use crate::model::contact_center::ContactEvent;
 
 pub mod config;
 pub mod inbox;
+pub mod lease;
 pub mod postgres;
 pub mod prune;
 mod sql;

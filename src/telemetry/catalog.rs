@@ -4,6 +4,22 @@
 /// Name and help text of every metric.
 pub const METRICS: &[(&str, &str)] = &[
     (
+        "cluster_fenced_writes_total",
+        "Writes refused because the lease guarding them is no longer held by this replica, by lease.",
+    ),
+    (
+        "cluster_lease_changes_total",
+        "Work leases acquired, lost and released by this replica, by lease and change.",
+    ),
+    (
+        "cluster_lease_held",
+        "1 while this replica holds the lease (owns the work), 0 while it follows, by lease.",
+    ),
+    (
+        "cluster_leases_held",
+        "Work leases this replica holds (0: a follower).",
+    ),
+    (
         "contact_events_total",
         "Contact events stored, by connector and kind (offered, connected, ended, recording_available).",
     ),

@@ -35,5 +35,7 @@ mod layering;
 mod multi_connector;
 mod operator;
 #[cfg(feature = "demo")]
+mod replicas;
+#[cfg(feature = "demo")]
 mod scope;
 mod store;

@@ -259,6 +259,23 @@ pub struct SimGraphHandle {
 }
 
 impl SimGraphHandle {
+    /// The `[graph]` section that points the daemon at this tenant: app-only credentials,
+    /// presence polled every 2 s, the directory read every minute.
+    pub fn polled_graph_toml(&self) -> String {
+        let opts = &self.state.options;
+        format!(
+            "[graph]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n\
+             base_url = \"{}\"\nauthority_url = \"{}\"\npresence_source = \"poll\"\n\
+             directory_sync_interval_secs = 60\n\n[graph.poll]\ninterval_secs = 2\n\
+             safety_interval_secs = 60\n",
+            opts.tenant_id,
+            opts.client_id,
+            opts.client_secret.as_deref().unwrap_or_default(),
+            self.base_url,
+            self.authority_url,
+        )
+    }
+
     /// Stops the server and waits for it.
     pub async fn shutdown(self) {
         self.shutdown.cancel();

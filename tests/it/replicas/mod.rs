@@ -1,0 +1,7 @@
+//! Several daemon processes on one Postgres database: `kill -9` of the owner, a paused
+//! owner, a rolling restart; and the one-process rule of SQLite.
+
+mod failover;
+mod fence;
+mod harness;
+mod sqlite;
