@@ -6,6 +6,7 @@
 //! daemon this way; tests swap in a listener, a clock and fake outside worlds.
 
 pub mod config;
+mod dynamics;
 mod engine;
 pub mod graph;
 pub mod notifications;
@@ -180,7 +181,13 @@ impl ApplicationBuilder {
             .map_err(|e| AppError::Config(format!("connectors: {e}")))?
         };
         connectors.extend(extra_connectors);
-        let connectors = ConnectorRegistry::new(connectors, &core.inbox, &core.metrics);
+        let dynamics = dynamics::build(&core, &cancel)?;
+        let connectors = ConnectorRegistry::following(
+            connectors,
+            &core.inbox,
+            &core.metrics,
+            dynamics.followers.clone(),
+        );
         let receiver = notifications::receiver(&core.config, &core.inbox, &core.metrics)?;
 
         let mut jobs: Vec<Job> = vec![(
@@ -192,6 +199,7 @@ impl ApplicationBuilder {
             )),
         )];
         jobs.extend(connectors.jobs(&core.store, &core.health, &cancel));
+        jobs.extend(dynamics.jobs);
         let client = match graph::build(&core, &cancel)
             .map_err(|e| AppError::Config(format!("graph: {e}")))?
         {
@@ -210,7 +218,8 @@ impl ApplicationBuilder {
         if let Some(presence) = presence {
             jobs.extend(engine::build(&core, presence, &connectors, &cancel).await?);
         }
-        let state = AppState::new(&core, receiver.clone(), connectors.clone());
+        let state = AppState::new(&core, receiver.clone(), connectors.clone())
+            .with_screen_pops(dynamics.screen_pops);
         Ok(Application {
             listener,
             addr,

@@ -52,6 +52,9 @@ pub struct Config {
     /// Contact-center connectors, each with a unique name.
     #[serde(default)]
     pub connectors: Vec<ConnectorConfig>,
+    /// Dataverse environments (Microsoft Dynamics 365) the contact lifecycle is written to.
+    #[serde(default)]
+    pub dynamics: Vec<crate::integrations::dynamics::DynamicsConfig>,
 }
 
 /// Why a configuration could not be loaded.
@@ -143,6 +146,12 @@ impl Config {
         crate::connectors::config::validate(&mut self.connectors, "connectors", &mut errs);
         cross::check(self, &mut errs);
         let names: Vec<&str> = self.connectors.iter().map(ConnectorConfig::name).collect();
+        crate::integrations::dynamics::config::validate(
+            &mut self.dynamics,
+            &names,
+            "dynamics",
+            &mut errs,
+        );
         crate::engine::config::check_rule_connectors(
             &self.teams_to_cc,
             &self.cc_to_teams,

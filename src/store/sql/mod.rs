@@ -10,12 +10,14 @@ use chrono::{DateTime, Utc};
 use super::StoreError;
 use crate::model::Side;
 
+mod contact_state;
 mod contacts;
 mod cursors;
 mod ingest;
 mod methods;
 mod support;
 
+pub(crate) use contact_state::impl_contact_state;
 pub(crate) use contacts::impl_contacts;
 pub(crate) use cursors::impl_cursors;
 pub(crate) use ingest::impl_ingest;
