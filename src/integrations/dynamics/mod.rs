@@ -97,3 +97,6 @@ pub fn render(
         .insert(0, ("Authorization".into(), "Bearer [redacted]".into()));
     Ok(req.to_string())
 }
+
+#[cfg(test)]
+mod tests;

@@ -122,6 +122,58 @@ fn env() -> minijinja::Environment<'static> {
     crate::connectors::http::template::environment()
 }
 
+/// The fields of `environment` and `contact`.
+const ENVIRONMENT_FIELDS: &[&str] = &["name", "url", "api_version", "app_id"];
+const CONTACT_FIELDS: &[&str] = &[
+    "id",
+    "connector",
+    "event",
+    "at",
+    "channel",
+    "agent_id",
+    "queue",
+    "customer_endpoint",
+    "recording_url",
+    "event_id",
+    "attributes",
+    "record_id",
+];
+
+/// The variables a template uses that are not defined (strict mode alone lets an undefined
+/// value through a filter such as `tojson`); `steps.*` is checked by the caller.
+fn unknown_variables(src: &str) -> Vec<String> {
+    let env = env();
+    let Ok(t) = env.template_from_str(src) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = t
+        .undeclared_variables(true)
+        .into_iter()
+        .filter(|v| {
+            let mut parts = v.split('.');
+            let field = |fields: &[&str], f: Option<&str>| f.is_none_or(|f| fields.contains(&f));
+            match parts.next() {
+                Some("environment") => !field(ENVIRONMENT_FIELDS, parts.next()),
+                Some("contact") => !field(CONTACT_FIELDS, parts.next()),
+                Some("steps") => false,
+                Some("now") => parts.next().is_some(),
+                _ => true,
+            }
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn unknown_message(unknown: &[String]) -> String {
+    format!(
+        "unknown variable {} (available: environment.{{{}}}, contact.{{{}}}, contact.attributes.*, steps.STEP.CAPTURE, now)",
+        unknown.join(", "),
+        ENVIRONMENT_FIELDS.join(", "),
+        CONTACT_FIELDS.join(", ")
+    )
+}
+
 /// The `steps.{step}.{name}` variables a template uses.
 fn step_refs(src: &str) -> Vec<(String, String)> {
     let env = env();
@@ -298,6 +350,14 @@ pub fn check(env_cfg: &DynamicsConfig) -> Vec<TemplateError> {
         };
         let mut refs_ok = true;
         for (field, src) in sources(step) {
+            let unknown = unknown_variables(src);
+            if !unknown.is_empty() {
+                refs_ok = false;
+                out.push(TemplateError {
+                    field: format!("{prefix}.{field}"),
+                    message: unknown_message(&unknown),
+                });
+            }
             for (s, n) in step_refs(src) {
                 if !captured_before(&s, &n) {
                     refs_ok = false;
@@ -320,6 +380,14 @@ pub fn check(env_cfg: &DynamicsConfig) -> Vec<TemplateError> {
         }
     }
     if let Some(tpl) = &env_cfg.screen_pop_url {
+        let unknown = unknown_variables(tpl);
+        if !unknown.is_empty() {
+            out.push(TemplateError {
+                field: "screen_pop_url".into(),
+                message: unknown_message(&unknown),
+            });
+            return out;
+        }
         let ctx = sample_context(env_cfg, &StepName::ALL);
         match render_field("screen_pop_url", tpl, &ctx) {
             Ok(text) => {
