@@ -15,6 +15,7 @@ mod contacts;
 mod cursors;
 mod ingest;
 mod methods;
+mod queue;
 mod support;
 
 pub(crate) use contact_state::impl_contact_state;
@@ -22,6 +23,7 @@ pub(crate) use contacts::impl_contacts;
 pub(crate) use cursors::impl_cursors;
 pub(crate) use ingest::impl_ingest;
 pub(crate) use methods::impl_store;
+pub(crate) use queue::impl_queue;
 pub(crate) use support::{from_row, impl_support};
 
 /// Bind parameters per multi-row statement. Below SQLite's limit (32,766) and Postgres's
