@@ -37,7 +37,11 @@ struct Links(dynamics::ScreenPops);
 
 #[async_trait]
 impl ScreenPopSource for Links {
-    async fn for_agent(&self, agent: &str, connector: Option<&str>) -> Result<Option<Value>, String> {
+    async fn for_agent(
+        &self,
+        agent: &str,
+        connector: Option<&str>,
+    ) -> Result<Option<Value>, String> {
         self.0
             .for_agent(agent, connector)
             .await
@@ -107,11 +111,19 @@ fn prune_job(
                 _ = tick.tick() => {}
             }
             for env in &envs {
-                let before = chrono::Utc::now() - chrono::Duration::days(i64::from(env.retention_days));
-                match store.contact_state_prune(&integration(&env.name), before).await {
+                let before =
+                    chrono::Utc::now() - chrono::Duration::days(i64::from(env.retention_days));
+                match store
+                    .contact_state_prune(&integration(&env.name), before)
+                    .await
+                {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!(environment = %env.name, deleted = n, "pruned captured Dynamics values past their retention"),
-                    Err(e) => tracing::warn!(environment = %env.name, error = %e, "pruning captured Dynamics values failed; retrying at the next interval"),
+                    Ok(n) => {
+                        tracing::info!(environment = %env.name, deleted = n, "pruned captured Dynamics values past their retention")
+                    }
+                    Err(e) => {
+                        tracing::warn!(environment = %env.name, error = %e, "pruning captured Dynamics values failed; retrying at the next interval")
+                    }
                 }
             }
         }

@@ -6,9 +6,9 @@
 pub mod accounts;
 mod connectors;
 mod daemon;
-mod dynamics;
 #[cfg(feature = "demo")]
 pub mod demo;
+mod dynamics;
 mod engine;
 mod out;
 

@@ -25,7 +25,11 @@ use super::api::ApiState;
 #[async_trait]
 pub trait ScreenPopSource: Send + Sync {
     /// The agent's current contact and its links, as JSON; `None` when on no contact.
-    async fn for_agent(&self, agent: &str, connector: Option<&str>) -> Result<Option<Value>, String>;
+    async fn for_agent(
+        &self,
+        agent: &str,
+        connector: Option<&str>,
+    ) -> Result<Option<Value>, String>;
     /// The links of one contact, as a JSON array.
     async fn for_contact(&self, connector: &str, contact: &str) -> Result<Value, String>;
 }
@@ -47,8 +51,14 @@ where
 {
     Router::new()
         .route("/api/v1/agents/{id}/screen-pop", get(agent))
-        .route("/api/v1/contacts/{connector}/{contact}/screen-pop", get(contact))
-        .route_layer(middleware::from_fn_with_state(api, super::api::require_token))
+        .route(
+            "/api/v1/contacts/{connector}/{contact}/screen-pop",
+            get(contact),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            api,
+            super::api::require_token,
+        ))
 }
 
 #[derive(serde::Deserialize)]
@@ -81,5 +91,7 @@ async fn contact(
         .for_contact(&connector, &contact)
         .await
         .map_err(ApiError::Internal)?;
-    Ok(Json(json!({ "connector": connector, "contact_id": contact, "links": links })))
+    Ok(Json(
+        json!({ "connector": connector, "contact_id": contact, "links": links }),
+    ))
 }

@@ -52,6 +52,8 @@ pub struct LoggedRequest {
     pub headers: BTreeMap<String, String>,
     pub body: Option<Value>,
     pub status: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -192,7 +194,10 @@ fn split_target(rest: &str) -> Option<(String, Option<String>)> {
         None => (!rest.is_empty() && !rest.contains('/')).then(|| (rest.to_owned(), None)),
         Some(open) => {
             let id = rest[open + 1..].strip_suffix(')')?;
-            Some((rest[..open].to_owned(), Some(id.trim_matches('\'').to_lowercase())))
+            Some((
+                rest[..open].to_owned(),
+                Some(id.trim_matches('\'').to_lowercase()),
+            ))
         }
     }
 }
@@ -221,7 +226,12 @@ async fn data(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let body_json: Option<Value> = serde_json::from_slice(&body).ok();
     let mut logged = LoggedRequest {
         method: method.to_string(),
@@ -240,9 +250,18 @@ async fn data(
         .collect(),
         body: body_json.clone(),
         status: 0,
+        at: std::time::Instant::now(),
     };
     let mut st = state.lock().expect("dataverse state");
-    let resp = answer(&mut st, &version, &rest, query.as_deref(), &method, &header, body_json);
+    let resp = answer(
+        &mut st,
+        &version,
+        &rest,
+        query.as_deref(),
+        &method,
+        &header,
+        body_json,
+    );
     logged.status = resp.status().as_u16();
     st.requests.push(logged);
     resp
@@ -264,7 +283,11 @@ fn answer(
             .is_some_and(|n| n >= 1 && n <= st.tokens_issued)
     });
     if !authorized {
-        return odata_error(StatusCode::UNAUTHORIZED, "0x80072560", "The user is not authenticated.");
+        return odata_error(
+            StatusCode::UNAUTHORIZED,
+            "0x80072560",
+            "The user is not authenticated.",
+        );
     }
     if st.throttle > 0 {
         st.throttle -= 1;
@@ -280,7 +303,11 @@ fn answer(
         return r;
     }
     let Some((set, id)) = split_target(rest) else {
-        return odata_error(StatusCode::NOT_FOUND, "0x8006088a", "Resource not found for the segment.");
+        return odata_error(
+            StatusCode::NOT_FOUND,
+            "0x8006088a",
+            "Resource not found for the segment.",
+        );
     };
     let host = header("host").unwrap_or_else(|| "localhost".into());
     let entity_uri = |id: &str| format!("http://{host}/api/data/{version}/{set}({id})");
@@ -303,7 +330,11 @@ fn answer(
         },
         ("POST", None) => {
             let Some(Value::Object(mut fields)) = body else {
-                return odata_error(StatusCode::BAD_REQUEST, "0x80048d19", "The request body is not a JSON object.");
+                return odata_error(
+                    StatusCode::BAD_REQUEST,
+                    "0x80048d19",
+                    "The request body is not a JSON object.",
+                );
             };
             let id = fields
                 .get(&key)
@@ -349,24 +380,40 @@ fn answer(
         }
         ("PATCH", Some(id)) => {
             let Some(Value::Object(fields)) = body else {
-                return odata_error(StatusCode::BAD_REQUEST, "0x80048d19", "The request body is not a JSON object.");
+                return odata_error(
+                    StatusCode::BAD_REQUEST,
+                    "0x80048d19",
+                    "The request body is not a JSON object.",
+                );
             };
             let if_match = header("if-match");
             let if_none_match = header("if-none-match");
             let existing = records.get(&id);
             match (&if_match, existing) {
                 (Some(_), None) => {
-                    return odata_error(StatusCode::NOT_FOUND, "0x80040217", "Entity Does Not Exist");
+                    return odata_error(
+                        StatusCode::NOT_FOUND,
+                        "0x80040217",
+                        "Entity Does Not Exist",
+                    );
                 }
                 (Some(m), Some(r))
                     if m != "*" && r.get("@odata.etag").and_then(Value::as_str) != Some(m) =>
                 {
-                    return odata_error(StatusCode::PRECONDITION_FAILED, "0x80060882", "The version of the existing record doesn't match the RowVersion property provided.");
+                    return odata_error(
+                        StatusCode::PRECONDITION_FAILED,
+                        "0x80060882",
+                        "The version of the existing record doesn't match the RowVersion property provided.",
+                    );
                 }
                 _ => {}
             }
             if if_none_match.as_deref() == Some("*") && existing.is_some() {
-                return odata_error(StatusCode::PRECONDITION_FAILED, "0x80060882", "A record with matching key values already exists.");
+                return odata_error(
+                    StatusCode::PRECONDITION_FAILED,
+                    "0x80060882",
+                    "A record with matching key values already exists.",
+                );
             }
             let record = records.entry(id.clone()).or_insert_with(|| {
                 let mut m = Map::new();
@@ -396,6 +443,10 @@ fn answer(
             Some(_) => StatusCode::NO_CONTENT.into_response(),
             None => odata_error(StatusCode::NOT_FOUND, "0x80040217", "Entity Does Not Exist"),
         },
-        _ => odata_error(StatusCode::METHOD_NOT_ALLOWED, "0x8006088a", "Method not allowed on this resource."),
+        _ => odata_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "0x8006088a",
+            "Method not allowed on this resource.",
+        ),
     }
 }

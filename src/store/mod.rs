@@ -378,8 +378,11 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts or replaces the state of one contact.
     async fn contact_state_put(&self, record: &ContactStateRecord) -> StoreResult<()>;
     /// Deletes the states of `integration` last written before `before`; returns how many.
-    async fn contact_state_prune(&self, integration: &str, before: DateTime<Utc>)
-    -> StoreResult<u64>;
+    async fn contact_state_prune(
+        &self,
+        integration: &str,
+        before: DateTime<Utc>,
+    ) -> StoreResult<u64>;
 }
 
 /// Opens the store named by the URL (`sqlite://…` or `postgres://…`) and applies migrations.

@@ -60,9 +60,9 @@ pub fn token_url(cfg: &DynamicsConfig) -> Result<url::Url, url::ParseError> {
 
 /// The scope asked for: `{environment}/.default` unless configured.
 pub fn scope(cfg: &DynamicsConfig) -> String {
-    cfg.scope.clone().unwrap_or_else(|| {
-        format!("{}/.default", cfg.url.as_str().trim_end_matches('/'))
-    })
+    cfg.scope
+        .clone()
+        .unwrap_or_else(|| format!("{}/.default", cfg.url.as_str().trim_end_matches('/')))
 }
 
 impl DataverseClient {
@@ -149,7 +149,11 @@ impl DataverseClient {
 fn error_message(body: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v.pointer("/error/message").and_then(|m| m.as_str()).map(str::to_owned))
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
 }
 

@@ -198,7 +198,12 @@ pub struct Capture {
 /// Checks every `[[dynamics]]` entry (`path` is the array's key), resolving secrets and
 /// rendering each template against sample values so an unknown variable is reported with
 /// its key path.
-pub fn validate(envs: &mut [DynamicsConfig], connectors: &[&str], path: &str, errs: &mut ConfigErrors) {
+pub fn validate(
+    envs: &mut [DynamicsConfig],
+    connectors: &[&str],
+    path: &str,
+    errs: &mut ConfigErrors,
+) {
     let mut names = std::collections::HashSet::new();
     for (i, e) in envs.iter_mut().enumerate() {
         let p = format!("{path}[{i}]");
@@ -236,7 +241,10 @@ pub fn validate(envs: &mut [DynamicsConfig], connectors: &[&str], path: &str, er
                 continue;
             };
             let sp = format!("{p}.steps.{}", name.as_str());
-            if !matches!(step.method.to_ascii_uppercase().as_str(), "GET" | "POST" | "PATCH") {
+            if !matches!(
+                step.method.to_ascii_uppercase().as_str(),
+                "GET" | "POST" | "PATCH"
+            ) {
                 errs.push(format!("{sp}.method"), "must be GET, POST or PATCH");
             }
             for (k, c) in step.captures.iter().enumerate() {

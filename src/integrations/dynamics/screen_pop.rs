@@ -45,7 +45,11 @@ impl ScreenPops {
     }
 
     /// The links of one contact, in every environment that has its record.
-    pub async fn for_contact(&self, connector: &str, contact: &str) -> Result<Vec<Link>, StoreError> {
+    pub async fn for_contact(
+        &self,
+        connector: &str,
+        contact: &str,
+    ) -> Result<Vec<Link>, StoreError> {
         let mut out = Vec::new();
         for env in &self.envs {
             let state = load_state(self.store.as_ref(), &env.name, connector, contact).await?;

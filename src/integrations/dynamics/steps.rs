@@ -69,8 +69,13 @@ struct Environment {
     client: DataverseClient,
 }
 
-/// Runs the step jobs of every configured environment.
-pub struct StepRunner {
+/// Runs the step jobs of every configured environment. Each attempt runs as its own task: a
+/// request in flight when the application stops is answered and recorded rather than cut off
+/// between Dataverse's answer and the record of it (which would send it again after a
+/// restart).
+pub struct StepRunner(Arc<Inner>);
+
+struct Inner {
     envs: BTreeMap<String, Environment>,
     store: Arc<dyn Store>,
     metrics: Metrics,
@@ -82,16 +87,18 @@ impl StepRunner {
         store: Arc<dyn Store>,
         metrics: Metrics,
     ) -> Self {
-        Self {
+        Self(Arc::new(Inner {
             envs: envs
                 .into_iter()
                 .map(|(cfg, client)| (cfg.name.clone(), Environment { cfg, client }))
                 .collect(),
             store,
             metrics,
-        }
+        }))
     }
+}
 
+impl Inner {
     fn count(&self, env: &str, step: &str, outcome: &'static str) {
         self.metrics
             .counter(
@@ -160,8 +167,7 @@ impl StepRunner {
             state.channel = job.event.channel;
         }
         let channel = job.event.channel.or(state.channel);
-        if !env.cfg.channels.is_empty() && channel.is_some_and(|c| !env.cfg.channels.contains(&c))
-        {
+        if !env.cfg.channels.is_empty() && channel.is_some_and(|c| !env.cfg.channels.contains(&c)) {
             state.skipped.push(step_name.to_owned());
             self.count(&job.environment, step_name, "skipped");
             return match self.save(&job, &state).await {
@@ -196,6 +202,7 @@ impl StepRunner {
                 state.captured.insert(step_name.to_owned(), caps);
                 state.done.insert(step_name.to_owned(), Utc::now());
                 self.count(&job.environment, step_name, "done");
+                tracing::info!(environment = %job.environment, contact = %job.event.contact_id, step = step_name, "Dynamics 365 step done");
                 match self.save(&job, &state).await {
                     Ok(()) => JobOutcome::Done,
                     Err(e) => JobOutcome::Failed(format!("saving the contact state: {e}")),
@@ -237,7 +244,9 @@ impl StepRunner {
                 .is_some_and(|s| state.failed.contains_key(s) || state.done.contains_key(s))
         });
         if let Some(m) = from_failed {
-            return Some(Err(format!("{m} was never captured (its step ended without it)")));
+            return Some(Err(format!(
+                "{m} was never captured (its step ended without it)"
+            )));
         }
         let waited = Utc::now().signed_duration_since(queued.created_at);
         if waited.num_seconds() >= i64::try_from(cfg.input_wait_secs).unwrap_or(i64::MAX) {
@@ -281,7 +290,11 @@ impl JobHandler for StepRunner {
         match serde_json::from_value::<StepJob>(job.payload.clone()) {
             Ok(step) => {
                 let span = tracing::info_span!("dynamics_step", environment = %step.environment, contact = %step.event.contact_id, step = step.step.as_str());
-                tracing::Instrument::instrument(self.run(job, step), span).await
+                let (inner, queued) = (self.0.clone(), job.clone());
+                let attempt = async move { inner.run(&queued, step).await };
+                tokio::spawn(tracing::Instrument::instrument(attempt, span))
+                    .await
+                    .unwrap_or_else(|e| JobOutcome::Failed(format!("step task: {e}")))
             }
             Err(e) => {
                 tracing::warn!(error = %e, "undecodable dynamics step dropped");

@@ -58,7 +58,12 @@ fn environment_value(env: &DynamicsConfig) -> Value {
 }
 
 /// The variables of one step for one contact event.
-pub fn context(env: &DynamicsConfig, connector: &str, event: &ContactEvent, captured: &Captured) -> Value {
+pub fn context(
+    env: &DynamicsConfig,
+    connector: &str,
+    event: &ContactEvent,
+    captured: &Captured,
+) -> Value {
     let contact = minijinja::context! {
         id => event.contact_id,
         connector => connector,
@@ -366,7 +371,11 @@ pub fn check(env_cfg: &DynamicsConfig) -> Vec<TemplateError> {
                         message: format!(
                             "steps.{s}.{n} is not captured by an earlier step (a step may use \
                              the captures of the steps before it: {})",
-                            before.iter().map(|b| b.as_str()).collect::<Vec<_>>().join(", ")
+                            before
+                                .iter()
+                                .map(|b| b.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     });
                 }

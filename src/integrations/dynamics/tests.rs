@@ -79,7 +79,10 @@ fn a_step_waits_for_the_values_it_uses() {
 
 #[test]
 fn template_errors_name_their_key() {
-    let bad = RECIPE.replace("{{ contact.at | tojson }}}'\n\n[steps.recording", "{{ contact.ended_at | tojson }}}'\n\n[steps.recording");
+    let bad = RECIPE.replace(
+        "{{ contact.at | tojson }}}'\n\n[steps.recording",
+        "{{ contact.ended_at | tojson }}}'\n\n[steps.recording",
+    );
     let errs = check(&env(&bad));
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert_eq!(errs[0].field, "steps.ended.body");
@@ -91,7 +94,10 @@ fn template_errors_name_their_key() {
     let errs = check(&env(&later));
     assert_eq!(errs[0].field, "steps.created.path", "{errs:?}");
     assert!(errs[0].message.contains("steps.ended.activityid"));
-    let pop = RECIPE.replace("id={{ steps.created.activityid }}", "id={{ steps.created.id }}");
+    let pop = RECIPE.replace(
+        "id={{ steps.created.activityid }}",
+        "id={{ steps.created.id }}",
+    );
     let errs = check(&env(&pop));
     assert_eq!(errs[0].field, "screen_pop_url", "{errs:?}");
 }
@@ -102,11 +108,21 @@ fn created_runs_first_whatever_event_comes_first() {
     let jobs = follow::jobs(&envs, "cc", &[event(ContactEventKind::Ended)]);
     let dedupes: Vec<_> = jobs.iter().map(|j| j.dedupe.clone().unwrap()).collect();
     assert_eq!(dedupes, ["crm/cc/call-1/created", "crm/cc/call-1/ended"]);
-    assert!(jobs.iter().all(|j| j.key == "crm/cc/call-1" && j.queue == follow::QUEUE));
+    assert!(
+        jobs.iter()
+            .all(|j| j.key == "crm/cc/call-1" && j.queue == follow::QUEUE)
+    );
     // An environment following other connectors takes nothing from this one.
     let mut other = env(RECIPE);
     other.connectors = vec!["genesys".into()];
-    assert!(follow::jobs(&[std::sync::Arc::new(other)], "cc", &[event(ContactEventKind::Offered)]).is_empty());
+    assert!(
+        follow::jobs(
+            &[std::sync::Arc::new(other)],
+            "cc",
+            &[event(ContactEventKind::Offered)]
+        )
+        .is_empty()
+    );
 }
 
 #[test]
@@ -125,13 +141,17 @@ fn render_prints_the_exact_request_with_the_token_redacted() {
         &c,
     )
     .unwrap();
-    assert!(text.starts_with(
-        "PATCH https://contoso.crm.dynamics.com/api/data/v9.2/phonecalls(abc)\n"
-    ), "{text}");
+    assert!(
+        text.starts_with("PATCH https://contoso.crm.dynamics.com/api/data/v9.2/phonecalls(abc)\n"),
+        "{text}"
+    );
     assert!(text.contains("Authorization: Bearer [redacted]"));
     assert!(text.contains("If-Match: *"));
     assert!(text.contains("MSCRM.SuppressDuplicateDetection: true"));
-    assert!(text.contains(r#""actualend": "2026-11-30T10:00:00Z""#), "{text}");
+    assert!(
+        text.contains(r#""actualend": "2026-11-30T10:00:00Z""#),
+        "{text}"
+    );
     assert!(!text.contains("secret"));
 }
 
