@@ -71,3 +71,123 @@ pub(super) fn render(
     out!("{text}")?;
     Ok(())
 }
+
+/// The demo's part: contacts of the generic simulated contact center reported through the http
+/// connector's contact-event webhook, written to a simulated Dataverse.
+#[cfg(feature = "demo")]
+pub mod demo {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use serde_json::json;
+
+    use crate::sim::dataverse::{
+        DATAVERSE_CLIENT_ID, DATAVERSE_CLIENT_SECRET, DATAVERSE_TENANT, SimDataverse,
+    };
+
+    /// Secret of the demo's contact-event webhook.
+    const SECRET: &str = "demo-contact-secret";
+
+    /// What the demo adds to the simulated contact center's connector (its contact-event
+    /// webhook) and the `[[dynamics]]` environment of `dataverse` with the phone-call recipe.
+    pub fn config_toml(dataverse: &SimDataverse) -> String {
+        format!(
+            r#"
+[connectors.contact_events]
+contact_id_pointer = "/contact"
+kind_pointer = "/kind"
+channel_pointer = "/channel"
+channels = {{ voice = "voice" }}
+agent_id_pointer = "/agent"
+customer_endpoint_pointer = "/from"
+recording_url_pointer = "/recording"
+timestamp_pointer = "/at"
+event_id_pointer = "/id"
+
+[connectors.contact_events.verify]
+type = "shared_secret"
+header = "X-Demo-Secret"
+secret = "{SECRET}"
+
+[[dynamics]]
+name = "demo-crm"
+url = "{url}"
+authority_url = "{url}"
+tenant_id = "{DATAVERSE_TENANT}"
+client_id = "{DATAVERSE_CLIENT_ID}"
+client_secret = "{DATAVERSE_CLIENT_SECRET}"
+app_id = "demo-app"
+channels = ["voice"]
+screen_pop_url = "{{{{ environment.url }}}}main.aspx?appid={{{{ environment.app_id }}}}&pagetype=entityrecord&etn=phonecall&id={{{{ steps.created.activityid }}}}"
+
+[dynamics.steps.created]
+path = "phonecalls"
+query = "$select=activityid"
+headers = {{ Prefer = "return=representation" }}
+body = '{{"activityid": {{{{ contact.record_id | tojson }}}}, "subject": {{{{ ("Call from " ~ contact.customer_endpoint) | tojson }}}}, "phonenumber": {{{{ contact.customer_endpoint | tojson }}}}, "directioncode": false, "actualstart": {{{{ contact.at | tojson }}}}}}'
+captures = [{{ name = "activityid", json_pointer = "/activityid" }}]
+
+[dynamics.steps.ended]
+method = "PATCH"
+path = "phonecalls({{{{ steps.created.activityid }}}})"
+headers = {{ "If-Match" = "*" }}
+body = '{{"category": "contact center", "actualend": {{{{ contact.at | tojson }}}}}}'
+
+[dynamics.steps.recording_available]
+method = "PATCH"
+path = "phonecalls({{{{ steps.created.activityid }}}})"
+headers = {{ "If-Match" = "*" }}
+body = '{{"description": {{{{ ("Recording: " ~ contact.recording_url) | tojson }}}}}}'
+"#,
+            url = dataverse.url
+        )
+    }
+
+    /// Reports the demo's contacts to the daemon's contact-event webhook.
+    pub struct DemoContacts {
+        http: reqwest::Client,
+        url: String,
+        next: AtomicU64,
+    }
+
+    impl DemoContacts {
+        /// `url`: the daemon's `/connectors/{name}/contact-events`.
+        pub fn new(url: String) -> Self {
+            Self {
+                http: reqwest::Client::new(),
+                url,
+                next: AtomicU64::new(1),
+            }
+        }
+
+        async fn post(&self, contact: &str, kind: &str, agent: &str) {
+            let body = json!({"id": format!("{contact}/{kind}"), "contact": contact, "kind": kind,
+                "channel": "voice", "agent": agent, "from": "+1 425 555 0100",
+                "recording": format!("https://recordings.example/{contact}.wav"),
+                "at": chrono::Utc::now().to_rfc3339()});
+            if let Err(e) = self
+                .http
+                .post(&self.url)
+                .header("X-Demo-Secret", SECRET)
+                .json(&body)
+                .send()
+                .await
+            {
+                tracing::warn!(target: "demo", error = %e, "contact event not delivered");
+            }
+        }
+
+        /// A call rings at `agent` and is answered; returns its id.
+        pub async fn begin(&self, agent: &str) -> String {
+            let contact = format!("call-{}", self.next.fetch_add(1, Ordering::Relaxed));
+            self.post(&contact, "offered", agent).await;
+            self.post(&contact, "connected", agent).await;
+            contact
+        }
+
+        /// The call ends and its recording is available.
+        pub async fn end(&self, contact: &str, agent: &str) {
+            self.post(contact, "ended", agent).await;
+            self.post(contact, "recording_available", agent).await;
+        }
+    }
+}
