@@ -80,9 +80,7 @@ pub mod demo {
 
     use serde_json::json;
 
-    use crate::sim::dataverse::{
-        DATAVERSE_CLIENT_ID, DATAVERSE_CLIENT_SECRET, DATAVERSE_TENANT, SimDataverse,
-    };
+    use crate::sim::dataverse::SimDataverse;
 
     /// Secret of the demo's contact-event webhook.
     const SECRET: &str = "demo-contact-secret";
@@ -108,38 +106,8 @@ type = "shared_secret"
 header = "X-Demo-Secret"
 secret = "{SECRET}"
 
-[[dynamics]]
-name = "demo-crm"
-url = "{url}"
-authority_url = "{url}"
-tenant_id = "{DATAVERSE_TENANT}"
-client_id = "{DATAVERSE_CLIENT_ID}"
-client_secret = "{DATAVERSE_CLIENT_SECRET}"
-app_id = "demo-app"
-channels = ["voice"]
-screen_pop_url = "{{{{ environment.url }}}}main.aspx?appid={{{{ environment.app_id }}}}&pagetype=entityrecord&etn=phonecall&id={{{{ steps.created.activityid }}}}"
-
-[dynamics.steps.created]
-path = "phonecalls"
-query = "$select=activityid"
-headers = {{ Prefer = "return=representation" }}
-body = '{{"activityid": {{{{ contact.record_id | tojson }}}}, "subject": {{{{ ("Call from " ~ contact.customer_endpoint) | tojson }}}}, "phonenumber": {{{{ contact.customer_endpoint | tojson }}}}, "directioncode": false, "actualstart": {{{{ contact.at | tojson }}}}}}'
-captures = [{{ name = "activityid", json_pointer = "/activityid" }}]
-
-[dynamics.steps.ended]
-method = "PATCH"
-path = "phonecalls({{{{ steps.created.activityid }}}})"
-headers = {{ "If-Match" = "*" }}
-body = '{{"category": "contact center", "actualend": {{{{ contact.at | tojson }}}}}}'
-
-[dynamics.steps.recording_available]
-method = "PATCH"
-path = "phonecalls({{{{ steps.created.activityid }}}})"
-headers = {{ "If-Match" = "*" }}
-body = '{{"description": {{{{ ("Recording: " ~ contact.recording_url) | tojson }}}}}}'
-"#,
-            url = dataverse.url
-        )
+"#
+        ) + &dataverse.environment_toml("demo-crm")
     }
 
     /// Reports the demo's contacts to the daemon's contact-event webhook.

@@ -108,6 +108,47 @@ pub async fn spawn_on(listener: tokio::net::TcpListener) -> std::io::Result<SimD
 }
 
 impl SimDataverse {
+    /// A `[[dynamics]]` entry named `name` for this simulator, with the phone-call recipe
+    /// (created on first sight: phonenumber, actualstart, subject; category and end on
+    /// `ended`; the recording URL in the description) and the screen-pop link of app `app-1`.
+    pub fn environment_toml(&self, name: &str) -> String {
+        format!(
+            r#"
+[[dynamics]]
+name = "{name}"
+url = "{url}"
+authority_url = "{url}"
+tenant_id = "{DATAVERSE_TENANT}"
+client_id = "{DATAVERSE_CLIENT_ID}"
+client_secret = "{DATAVERSE_CLIENT_SECRET}"
+app_id = "app-1"
+channels = ["voice"]
+screen_pop_url = "{{{{ environment.url }}}}main.aspx?appid={{{{ environment.app_id }}}}&pagetype=entityrecord&etn=phonecall&id={{{{ steps.created.activityid }}}}"
+
+[dynamics.steps.created]
+method = "POST"
+path = "phonecalls"
+query = "$select=activityid"
+headers = {{ Prefer = "return=representation" }}
+body = '{{"activityid": {{{{ contact.record_id | tojson }}}}, "subject": {{{{ ("Call from " ~ (contact.customer_endpoint or "unknown")) | tojson }}}}, "phonenumber": {{{{ contact.customer_endpoint | tojson }}}}, "directioncode": false, "actualstart": {{{{ contact.at | tojson }}}}}}'
+captures = [{{ name = "activityid", json_pointer = "/activityid" }}]
+
+[dynamics.steps.ended]
+method = "PATCH"
+path = "phonecalls({{{{ steps.created.activityid }}}})"
+headers = {{ "If-Match" = "*" }}
+body = '{{"category": "contact center", "actualend": {{{{ contact.at | tojson }}}}}}'
+
+[dynamics.steps.recording_available]
+method = "PATCH"
+path = "phonecalls({{{{ steps.created.activityid }}}})"
+headers = {{ "If-Match" = "*" }}
+body = '{{"description": {{{{ ("Recording: " ~ contact.recording_url) | tojson }}}}}}'
+"#,
+            url = self.url
+        )
+    }
+
     /// The records of an entity set, by id.
     pub fn records(&self, set: &str) -> BTreeMap<String, Map<String, Value>> {
         self.lock().sets.get(set).cloned().unwrap_or_default()

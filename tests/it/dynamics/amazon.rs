@@ -13,16 +13,7 @@ async fn an_amazon_connect_call_creates_one_phone_call_and_updates_it_twice() {
     let connect = spawn_connect(one_agent()).await;
     let sim = sim().await;
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(config(
-        &graph,
-        &dir,
-        &format!(
-            "{}{}",
-            kinesis_connector(&connect, &fake),
-            environment(&sim)
-        ),
-    ))
-    .await;
+    let d = start(&graph, &sim, &dir, &kinesis_connector(&connect, &fake)).await;
     d.matched(1).await;
 
     step(&fake, "e1", on("c-1", None), on("c-1", Some("CONNECTING")));

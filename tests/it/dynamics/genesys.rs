@@ -13,12 +13,7 @@ async fn a_genesys_call_creates_one_phone_call_and_updates_it_twice() {
         .unwrap();
     let sim = sim().await;
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(config(
-        &graph,
-        &dir,
-        &format!("{}{}", connector(&fake), environment(&sim)),
-    ))
-    .await;
+    let d = start(&graph, &sim, &dir, &connector(&fake)).await;
     d.matched(1).await;
     subscribed(&fake, 1).await;
 

@@ -8,12 +8,7 @@ async fn a_voice_contact_creates_one_phone_call_and_updates_it_twice() {
     let graph = tenant(1).await;
     let sim = sim().await;
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(config(
-        &graph,
-        &dir,
-        &format!("{CONNECTOR}{}", environment(&sim)),
-    ))
-    .await;
+    let d = start(&graph, &sim, &dir, CONNECTOR).await;
 
     assert_eq!(step(&d, "call.ringing").await, 202);
     let id = phonecall(&sim).await;
@@ -63,12 +58,7 @@ async fn a_429_is_waited_out_for_as_long_as_retry_after_asks() {
     let graph = tenant(1).await;
     let sim = sim().await;
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(config(
-        &graph,
-        &dir,
-        &format!("{CONNECTOR}{}", environment(&sim)),
-    ))
-    .await;
+    let d = start(&graph, &sim, &dir, CONNECTOR).await;
     sim.throttle(1, 2);
     assert_eq!(step(&d, "call.ringing").await, 202);
     phonecall(&sim).await;
@@ -89,8 +79,7 @@ async fn a_restart_between_steps_resumes_without_a_second_record() {
     let graph = tenant(1).await;
     let sim = sim().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = || config(&graph, &dir, &format!("{CONNECTOR}{}", environment(&sim)));
-    let d = Daemon::start(cfg()).await;
+    let d = start(&graph, &sim, &dir, CONNECTOR).await;
     assert_eq!(step(&d, "call.ringing").await, 202);
     assert_eq!(step(&d, "call.answered").await, 202);
     let id = phonecall(&sim).await;
@@ -104,7 +93,7 @@ async fn a_restart_between_steps_resumes_without_a_second_record() {
     d.stop().await;
 
     // Same SQLite file: the waiting update runs once due; redeliveries add nothing.
-    let d = Daemon::start(cfg()).await;
+    let d = start(&graph, &sim, &dir, CONNECTOR).await;
     assert_eq!(step(&d, "call.ringing").await, 202);
     assert_eq!(step(&d, "call.hangup").await, 202);
     within("the update after the restart", 30, || async {

@@ -6,9 +6,8 @@
 
 use std::time::Duration;
 
-use presence_bridge::sim::dataverse::{
-    self, DATAVERSE_CLIENT_ID, DATAVERSE_CLIENT_SECRET, DATAVERSE_TENANT, SimDataverse,
-};
+use presence_bridge::sim::dataverse::{self, SimDataverse};
+use presence_bridge::sim::graph::SimGraphHandle;
 use serde_json::Value;
 
 use crate::contact_states::{Daemon, TOKEN, config, tenant, until};
@@ -18,45 +17,24 @@ mod check;
 mod genesys;
 mod http;
 
-/// The phone-call recipe (the example configuration's) against `sim`: created on first sight
-/// (phonenumber, actualstart, subject), category and end on `ended`, the recording URL in the
-/// description on `recording_available`.
+/// The phone-call recipe against `sim` (environment "crm").
 pub fn environment(sim: &SimDataverse) -> String {
-    format!(
-        r#"
-[[dynamics]]
-name = "crm"
-url = "{url}"
-authority_url = "{url}"
-tenant_id = "{DATAVERSE_TENANT}"
-client_id = "{DATAVERSE_CLIENT_ID}"
-client_secret = "{DATAVERSE_CLIENT_SECRET}"
-app_id = "app-1"
-channels = ["voice"]
-screen_pop_url = "{{{{ environment.url }}}}main.aspx?appid={{{{ environment.app_id }}}}&pagetype=entityrecord&etn=phonecall&id={{{{ steps.created.activityid }}}}"
+    sim.environment_toml("crm")
+}
 
-[dynamics.steps.created]
-method = "POST"
-path = "phonecalls"
-query = "$select=activityid"
-headers = {{ Prefer = "return=representation" }}
-body = '{{"activityid": {{{{ contact.record_id | tojson }}}}, "subject": {{{{ ("Call from " ~ (contact.customer_endpoint or "unknown")) | tojson }}}}, "phonenumber": {{{{ contact.customer_endpoint | tojson }}}}, "directioncode": false, "actualstart": {{{{ contact.at | tojson }}}}}}'
-captures = [{{ name = "activityid", json_pointer = "/activityid" }}]
-
-[dynamics.steps.ended]
-method = "PATCH"
-path = "phonecalls({{{{ steps.created.activityid }}}})"
-headers = {{ "If-Match" = "*" }}
-body = '{{"category": "contact center", "actualend": {{{{ contact.at | tojson }}}}}}'
-
-[dynamics.steps.recording_available]
-method = "PATCH"
-path = "phonecalls({{{{ steps.created.activityid }}}})"
-headers = {{ "If-Match" = "*" }}
-body = '{{"description": {{{{ ("Recording: " ~ contact.recording_url) | tojson }}}}}}'
-"#,
-        url = sim.url
-    )
+/// The daemon with the generic HTTP connector of the contact-state tests and `sim`.
+pub async fn start(
+    graph: &SimGraphHandle,
+    sim: &SimDataverse,
+    dir: &tempfile::TempDir,
+    connector: &str,
+) -> Daemon {
+    Daemon::start(config(
+        graph,
+        dir,
+        &format!("{connector}{}", environment(sim)),
+    ))
+    .await
 }
 
 /// `(method, path, status)` of every request the simulator answered.
