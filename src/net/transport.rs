@@ -45,6 +45,12 @@ pub fn describe(err: &(dyn Error + 'static)) -> String {
     format!("{what} {target}: {}; {}", causes.join(": "), failure.hint())
 }
 
+/// The distinct messages of `err`'s chain of causes as one sentence ("A: B: C"), for errors
+/// that are not about reaching a host (a request that could not be built, say).
+pub fn causes(err: &(dyn Error + 'static)) -> String {
+    analyse(err).1.join(": ")
+}
+
 /// The host, the distinct messages of the chain of causes, and the kind of failure.
 fn analyse(err: &(dyn Error + 'static)) -> (Option<String>, Vec<String>, Failure) {
     let mut host = None;

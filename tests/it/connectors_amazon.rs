@@ -315,3 +315,26 @@ async fn throttling_is_retried_and_access_denied_is_reported() {
     let err = c.set_status("u001", &status(0)).await.unwrap_err();
     assert!(matches!(err, ConnectorError::Rejected { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_one_sentence_in_readiness() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let c = connector(
+        &format!("http://127.0.0.1:{port}"),
+        "[connectors.limits]\nbackoff_base_ms = 10\nmax_retries = 0\n",
+    )
+    .await;
+    let err = c.list_agents().await.unwrap_err();
+    let (state, detail) = c.health().await;
+    assert_ne!(state, HealthState::Up, "{err:?}");
+    assert!(detail.contains("cannot reach"), "{detail}");
+    assert!(
+        !detail.contains('{') && !detail.contains("Some(") && !detail.contains('\n'),
+        "no debug structure: {detail}"
+    );
+}

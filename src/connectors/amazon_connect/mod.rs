@@ -108,15 +108,44 @@ fn map_err<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
                 },
             }
         }
+        // One sentence from the chain of causes: the SDK's own `DisplayErrorContext` ends with
+        // the error's debug structure, which is not for readiness or logs.
         SdkError::ConstructionFailure(_) => ConnectorError::Rejected {
-            reason: aws_sdk_connect::error::DisplayErrorContext(&e).to_string(),
+            reason: crate::net::transport::causes(&e),
         },
-        _ => ConnectorError::Transport(aws_sdk_connect::error::DisplayErrorContext(&e).to_string()),
+        _ => ConnectorError::Transport(crate::net::transport::describe(&e)),
     }
 }
 
 fn to_chrono(t: &aws_sdk_connect::primitives::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+/// Asks the standard AWS credential chain once, at start, and says in one line whether it
+/// found credentials (the chain's own per-provider warnings are kept below `error` by the
+/// default log filter, see `telemetry::init_tracing`).
+async fn say_which_credentials(shared: &aws_config::SdkConfig, connector: &str) {
+    use aws_credential_types::provider::ProvideCredentials;
+    let Some(provider) = shared.credentials_provider() else {
+        tracing::warn!(connector, "no AWS credential provider is configured");
+        return;
+    };
+    match provider.provide_credentials().await {
+        Ok(c) => tracing::info!(
+            connector,
+            access_key_id = %c.access_key_id(),
+            expires = ?c.expiry(),
+            "AWS credentials found by the standard chain"
+        ),
+        Err(e) => tracing::warn!(
+            connector,
+            "no AWS credentials found: the standard chain (environment variables, profile, web \
+             identity, container and instance role) gave none ({}); set access_key_id and \
+             secret_access_key or give the daemon a role. Every call to Amazon Connect will \
+             fail until then",
+            crate::net::transport::describe(&e)
+        ),
+    }
 }
 
 impl AmazonConnectConnector {
@@ -140,10 +169,12 @@ impl AmazonConnectConnector {
                 ))
                 .build(),
             _ => {
-                aws_config::defaults(aws_config::BehaviorVersion::latest())
+                let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
                     .region(region)
                     .load()
-                    .await
+                    .await;
+                say_which_credentials(&shared, &cfg.name).await;
+                shared
             }
         };
         let timeout = aws_sdk_connect::config::timeout::TimeoutConfig::builder()
