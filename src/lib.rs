@@ -16,8 +16,9 @@
 //! Imports point one way, and `tests/it/layering.rs` enforces it: [`model`] (types and the
 //! ports: health, the contact-center trait, clock), [`config`] (the section toolkit) and
 //! [`job`] import nothing else; then [`engine`] and [`telemetry`]; then [`store`] and [`net`];
-//! then [`graph`] and [`connectors`]; then `sim` and [`runtime`]; then [`http`], [`app`] and
-//! [`cli`], in that order.
+//! then [`graph`] and [`connectors`]; then `sim` and [`runtime`]; then [`http`] beside
+//! [`integrations`] (consumers of contact events: Dynamics 365), then [`app`] and [`cli`], in
+//! that order.
 
 pub mod app;
 pub mod cli;
@@ -26,6 +27,7 @@ pub mod connectors;
 pub mod engine;
 pub mod graph;
 pub(crate) mod http;
+pub mod integrations;
 pub(crate) mod job;
 pub mod model;
 pub(crate) mod net;

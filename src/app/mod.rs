@@ -8,6 +8,7 @@
 mod alerts;
 mod cluster;
 pub mod config;
+mod dynamics;
 mod engine;
 pub mod graph;
 pub mod notifications;
@@ -194,7 +195,13 @@ impl ApplicationBuilder {
             .map_err(|e| AppError::Config(format!("connectors: {e}")))?
         };
         connectors.extend(extra_connectors);
-        let connectors = ConnectorRegistry::new(connectors, &core.inbox, &core.metrics);
+        let dynamics = dynamics::build(&core, &cancel)?;
+        let connectors = ConnectorRegistry::following(
+            connectors,
+            &core.inbox,
+            &core.metrics,
+            dynamics.followers.clone(),
+        );
         let receiver = notifications::receiver(&core.config, &core.inbox, &core.metrics)?;
 
         let mut jobs: Vec<Job> = vec![(
@@ -207,6 +214,7 @@ impl ApplicationBuilder {
         )];
         jobs.extend(cluster.jobs(&core, &cancel));
         jobs.extend(cluster.connector_jobs(&core, &connectors, &cancel).await?);
+        jobs.extend(dynamics.jobs);
         jobs.extend(alerts::build(&core, alert_receiver, &cancel));
         let client = match graph::build(&core, &cancel)
             .map_err(|e| AppError::Config(format!("graph: {e}")))?
@@ -241,7 +249,8 @@ impl ApplicationBuilder {
                     .await?,
             );
         }
-        let state = AppState::new(&core, receiver.clone(), connectors.clone());
+        let state = AppState::new(&core, receiver.clone(), connectors.clone())
+            .with_screen_pops(dynamics.screen_pops);
         Ok(Application {
             listener,
             addr,

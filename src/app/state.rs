@@ -9,6 +9,7 @@ use crate::graph::notifications::NotificationReceiver;
 use crate::http::api::ApiState;
 use crate::http::graph::GraphWebhook;
 use crate::http::health::Readiness;
+use crate::http::screen_pop::ScreenPops;
 use crate::telemetry::Metrics;
 
 #[derive(Clone, FromRef)]
@@ -18,6 +19,7 @@ pub struct AppState {
     webhook: GraphWebhook,
     connectors: ConnectorRegistry,
     api: ApiState,
+    screen_pops: ScreenPops,
 }
 
 impl AppState {
@@ -37,6 +39,13 @@ impl AppState {
                 core.inbox.clone(),
                 cfg.api.bearer_token.clone(),
             ),
+            screen_pops: ScreenPops::default(),
         }
+    }
+
+    /// Serves the screen-pop links of `pops`.
+    pub(crate) fn with_screen_pops(mut self, pops: ScreenPops) -> Self {
+        self.screen_pops = pops;
+        self
     }
 }

@@ -195,6 +195,18 @@ pub fn demo_config_for(
     build_config(graph, connector, rules, listen)
 }
 
+/// [`demo_config_for`] with `extra` appended to the contact center's connector entry.
+fn demo_config_with(
+    graph: &sim_graph::SimGraphHandle,
+    cc: &DemoCenter,
+    users: usize,
+    listen: Option<std::net::SocketAddr>,
+    extra: &str,
+) -> anyhow::Result<Config> {
+    let (connector, rules) = cc.config_toml(users);
+    build_config(graph, connector + extra, rules, listen)
+}
+
 fn build_config(
     graph: &sim_graph::SimGraphHandle,
     connector: String,
@@ -283,7 +295,16 @@ async fn start_graph(users: usize) -> sim_graph::SimGraphHandle {
 /// Runs the demo until Ctrl-C.
 pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let (graph, cc) = start_simulators_for(opts.cc, opts.users).await?;
-    let config = demo_config_for(&graph, &cc, opts.users, opts.listen)?;
+    // The generic contact center reports its contacts, written to a simulated Dataverse.
+    let dataverse = match &cc {
+        DemoCenter::Sim(_) => Some(crate::sim::dataverse::spawn().await?),
+        _ => None,
+    };
+    let extra = dataverse
+        .as_ref()
+        .map(super::dynamics::demo::config_toml)
+        .unwrap_or_default();
+    let config = demo_config_with(&graph, &cc, opts.users, opts.listen, &extra)?;
     crate::telemetry::init_tracing(&config.log)?;
     // A fresh database every run: the simulators start fresh too.
     if let Some(path) = config.store.sqlite_path().filter(|p| p.exists()) {
@@ -320,11 +341,31 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         opts.cc,
         cc.address()
     )?;
+    if let Some(d) = &dataverse {
+        outln!(
+            "  simulated Dataverse:     {d}api/data/v9.2/phonecalls (phone calls written per contact)",
+            d = d.url
+        )?;
+        outln!(
+            "  screen pop of agent-1:   curl -H 'Authorization: Bearer demo-token' {base}/api/v1/agents/agent-1/screen-pop"
+        )?;
+    }
     outln!("Ctrl-C stops.")?;
     outln!()?;
 
     let stop = app.cancel_token();
-    let scenario = tokio::spawn(scenario(graph.state.clone(), cc, opts.users, stop.clone()));
+    let contacts = dataverse.as_ref().map(|_| {
+        std::sync::Arc::new(super::dynamics::demo::DemoContacts::new(format!(
+            "{base}/connectors/{DEMO_CONNECTOR}/contact-events"
+        )))
+    });
+    let scenario = tokio::spawn(scenario(
+        graph.state.clone(),
+        cc,
+        opts.users,
+        stop.clone(),
+        contacts,
+    ));
     let result = app.run_until_stopped(crate::app::shutdown_signal()).await;
     stop.cancel();
     let _ = scenario.await;
@@ -375,6 +416,7 @@ async fn scenario(
     cc: DemoCenter,
     users: usize,
     stop: tokio_util::sync::CancellationToken,
+    contacts: Option<std::sync::Arc<super::dynamics::demo::DemoContacts>>,
 ) {
     let cc = std::sync::Arc::new(cc);
     let mut ticker = tokio::time::interval(SCENARIO_TICK);
@@ -400,10 +442,11 @@ async fn scenario(
                 let cc = cc.clone();
                 let done = done_tx.clone();
                 let stop = stop.clone();
+                let contacts = contacts.clone();
                 tokio::spawn(async move {
                     tokio::select! {
                         _ = stop.cancelled() => {}
-                        _ = act_out(&graph, &cc, i, act, Duration::from_secs(secs)) => {}
+                        _ = act_out(&graph, &cc, i, act, Duration::from_secs(secs), contacts.as_deref()) => {}
                     }
                     let _ = done.send(i);
                 });
@@ -412,7 +455,14 @@ async fn scenario(
     }
 }
 
-async fn act_out(graph: &SimGraph, cc: &DemoCenter, i: usize, act: Act, length: Duration) {
+async fn act_out(
+    graph: &SimGraph,
+    cc: &DemoCenter,
+    i: usize,
+    act: Act,
+    length: Duration,
+    contacts: Option<&super::dynamics::demo::DemoContacts>,
+) {
     let user = demo_user_id(i);
     let teams = |a: &'static str, b: &'static str| graph.set_user_status(&user, Some((a, b)));
     let secs = length.as_secs();
@@ -439,8 +489,16 @@ async fn act_out(graph: &SimGraph, cc: &DemoCenter, i: usize, act: Act, length: 
         }
         Act::Contact => {
             cc.contact_begins(i).await;
+            let agent = cc.agent_id(i);
+            let call = match contacts {
+                Some(c) => Some(c.begin(&agent).await),
+                None => None,
+            };
             tokio::time::sleep(length).await;
             cc.contact_wraps(i).await;
+            if let (Some(c), Some(call)) = (contacts, &call) {
+                c.end(call, &agent).await;
+            }
             tokio::time::sleep(length / 4).await;
             cc.available(i).await;
         }

@@ -9,6 +9,7 @@ mod connectors;
 mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;
+mod dynamics;
 mod engine;
 mod out;
 
@@ -65,6 +66,9 @@ pub enum Command {
     /// Contact-center connector tools.
     #[command(subcommand)]
     Connectors(ConnectorsCommand),
+    /// Microsoft Dynamics 365 (Dataverse) tools.
+    #[command(subcommand)]
+    Dynamics(DynamicsCommand),
     /// Print the last sync decisions for a user in plain words.
     Explain {
         /// The user: Teams object id, UPN, e-mail address or display name.
@@ -123,6 +127,26 @@ pub enum ConnectorsCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DynamicsCommand {
+    /// Print the exact Web API request a contact step would send (token redacted).
+    Render {
+        /// The step: created, connected, ended or recording_available.
+        step: String,
+        /// A JSON file holding the contact event.
+        event: PathBuf,
+        /// The `[[dynamics]]` environment (default: the first).
+        #[arg(long)]
+        environment: Option<String>,
+        /// The connector the event comes from (`contact.connector`).
+        #[arg(long, default_value = "connector")]
+        connector: String,
+        /// A value captured by an earlier step, `STEP.NAME=VALUE` (repeatable).
+        #[arg(long = "capture")]
+        captures: Vec<String>,
+    },
+}
+
 /// Runs one command to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match dispatch(cli).await {
@@ -159,6 +183,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             agent,
             status,
         }) => connectors::render(&config, &name, &agent, &status).await,
+        Command::Dynamics(DynamicsCommand::Render {
+            step,
+            event,
+            environment,
+            connector,
+            captures,
+        }) => dynamics::render(
+            &config,
+            &step,
+            &event,
+            environment.as_deref(),
+            &connector,
+            &captures,
+        ),
         Command::Explain { user, limit } => engine::explain(&config, &user, limit).await,
         Command::Users { report, online } => engine::users(&config, report, online).await,
         #[cfg(feature = "demo")]

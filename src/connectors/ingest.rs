@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use super::ConnectorEvent;
+use super::{ConnectorEvent, ContactEvent};
 use crate::model::{Observation, Status};
 use crate::store::inbox::{CheckedObservation, Inbox};
-use crate::store::{IngestVerdict, Store, StoreError};
+use crate::store::{IngestVerdict, NewJob, Store, StoreError};
 use crate::telemetry::Metrics;
 
 /// What happened to a batch.
@@ -26,6 +26,15 @@ pub struct IngestOutcome {
     pub contact_duplicate: usize,
 }
 
+/// An integration that follows contacts beyond the inbox (records written per step to a
+/// CRM): given the contact events of a batch, the durable jobs to push once they are stored.
+/// Jobs carry de-duplication ids, so the jobs of a redelivered event add nothing.
+pub trait ContactFollower: Send + Sync {
+    fn jobs(&self, connector: &str, events: &[ContactEvent]) -> Vec<NewJob>;
+    /// Called once its jobs are pushed (wakes the runner of their queue).
+    fn pushed(&self) {}
+}
+
 /// Per-connector ingest path. Holds no state of its own: cheap to share, and nothing is lost
 /// on restart.
 pub struct Ingest {
@@ -33,6 +42,7 @@ pub struct Ingest {
     store: Arc<dyn Store>,
     inbox: Inbox,
     metrics: Metrics,
+    followers: Vec<Arc<dyn ContactFollower>>,
 }
 
 impl Ingest {
@@ -42,7 +52,14 @@ impl Ingest {
             store: inbox.store().clone(),
             inbox,
             metrics,
+            followers: Vec::new(),
         }
+    }
+
+    /// Hands the contact events this path stores to `followers` too.
+    pub fn with_followers(mut self, followers: Vec<Arc<dyn ContactFollower>>) -> Self {
+        self.followers = followers;
+        self
     }
 
     fn count(&self, outcome: &'static str, n: usize) {
@@ -112,6 +129,17 @@ impl Ingest {
                     .increment(1);
             } else {
                 out.contact_duplicate += 1;
+            }
+        }
+        // Every event, new or not: a follower's job whose push failed after the events were
+        // stored is pushed when the batch is offered again (pushing one twice is a no-op).
+        if !contacts.is_empty() {
+            for f in &self.followers {
+                let jobs = f.jobs(&self.connector, &contacts);
+                if !jobs.is_empty() {
+                    self.store.queue_push(&jobs).await?;
+                    f.pushed();
+                }
             }
         }
         if !checked.is_empty() {

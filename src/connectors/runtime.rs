@@ -138,10 +138,24 @@ pub struct ConnectorRegistry {
 
 impl ConnectorRegistry {
     pub fn new(connectors: Vec<Arc<dyn ContactCenter>>, inbox: &Inbox, metrics: &Metrics) -> Self {
+        Self::following(connectors, inbox, metrics, Vec::new())
+    }
+
+    /// As [`ConnectorRegistry::new`], every ingest path handing its contact events to
+    /// `followers` too.
+    pub fn following(
+        connectors: Vec<Arc<dyn ContactCenter>>,
+        inbox: &Inbox,
+        metrics: &Metrics,
+        followers: Vec<Arc<dyn super::ingest::ContactFollower>>,
+    ) -> Self {
         let inner = connectors
             .into_iter()
             .map(|c| {
-                let ingest = Arc::new(Ingest::new(c.name(), inbox.clone(), metrics.clone()));
+                let ingest = Arc::new(
+                    Ingest::new(c.name(), inbox.clone(), metrics.clone())
+                        .with_followers(followers.clone()),
+                );
                 (
                     c.name().to_owned(),
                     ConnectorHandle {

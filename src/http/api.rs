@@ -65,7 +65,11 @@ where
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 
-async fn require_token(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+pub(crate) async fn require_token(
+    State(state): State<ApiState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(token) = &state.bearer_token else {
         return ApiError::NotFound.into_response();
     };

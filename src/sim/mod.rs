@@ -14,6 +14,7 @@
 
 pub mod ccai;
 pub mod contact_center;
+pub mod dataverse;
 pub mod genesys;
 pub mod graph;
 pub mod innovaphone;

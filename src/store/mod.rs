@@ -172,6 +172,18 @@ pub fn contact_event_key(e: &ContactEvent) -> String {
     }
 }
 
+/// What an integration keeps about one contact (values captured from earlier steps, steps
+/// done), as its own JSON document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactStateRecord {
+    /// The integration and its instance, e.g. `dynamics:{environment}`.
+    pub integration: String,
+    pub connector: String,
+    pub contact_id: String,
+    pub state: serde_json::Value,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// A job for the durable work queue ([`Store::queue_push`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewJob {
@@ -355,6 +367,23 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<StoredContactEvent>>;
     /// Deletes contact events taken in before `before`; returns how many.
     async fn prune_contact_events(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    // per-contact state of the integrations
+    /// The state `integration` keeps for a contact, if any.
+    async fn contact_state_get(
+        &self,
+        integration: &str,
+        connector: &str,
+        contact_id: &str,
+    ) -> StoreResult<Option<ContactStateRecord>>;
+    /// Inserts or replaces the state of one contact.
+    async fn contact_state_put(&self, record: &ContactStateRecord) -> StoreResult<()>;
+    /// Deletes the states of `integration` last written before `before`; returns how many.
+    async fn contact_state_prune(
+        &self,
+        integration: &str,
+        before: DateTime<Utc>,
+    ) -> StoreResult<u64>;
 }
 
 /// Opens the store named by the URL (`sqlite://…` or `postgres://…`) and applies migrations.

@@ -44,6 +44,10 @@ pub const METRICS: &[(&str, &str)] = &[
         "Attempts at jobs of the durable work queue, by queue and outcome (done, deferred, failed).",
     ),
     (
+        "dynamics_steps_total",
+        "Dynamics 365 contact steps by environment, step and outcome (done, throttled, failed, waiting, rejected, input_missing, template_error, skipped, already_done).",
+    ),
+    (
         "engine_decisions_total",
         "Sync decisions by direction and outcome (written, held down, echo, no rule, ...).",
     ),

@@ -12,11 +12,11 @@ use presence_bridge::store::Store;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-mod amazon;
-mod genesys;
-mod http;
+pub mod amazon;
+pub mod genesys;
+pub mod http;
 
-const TOKEN: &str = "contact-states-token";
+pub const TOKEN: &str = "contact-states-token";
 const HOLD_DOWN: Duration = Duration::from_secs(1);
 
 /// The mapping rules under test: a contact → Busy / In a call; after-contact work by its

@@ -967,6 +967,42 @@ impl Store for RealTimeStore {
         self.run(async move { s.prune_contact_events(before).await })
             .await
     }
+
+    async fn contact_state_get(
+        &self,
+        integration: &str,
+        connector: &str,
+        contact_id: &str,
+    ) -> StoreResult<Option<presence_bridge::store::ContactStateRecord>> {
+        let (i, c, id) = (
+            integration.to_owned(),
+            connector.to_owned(),
+            contact_id.to_owned(),
+        );
+        let s = self.inner.clone();
+        self.run(async move { s.contact_state_get(&i, &c, &id).await })
+            .await
+    }
+
+    async fn contact_state_put(
+        &self,
+        record: &presence_bridge::store::ContactStateRecord,
+    ) -> StoreResult<()> {
+        let r = record.clone();
+        let s = self.inner.clone();
+        self.run(async move { s.contact_state_put(&r).await }).await
+    }
+
+    async fn contact_state_prune(
+        &self,
+        integration: &str,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<u64> {
+        let i = integration.to_owned();
+        let s = self.inner.clone();
+        self.run(async move { s.contact_state_prune(&i, before).await })
+            .await
+    }
 }
 
 mod api {

@@ -6,7 +6,7 @@
 //!   <- store, net                          persistence; outbound HTTP policy
 //!   <- graph, connectors                   the two outside worlds
 //!   <- sim, runtime                        simulators (feature "demo"); the engine's I/O shell
-//!   <- http                                routes over narrow sub-states
+//!   <- http, integrations                  routes over narrow sub-states; consumers of contact events
 //!   <- app                                 the composition root: builder, wiring, jobs
 //!   <- cli                                 commands
 //!   <- main.rs
@@ -32,6 +32,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("sim", 4),
     ("runtime", 4),
     ("http", 5),
+    ("integrations", 5),
     ("app", 6),
     ("cli", 7),
     // The binary's crate root: it may use everything.

@@ -21,6 +21,8 @@ mod contact_states;
 mod demo;
 #[cfg(feature = "demo")]
 mod demo_cc;
+#[cfg(feature = "demo")]
+mod dynamics;
 mod engine;
 mod foundation;
 #[cfg(feature = "demo")]

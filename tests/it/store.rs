@@ -137,6 +137,7 @@ pub fn item(n: usize) -> NewInboxItem {
     }
 }
 
+mod contact_state;
 mod contacts;
 mod cursors;
 mod errors;

@@ -281,7 +281,10 @@ fn check_units(layered: &mut Layered, errs: &mut ConfigErrors) {
 }
 
 fn is_array_section(key: &str) -> bool {
-    matches!(key, "connectors" | "teams_to_cc" | "cc_to_teams")
+    matches!(
+        key,
+        "connectors" | "teams_to_cc" | "cc_to_teams" | "dynamics"
+    )
 }
 
 /// A tree holding only the value at `unit`, placed where it belongs: `{section: value}` or

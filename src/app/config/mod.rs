@@ -53,6 +53,9 @@ pub struct Config {
     /// Contact-center connectors, each with a unique name.
     #[serde(default)]
     pub connectors: Vec<ConnectorConfig>,
+    /// Dataverse environments (Microsoft Dynamics 365) the contact lifecycle is written to.
+    #[serde(default)]
+    pub dynamics: Vec<crate::integrations::dynamics::DynamicsConfig>,
     /// Where alerts are sent (a generic JSON webhook or a Teams webhook), each with a name.
     #[serde(default)]
     pub alerts: Vec<AlertSinkConfig>,
@@ -152,6 +155,12 @@ impl Config {
         self.alerting.validate("alerting", &mut errs);
         cross::check(self, &mut errs);
         let names: Vec<&str> = self.connectors.iter().map(ConnectorConfig::name).collect();
+        crate::integrations::dynamics::config::validate(
+            &mut self.dynamics,
+            &names,
+            "dynamics",
+            &mut errs,
+        );
         crate::engine::config::check_rule_connectors(
             &self.teams_to_cc,
             &self.cc_to_teams,

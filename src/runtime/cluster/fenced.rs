@@ -235,6 +235,28 @@ impl Store for FencedStore {
     async fn prune_jobs(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         self.inner.prune_jobs(before).await
     }
+    // The integrations' per-contact state is written by queue jobs, which lease themselves:
+    // not fenced, like the queue.
+    async fn contact_state_get(
+        &self,
+        integration: &str,
+        connector: &str,
+        contact_id: &str,
+    ) -> StoreResult<Option<crate::store::ContactStateRecord>> {
+        self.inner
+            .contact_state_get(integration, connector, contact_id)
+            .await
+    }
+    async fn contact_state_put(&self, record: &crate::store::ContactStateRecord) -> StoreResult<()> {
+        self.inner.contact_state_put(record).await
+    }
+    async fn contact_state_prune(
+        &self,
+        integration: &str,
+        before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        self.inner.contact_state_prune(integration, before).await
+    }
     async fn contact_events_push(
         &self,
         connector: &str,

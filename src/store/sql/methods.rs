@@ -9,6 +9,7 @@ macro_rules! impl_store {
         $crate::store::sql::impl_ingest!($store, $db);
         $crate::store::sql::impl_cursors!($store, $db);
         $crate::store::sql::impl_contacts!($store, $db);
+        $crate::store::sql::impl_contact_state!($store, $db);
         $crate::store::sql::impl_queue!($store, $db, $lock);
         use $crate::store::sql::{OBSERVED, WRITES, newest_by_key};
 
@@ -410,6 +411,30 @@ macro_rules! impl_store {
                 before: chrono::DateTime<chrono::Utc>,
             ) -> StoreResult<u64> {
                 self.contacts_prune(before).await
+            }
+
+            async fn contact_state_get(
+                &self,
+                integration: &str,
+                connector: &str,
+                contact_id: &str,
+            ) -> StoreResult<Option<$crate::store::ContactStateRecord>> {
+                self.contact_state_read(integration, connector, contact_id).await
+            }
+
+            async fn contact_state_put(
+                &self,
+                record: &$crate::store::ContactStateRecord,
+            ) -> StoreResult<()> {
+                self.contact_state_write(record).await
+            }
+
+            async fn contact_state_prune(
+                &self,
+                integration: &str,
+                before: chrono::DateTime<chrono::Utc>,
+            ) -> StoreResult<u64> {
+                self.contact_state_delete_before(integration, before).await
             }
 
             async fn queue_push(&self, jobs: &[NewJob]) -> StoreResult<u64> {

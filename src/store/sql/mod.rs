@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use super::StoreError;
 use crate::model::Side;
 
+mod contact_state;
 mod contacts;
 mod cursors;
 mod ingest;
@@ -17,6 +18,7 @@ mod methods;
 mod queue;
 mod support;
 
+pub(crate) use contact_state::impl_contact_state;
 pub(crate) use contacts::impl_contacts;
 pub(crate) use cursors::impl_cursors;
 pub(crate) use ingest::impl_ingest;

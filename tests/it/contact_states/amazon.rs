@@ -20,10 +20,10 @@ use crate::connectors_amazon_contacts::{Current, INSTANCE, agent_arn, spawn_conn
 
 const STREAM: &str = "connect-agent-events";
 const CTR: &str = "connect-contact-records";
-const AGENT: &str = "user1";
+pub const AGENT: &str = "user1";
 
 /// One agent, Available, on no contact.
-fn one_agent() -> Current {
+pub fn one_agent() -> Current {
     let c: Current = Arc::default();
     c.lock()
         .unwrap()
@@ -49,7 +49,7 @@ requests_per_sec = 1000.0
     )
 }
 
-fn kinesis_connector(connect: &str, fake: &FakeKinesis) -> String {
+pub fn kinesis_connector(connect: &str, fake: &FakeKinesis) -> String {
     connector(
         connect,
         &format!(
@@ -80,7 +80,7 @@ fn snapshot(contacts: Value) -> Value {
 }
 
 /// The agent's snapshot with contact `id` in `state`, or with no contact (`None`).
-fn on(id: &str, state: Option<&str>) -> Value {
+pub fn on(id: &str, state: Option<&str>) -> Value {
     snapshot(match state {
         Some(s) => json!([contact(id, s)]),
         None => json!([]),
@@ -89,7 +89,7 @@ fn on(id: &str, state: Option<&str>) -> Value {
 
 /// Writes one STATE_CHANGE record of the agent, as Connect writes it to the agent event
 /// stream (partition key: the agent ARN).
-fn step(fake: &FakeKinesis, event_id: &str, prev: Value, cur: Value) {
+pub fn step(fake: &FakeKinesis, event_id: &str, prev: Value, cur: Value) {
     let v = json!({"AgentARN": agent_arn(AGENT), "AWSAccountId": "123456789012",
         "EventId": event_id, "EventTimestamp": chrono::Utc::now().to_rfc3339(),
         "EventType": "STATE_CHANGE",
@@ -99,7 +99,7 @@ fn step(fake: &FakeKinesis, event_id: &str, prev: Value, cur: Value) {
 }
 
 /// Writes the contact's record (with its recording) to the contact-record stream.
-fn contact_record(fake: &FakeKinesis, id: &str) {
+pub fn contact_record(fake: &FakeKinesis, id: &str) {
     let ctr = json!({"ContactId": id, "Channel": "VOICE", "InitiationMethod": "INBOUND",
         "Agent": {"ARN": agent_arn(AGENT), "Username": AGENT},
         "Queue": {"ARN": "arn:aws:connect:queue/q1", "Name": "Sales"},
@@ -110,7 +110,7 @@ fn contact_record(fake: &FakeKinesis, id: &str) {
     fake.put_record_to(CTR, id, ctr.to_string().as_bytes());
 }
 
-async fn kinesis_fake() -> FakeKinesis {
+pub async fn kinesis_fake() -> FakeKinesis {
     let fake = kinesis::spawn(STREAM, "eu-west-2", 1).await.unwrap();
     fake.add_stream(CTR, 1);
     fake

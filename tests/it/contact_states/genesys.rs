@@ -8,7 +8,7 @@ use presence_bridge::sim::genesys::{self, FakeGenesys, VoiceCall};
 
 use super::*;
 
-fn connector(fake: &FakeGenesys) -> String {
+pub fn connector(fake: &FakeGenesys) -> String {
     format!(
         r#"
 [[connectors]]
@@ -30,7 +30,7 @@ requests_per_sec = 1000.0
     )
 }
 
-async fn subscribed(fake: &FakeGenesys, connections: u64) {
+pub async fn subscribed(fake: &FakeGenesys, connections: u64) {
     until("the notification socket", || async {
         fake.connections() >= connections && fake.subscriptions().contains(&3)
     })

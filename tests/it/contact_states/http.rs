@@ -9,7 +9,7 @@ use super::*;
 
 const SECRET: &str = "http-contact-secret";
 
-const CONNECTOR: &str = r#"
+pub const CONNECTOR: &str = r#"
 [[connectors]]
 name = "cc"
 kind = "http"
@@ -55,7 +55,7 @@ header = "X-Secret"
 secret = "http-contact-secret"
 "#;
 
-async fn post(d: &Daemon, path: &str, body: Value) -> u16 {
+pub async fn post(d: &Daemon, path: &str, body: Value) -> u16 {
     reqwest::Client::new()
         .post(format!("{}/connectors/cc/{path}", d.address))
         .header("X-Secret", SECRET)
@@ -73,7 +73,7 @@ async fn state(d: &Daemon, n: u32, state: &str) {
     assert_eq!(post(d, "events", body).await, 202);
 }
 
-async fn step(d: &Daemon, kind: &str) -> u16 {
+pub async fn step(d: &Daemon, kind: &str) -> u16 {
     let body = json!({"id": format!("ev-{kind}"), "type": kind, "at": chrono::Utc::now().to_rfc3339(),
                       "call": {"id": "call-7", "media": "phone", "agent": "a1", "queue": "sales",
                                "from": "+15550199", "recording": "https://rec.example/call-7"}});
