@@ -26,6 +26,7 @@ pub mod connectors;
 pub mod engine;
 pub mod graph;
 pub(crate) mod http;
+pub mod integrations;
 pub(crate) mod job;
 pub mod model;
 pub(crate) mod net;

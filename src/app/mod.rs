@@ -8,6 +8,7 @@
 pub mod config;
 mod engine;
 pub mod graph;
+mod messaging;
 pub mod notifications;
 mod state;
 
@@ -210,7 +211,13 @@ impl ApplicationBuilder {
         if let Some(presence) = presence {
             jobs.extend(engine::build(&core, presence, &connectors, &cancel).await?);
         }
-        let state = AppState::new(&core, receiver.clone(), connectors.clone());
+        let mut state = AppState::new(&core, receiver.clone(), connectors.clone());
+        if let Some((endpoints, messaging_jobs)) =
+            messaging::build(&core, client.as_ref(), &cancel)?
+        {
+            jobs.extend(messaging_jobs);
+            state = state.with_messaging(endpoints);
+        }
         Ok(Application {
             listener,
             addr,

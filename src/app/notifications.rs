@@ -24,7 +24,7 @@ use crate::store::inbox::Inbox;
 use crate::telemetry::Metrics;
 
 /// The identity the validation tokens must be issued for.
-struct TokenAudience<'a> {
+pub(super) struct TokenAudience<'a> {
     pub client_id: &'a str,
     pub tenant_id: &'a str,
     /// e.g. `https://login.microsoftonline.com`
@@ -34,7 +34,7 @@ struct TokenAudience<'a> {
 }
 
 /// The token validator for our app and tenant.
-fn token_validator(
+pub(super) fn token_validator(
     aud: &TokenAudience<'_>,
     http: reqwest::Client,
 ) -> Result<TokenValidator, AppError> {

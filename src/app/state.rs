@@ -9,6 +9,7 @@ use crate::graph::notifications::NotificationReceiver;
 use crate::http::api::ApiState;
 use crate::http::graph::GraphWebhook;
 use crate::http::health::Readiness;
+use crate::http::messaging::MessagingHttp;
 use crate::telemetry::Metrics;
 
 #[derive(Clone, FromRef)]
@@ -18,6 +19,7 @@ pub struct AppState {
     webhook: GraphWebhook,
     connectors: ConnectorRegistry,
     api: ApiState,
+    messaging: MessagingHttp,
 }
 
 impl AppState {
@@ -37,6 +39,13 @@ impl AppState {
                 core.inbox.clone(),
                 cfg.api.bearer_token.clone(),
             ),
+            messaging: MessagingHttp::default(),
         }
+    }
+
+    /// The messaging bridge's endpoints (absent: they answer 404).
+    pub(crate) fn with_messaging(mut self, messaging: MessagingHttp) -> Self {
+        self.messaging = messaging;
+        self
     }
 }

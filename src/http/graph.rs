@@ -65,12 +65,7 @@ async fn receive(
     if let Some(token) = query.get("validationToken") {
         return handshake(token);
     }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+    if !is_json(&headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
     let batch: NotificationCollection = serde_json::from_slice(&body)
@@ -87,7 +82,16 @@ async fn receive(
     }
 }
 
-fn handshake(token: &str) -> Result<Response, ApiError> {
+/// The body is declared `application/json` (parameters allowed).
+pub(super) fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+pub(super) fn handshake(token: &str) -> Result<Response, ApiError> {
     if token.is_empty() || token.len() > MAX_VALIDATION_TOKEN_BYTES {
         return Err(ApiError::BadRequest("unacceptable validation token".into()));
     }

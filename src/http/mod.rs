@@ -27,6 +27,7 @@ pub mod connectors;
 pub mod error;
 pub mod graph;
 pub mod health;
+pub mod messaging;
 pub mod serve;
 
 pub use config::ServerConfig;
@@ -44,6 +45,7 @@ where
     graph::GraphWebhook: FromRef<S>,
     ConnectorRegistry: FromRef<S>,
     api::ApiState: FromRef<S>,
+    messaging::MessagingHttp: FromRef<S>,
 {
     let body_limit = server.body_limit_bytes;
     let timeout = Duration::from_secs(server.request_timeout_secs);
@@ -54,6 +56,9 @@ where
         .merge(graph::routes(webhook_body_limit))
         .merge(connectors::routes())
         .merge(api::routes(api::ApiState::from_ref(&state)))
+        .merge(messaging::routes(
+            messaging::MessagingHttp::from_ref(&state).max_body_bytes(),
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -6,6 +6,7 @@
 //!   <- store, net                          persistence; outbound HTTP policy
 //!   <- graph, connectors                   the two outside worlds
 //!   <- sim, runtime                        simulators (feature "demo"); the engine's I/O shell
+//!      integrations                        messaging bridges (beside the runtime, not above it)
 //!   <- http                                routes over narrow sub-states
 //!   <- app                                 the composition root: builder, wiring, jobs
 //!   <- cli                                 commands
@@ -31,6 +32,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("connectors", 3),
     ("sim", 4),
     ("runtime", 4),
+    ("integrations", 4),
     ("http", 5),
     ("app", 6),
     ("cli", 7),

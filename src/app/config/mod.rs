@@ -52,6 +52,9 @@ pub struct Config {
     /// Contact-center connectors, each with a unique name.
     #[serde(default)]
     pub connectors: Vec<ConnectorConfig>,
+    /// `[messaging]`: the Teams chat ⇄ Genesys Cloud Open Messaging bridge.
+    #[serde(default)]
+    pub messaging: crate::integrations::messaging::config::MessagingConfig,
 }
 
 /// Why a configuration could not be loaded.
@@ -142,6 +145,13 @@ impl Config {
         crate::engine::config::validate_rules(&self.teams_to_cc, &self.cc_to_teams, &mut errs);
         crate::connectors::config::validate(&mut self.connectors, "connectors", &mut errs);
         cross::check(self, &mut errs);
+        self.messaging.validate("messaging", &mut errs);
+        self.messaging.check_needs(
+            "messaging",
+            &self.graph,
+            self.server.public_url.is_some(),
+            &mut errs,
+        );
         let names: Vec<&str> = self.connectors.iter().map(ConnectorConfig::name).collect();
         crate::engine::config::check_rule_connectors(
             &self.teams_to_cc,
