@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod matching;
 pub mod pilot;
+pub mod queue;
 pub mod reconcile;
 pub mod service;
 mod shards;

@@ -171,6 +171,33 @@ pub fn contact_event_key(e: &ContactEvent) -> String {
     }
 }
 
+/// A job for the durable work queue ([`Store::queue_push`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewJob {
+    /// The consumer, e.g. `dynamics`, `messaging`, `alerts`.
+    pub queue: String,
+    /// Ordering key: jobs with the same queue and key run strictly in push order.
+    pub key: String,
+    /// Unique within the queue: pushing a dedupe id already stored (pending or done within
+    /// [`crate::store::prune::JOB_RETENTION`]) stores nothing.
+    pub dedupe: Option<String>,
+    pub payload: serde_json::Value,
+    /// Not handed out before this time.
+    pub not_before: DateTime<Utc>,
+}
+
+/// A job handed out by [`Store::queue_claim`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: i64,
+    pub queue: String,
+    pub key: String,
+    pub payload: serde_json::Value,
+    /// Earlier attempts that ended in a retry.
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+}
+
 /// What [`Store::ingest_push`] did with one [`IngestRow`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IngestVerdict {
@@ -287,6 +314,31 @@ pub trait Store: Send + Sync + 'static {
     // contact events
     /// Stores contact events of `connector` in one transaction, each once
     /// ([`contact_event_key`]); returns, per event, whether it was new.
+    // the durable work queue of the integrations
+    /// Stores the jobs in one transaction; returns how many were new (not deduplicated).
+    async fn queue_push(&self, jobs: &[NewJob]) -> StoreResult<u64>;
+    /// Leases up to `limit` due jobs of `queue` for `lease_secs`: only the oldest pending job
+    /// of each key, so a key's jobs run one at a time and in order. A job whose lease ran out
+    /// (its runner died) is handed out again.
+    async fn queue_claim(
+        &self,
+        queue: &str,
+        limit: u32,
+        lease_secs: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Job>>;
+    /// Marks a job done (kept for deduplication until pruned).
+    async fn queue_done(&self, id: i64) -> StoreResult<()>;
+    /// Gives a job back to run again at `not_before`, counting the attempt.
+    async fn queue_retry(&self, id: i64, not_before: DateTime<Utc>, error: &str)
+    -> StoreResult<()>;
+    /// Pending (not done) jobs of `queue`.
+    async fn queue_len(&self, queue: &str) -> StoreResult<u64>;
+    /// The earliest time a job at the head of its key in `queue` may be handed out.
+    async fn queue_next_due(&self, queue: &str) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Deletes done jobs finished before `before`.
+    async fn prune_jobs(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
     async fn contact_events_push(
         &self,
         connector: &str,

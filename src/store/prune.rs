@@ -1,6 +1,7 @@
 //! The retention job: deletes audit entries older than `store.audit_retention_days`, and
 //! contact-center event ids past their replay window ([`INGEST_ID_RETENTION`], at most
-//! [`INGEST_IDS_PER_AGENT`] per agent), and contact events past [`CONTACT_EVENT_RETENTION`].
+//! [`INGEST_IDS_PER_AGENT`] per agent), contact events past [`CONTACT_EVENT_RETENTION`] and
+//! finished jobs past [`JOB_RETENTION`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,11 @@ pub const INGEST_IDS_PER_AGENT: u32 = 5_000;
 /// How long contact events are kept. They are served for a look at recent contacts
 /// (`GET /api/v1/contacts`), not archived: a week covers the shifts anyone looks back at.
 pub const CONTACT_EVENT_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// How long finished jobs of the work queue are kept, so a redelivered job (a webhook sent
+/// again, an event replayed) is still recognised by its dedupe id: platforms redeliver within
+/// hours; a week is the same window as the contact events the jobs are made from.
+pub const JOB_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// Runs until `cancel` fires: prunes at once, then every [`PRUNE_INTERVAL`]. A failed prune
 /// is logged and retried at the next tick.
@@ -56,6 +62,13 @@ pub async fn audit_prune_job(
                     Ok(deleted) => tracing::info!(deleted, "pruned old contact-center event ids"),
                     Err(error) => {
                         tracing::warn!(%error, "event id prune failed; retrying at the next interval")
+                    }
+                }
+                match store.prune_jobs(now - JOB_RETENTION).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, "pruned finished jobs"),
+                    Err(error) => {
+                        tracing::warn!(%error, "job prune failed; retrying at the next interval")
                     }
                 }
                 match store.prune_contact_events(now - CONTACT_EVENT_RETENTION).await {

@@ -16,6 +16,10 @@ pub const METRICS: &[(&str, &str)] = &[
         "Inbound contact-center webhook requests refused, by connector and reason.",
     ),
     (
+        "queue_jobs_total",
+        "Attempts at jobs of the durable work queue, by queue and outcome (done, deferred, failed).",
+    ),
+    (
         "engine_decisions_total",
         "Sync decisions by direction and outcome (written, held down, echo, no rule, ...).",
     ),

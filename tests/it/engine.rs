@@ -881,6 +881,58 @@ impl Store for RealTimeStore {
             .await
     }
 
+    async fn queue_push(&self, jobs: &[presence_bridge::store::NewJob]) -> StoreResult<u64> {
+        let (jobs, s) = (jobs.to_vec(), self.inner.clone());
+        self.run(async move { s.queue_push(&jobs).await }).await
+    }
+
+    async fn queue_claim(
+        &self,
+        queue: &str,
+        limit: u32,
+        lease_secs: u32,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<presence_bridge::store::Job>> {
+        let (queue, s) = (queue.to_owned(), self.inner.clone());
+        self.run(async move { s.queue_claim(&queue, limit, lease_secs, now).await })
+            .await
+    }
+
+    async fn queue_done(&self, id: i64) -> StoreResult<()> {
+        let s = self.inner.clone();
+        self.run(async move { s.queue_done(id).await }).await
+    }
+
+    async fn queue_retry(
+        &self,
+        id: i64,
+        not_before: chrono::DateTime<chrono::Utc>,
+        error: &str,
+    ) -> StoreResult<()> {
+        let (error, s) = (error.to_owned(), self.inner.clone());
+        self.run(async move { s.queue_retry(id, not_before, &error).await })
+            .await
+    }
+
+    async fn queue_len(&self, queue: &str) -> StoreResult<u64> {
+        let (queue, s) = (queue.to_owned(), self.inner.clone());
+        self.run(async move { s.queue_len(&queue).await }).await
+    }
+
+    async fn queue_next_due(
+        &self,
+        queue: &str,
+    ) -> StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
+        let (queue, s) = (queue.to_owned(), self.inner.clone());
+        self.run(async move { s.queue_next_due(&queue).await })
+            .await
+    }
+
+    async fn prune_jobs(&self, before: chrono::DateTime<chrono::Utc>) -> StoreResult<u64> {
+        let s = self.inner.clone();
+        self.run(async move { s.prune_jobs(before).await }).await
+    }
+
     async fn contact_events_push(
         &self,
         connector: &str,

@@ -141,6 +141,7 @@ mod contacts;
 mod cursors;
 mod errors;
 mod prune;
+mod queue;
 mod scratch;
 mod suite;
 

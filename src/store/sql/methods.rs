@@ -9,6 +9,7 @@ macro_rules! impl_store {
         $crate::store::sql::impl_ingest!($store, $db);
         $crate::store::sql::impl_cursors!($store, $db);
         $crate::store::sql::impl_contacts!($store, $db);
+        $crate::store::sql::impl_queue!($store, $db, $lock);
         use $crate::store::sql::{OBSERVED, WRITES, newest_by_key};
 
         const USERS: &str = "SELECT teams_id, upn, mail, display_name, business_phones, \
@@ -409,6 +410,48 @@ macro_rules! impl_store {
                 before: chrono::DateTime<chrono::Utc>,
             ) -> StoreResult<u64> {
                 self.contacts_prune(before).await
+            }
+
+            async fn queue_push(&self, jobs: &[NewJob]) -> StoreResult<u64> {
+                self.jobs_push(jobs).await
+            }
+
+            async fn queue_claim(
+                &self,
+                queue: &str,
+                limit: u32,
+                lease_secs: u32,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> StoreResult<Vec<Job>> {
+                self.jobs_claim(queue, limit, lease_secs, now).await
+            }
+
+            async fn queue_done(&self, id: i64) -> StoreResult<()> {
+                self.jobs_done(id).await
+            }
+
+            async fn queue_retry(
+                &self,
+                id: i64,
+                not_before: chrono::DateTime<chrono::Utc>,
+                error: &str,
+            ) -> StoreResult<()> {
+                self.jobs_retry(id, not_before, error).await
+            }
+
+            async fn queue_len(&self, queue: &str) -> StoreResult<u64> {
+                self.jobs_len(queue).await
+            }
+
+            async fn queue_next_due(
+                &self,
+                queue: &str,
+            ) -> StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
+                self.jobs_next_due(queue).await
+            }
+
+            async fn prune_jobs(&self, before: chrono::DateTime<chrono::Utc>) -> StoreResult<u64> {
+                self.jobs_prune(before).await
             }
 
             async fn ingest_push(&self, connector: &str, rows: &[IngestRow]) -> StoreResult<Vec<IngestVerdict>> {
