@@ -52,8 +52,6 @@ pub struct MessagingConfig {
     pub subscription_expiry_secs: u64,
     /// Chat-message subscriptions are renewed after this long.
     pub subscription_renew_interval_secs: u64,
-    /// A queued hop is leased for this long while it is being carried out.
-    pub queue_lease_secs: u32,
     /// The Open Messaging integration.
     pub genesys: Option<GenesysMessagingConfig>,
 }
@@ -72,7 +70,6 @@ impl Default for MessagingConfig {
             url_signing_key_file: None,
             subscription_expiry_secs: 24 * 3600,
             subscription_renew_interval_secs: 6 * 3600,
-            queue_lease_secs: 60,
             genesys: None,
         }
     }
@@ -154,7 +151,6 @@ impl MessagingConfig {
             300,
             self.subscription_expiry_secs.max(300),
         );
-        errs.between(path, "queue_lease_secs", self.queue_lease_secs, 10, 3600);
         let key_path = ConfigErrors::key(path, "url_signing_key");
         self.url_signing_key = resolve_secret(
             errs,

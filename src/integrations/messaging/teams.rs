@@ -92,7 +92,7 @@ impl TeamsChats {
             id: String,
         }
         let token = self.token(account_id).await?;
-        let url = format!("chats/{}/messages", urlencode(chat_id));
+        let url = format!("chats/{}/messages", path_segment(chat_id));
         let body = serde_json::json!({"body": {"contentType": "html", "content": html}});
         let req = GraphRequest::new(Method::POST, url, ApiFamily::Other)
             .json(body)
@@ -149,8 +149,21 @@ fn graph_download_error(e: GraphError) -> DownloadError {
     }
 }
 
-fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+/// A chat id as a path segment: raw, as Graph's examples show them (`19:…@thread.v2`), with
+/// only the characters that would end or escape a segment percent-encoded.
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '/' => out.push_str("%2F"),
+            '?' => out.push_str("%3F"),
+            '#' => out.push_str("%23"),
+            '%' => out.push_str("%25"),
+            ' ' => out.push_str("%20"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Sends `req` and reads the body, stopping once it passes `max` bytes.

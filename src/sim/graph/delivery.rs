@@ -103,7 +103,7 @@ fn notification(
     body
 }
 
-async fn deliver(sim: &SimGraph, url: &str, body: &Value) {
+pub(super) async fn deliver(sim: &SimGraph, url: &str, body: &Value) {
     let mut wait = RETRY_BASE;
     for _ in 0..DELIVERY_ATTEMPTS {
         if let Some(status) = post_json(url, body).await
