@@ -98,7 +98,9 @@ pub(crate) fn build(
     ));
     let keys = load_keys(&cfg.graph.webhook)
         .map_err(|e| bad("graph.webhook.certificates", e.to_string()))?;
-    let certificate = keys.first().map(|k| (k.id.clone(), k.certificate_b64.clone()));
+    let certificate = keys
+        .first()
+        .map(|k| (k.id.clone(), k.certificate_b64.clone()));
     let g = &cfg.graph;
     let tokens = match (&g.client_id, &g.tenant_id) {
         (Some(client_id), Some(tenant_id)) => Some(token_validator(

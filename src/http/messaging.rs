@@ -53,9 +53,9 @@ impl MessagingHttp {
 
     /// The larger of the two body caps (the route group's limit).
     pub fn max_body_bytes(&self) -> usize {
-        self.inner
-            .as_ref()
-            .map_or(64 * 1024, |e| e.webhook_body_bytes.max(e.notification_body_bytes))
+        self.inner.as_ref().map_or(64 * 1024, |e| {
+            e.webhook_body_bytes.max(e.notification_body_bytes)
+        })
     }
 
     fn get(&self) -> Result<&Endpoints, ApiError> {
@@ -93,9 +93,9 @@ async fn genesys_webhook(
         Ok(_) => Ok(StatusCode::OK.into_response()),
         Err(WebhookRejection::UnknownIntegration) => Err(ApiError::NotFound),
         Err(WebhookRejection::BadSignature) => Err(ApiError::Unauthorized),
-        Err(WebhookRejection::BadBody) => {
-            Err(ApiError::BadRequest("not an Open Messaging normalized message".into()))
-        }
+        Err(WebhookRejection::BadBody) => Err(ApiError::BadRequest(
+            "not an Open Messaging normalized message".into(),
+        )),
         Err(WebhookRejection::Unavailable) => Err(ApiError::Unavailable),
     }
 }
@@ -150,13 +150,19 @@ async fn file(
                 HeaderValue::from_str(&meta.content_type)
                     .unwrap_or(HeaderValue::from_static("application/octet-stream")),
             );
-            h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
             h.insert(
                 header::CONTENT_DISPOSITION,
                 HeaderValue::from_str(&format!("attachment; filename=\"{}\"", meta.filename))
                     .unwrap_or(HeaderValue::from_static("attachment")),
             );
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            );
             Ok(resp)
         }
         Err(FileError::NotFound) => Err(ApiError::NotFound),

@@ -129,7 +129,11 @@ impl SimOpenMessaging {
         let content: Vec<Value> = attachments
             .iter()
             .map(|(url, mime, name)| {
-                let media = if mime.starts_with("image/") { "Image" } else { "File" };
+                let media = if mime.starts_with("image/") {
+                    "Image"
+                } else {
+                    "File"
+                };
                 json!({"contentType": "Attachment", "attachment": {
                     "id": uuid::Uuid::new_v4().to_string(), "mediaType": media,
                     "url": url, "mime": mime, "filename": name}})
@@ -234,7 +238,9 @@ pub async fn spawn(integration_id: &str, secret: &str) -> SimOpenMessaging {
 
 async fn token(State(sim): State<SimOpenMessaging>, headers: HeaderMap, body: String) -> Response {
     let form: std::collections::HashMap<String, String> =
-        url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+        url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
     let basic = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -246,7 +252,11 @@ async fn token(State(sim): State<SimOpenMessaging>, headers: HeaderMap, body: St
         || (form.get("client_id").map(String::as_str) == Some(OM_CLIENT_ID)
             && form.get("client_secret").map(String::as_str) == Some(OM_CLIENT_SECRET));
     if !ok || form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_client"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
     }
     let t = uuid::Uuid::new_v4().to_string();
     sim.lock().tokens.insert(t.clone());
@@ -266,9 +276,14 @@ async fn inbound(
         .map(str::to_owned);
     let mut s = sim.lock();
     if !bearer.is_some_and(|b| s.tokens.contains(&b)) {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"message": "bad token"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "bad token"})),
+        )
+            .into_response();
     }
-    if integration != s.integration_id || !["message", "receipt", "event"].contains(&kind.as_str()) {
+    if integration != s.integration_id || !["message", "receipt", "event"].contains(&kind.as_str())
+    {
         return (StatusCode::NOT_FOUND, Json(json!({"message": "not found"}))).into_response();
     }
     if let Some((n, secs)) = s.throttle
@@ -284,7 +299,10 @@ async fn inbound(
             .into_response();
     }
     if kind == "message" && body.pointer("/channel/from/id").is_none() {
-        return (StatusCode::BAD_REQUEST, Json(json!({"message": "channel.from is required"})))
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"message": "channel.from is required"})),
+        )
             .into_response();
     }
     s.calls.push(OmCall {
@@ -292,11 +310,17 @@ async fn inbound(
         body: body.clone(),
     });
     let id = uuid::Uuid::new_v4().simple().to_string();
-    (StatusCode::OK, Json(json!({"id": id, "channel": body.get("channel"), "direction": "Inbound"})))
+    (
+        StatusCode::OK,
+        Json(json!({"id": id, "channel": body.get("channel"), "direction": "Inbound"})),
+    )
         .into_response()
 }
 
-async fn media(State(sim): State<SimOpenMessaging>, Path((id, _name)): Path<(String, String)>) -> Response {
+async fn media(
+    State(sim): State<SimOpenMessaging>,
+    Path((id, _name)): Path<(String, String)>,
+) -> Response {
     match sim.lock().media.get(&id).cloned() {
         Some((mime, bytes)) => ([("content-type", mime)], bytes).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),

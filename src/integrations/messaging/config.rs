@@ -127,7 +127,13 @@ impl MessagingConfig {
                 "name at least one support account",
             );
         }
-        errs.between(path, "thread_window_secs", self.thread_window_secs, 60, 30 * 86_400);
+        errs.between(
+            path,
+            "thread_window_secs",
+            self.thread_window_secs,
+            60,
+            30 * 86_400,
+        );
         errs.at_least(path, "max_attachment_bytes", self.max_attachment_bytes, 1);
         errs.between(
             path,
@@ -198,7 +204,12 @@ impl MessagingConfig {
                 if g.webhook_secret.is_none() {
                     errs.push(&spath, "is required (the integration's signature secret)");
                 }
-                errs.at_least(&gpath, "max_webhook_body_bytes", g.max_webhook_body_bytes, 1024);
+                errs.at_least(
+                    &gpath,
+                    "max_webhook_body_bytes",
+                    g.max_webhook_body_bytes,
+                    1024,
+                );
             }
         }
     }
@@ -220,7 +231,10 @@ impl MessagingConfig {
         }
         let key = ConfigErrors::key(path, "enabled");
         if !graph.enabled() {
-            errs.push(&key, "needs [graph] (graph.tenant_id and the app registration)");
+            errs.push(
+                &key,
+                "needs [graph] (graph.tenant_id and the app registration)",
+            );
         }
         if graph.token_encryption_key.is_none() && graph.token_encryption_key_file.is_none() {
             errs.push(

@@ -102,7 +102,11 @@ impl FileHost {
         bytes: &[u8],
         now: DateTime<Utc>,
     ) -> Result<String, FileError> {
-        let token = B64URL.encode(self.mac(&[b"file", origin.as_bytes()]).finalize().into_bytes());
+        let token = B64URL.encode(
+            self.mac(&[b"file", origin.as_bytes()])
+                .finalize()
+                .into_bytes(),
+        );
         let meta = FileMeta {
             filename: safe_name(filename),
             content_type: content_type.to_owned(),
@@ -120,8 +124,7 @@ impl FileHost {
     fn link(&self, token: &str, meta: &FileMeta) -> String {
         let expires = meta.expires_at.timestamp();
         let sig = self.signature(token, expires);
-        let name: String =
-            url::form_urlencoded::byte_serialize(meta.filename.as_bytes()).collect();
+        let name: String = url::form_urlencoded::byte_serialize(meta.filename.as_bytes()).collect();
         format!("{}/{token}/{name}?expires={expires}&sig={sig}", self.base)
     }
 
@@ -180,7 +183,9 @@ impl FileHost {
                 continue;
             };
             let expired = match tokio::fs::read(entry.path()).await {
-                Ok(b) => serde_json::from_slice::<FileMeta>(&b).map_or(true, |m| m.expires_at <= now),
+                Ok(b) => {
+                    serde_json::from_slice::<FileMeta>(&b).map_or(true, |m| m.expires_at <= now)
+                }
                 Err(_) => false,
             };
             if expired {
@@ -235,17 +240,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = host(&dir);
         let now = Utc::now();
-        let link = h.put("m1/a", "../x\".png", "image/png", b"PNG", now).await.unwrap();
+        let link = h
+            .put("m1/a", "../x\".png", "image/png", b"PNG", now)
+            .await
+            .unwrap();
         assert!(link.starts_with("https://bridge.example/messaging/files/"));
         let (token, expires, sig) = parts(&link);
         let (meta, bytes) = h.open(&token, expires, &sig, now).await.unwrap();
-        assert_eq!((meta.filename.as_str(), bytes.as_slice()), ("x.png", &b"PNG"[..]));
+        assert_eq!(
+            (meta.filename.as_str(), bytes.as_slice()),
+            ("x.png", &b"PNG"[..])
+        );
         // a later expiry with the old signature, another token, a bad signature: refused
         assert!(h.open(&token, expires + 3600, &sig, now).await.is_err());
         let other = format!("{}A", &token[..TOKEN_LEN - 1]);
         assert!(h.open(&other, expires, &sig, now).await.is_err());
         assert!(h.open(&token, expires, "AAAA", now).await.is_err());
-        assert!(h.open("../../etc/passwd", expires, &sig, now).await.is_err());
+        assert!(
+            h.open("../../etc/passwd", expires, &sig, now)
+                .await
+                .is_err()
+        );
         // expired
         let later = now + chrono::Duration::seconds(601);
         assert!(h.open(&token, expires, &sig, later).await.is_err());

@@ -58,8 +58,11 @@ impl OpenMessagingApi {
     }
 
     pub async fn send_receipt(&self, receipt: &Receipt) -> Result<(), ConnectorError> {
-        self.post("receipt", &serde_json::to_value(receipt).expect("serializable"))
-            .await
+        self.post(
+            "receipt",
+            &serde_json::to_value(receipt).expect("serializable"),
+        )
+        .await
     }
 
     async fn post(&self, what: &str, body: &serde_json::Value) -> Result<(), ConnectorError> {

@@ -277,7 +277,11 @@ impl Bridge {
             Ok(None) => {
                 self.count("messaging_hops_total", "unknown_recipient");
                 return self
-                    .receipt(msg, ReceiptStatus::Failed, Some("no Teams chat for this recipient"))
+                    .receipt(
+                        msg,
+                        ReceiptStatus::Failed,
+                        Some("no Teams chat for this recipient"),
+                    )
                     .await;
             }
             Err(e) => return e.into(),
@@ -352,8 +356,12 @@ impl Bridge {
             Err(e) => {
                 tracing::error!(error = %e, "agent message could not be posted to Teams");
                 self.count("messaging_hops_total", "refused_by_graph");
-                self.receipt(msg, ReceiptStatus::Failed, Some("Teams refused the message"))
-                    .await
+                self.receipt(
+                    msg,
+                    ReceiptStatus::Failed,
+                    Some("Teams refused the message"),
+                )
+                .await
             }
         }
     }
@@ -389,7 +397,11 @@ impl Bridge {
         };
         let key = format!("genesys:{}", msg.channel.to.id);
         match self
-            .enqueue(vec![(key, format!("receipt:{}", msg.id), Hop::Receipt { receipt })])
+            .enqueue(vec![(
+                key,
+                format!("receipt:{}", msg.id),
+                Hop::Receipt { receipt },
+            )])
             .await
         {
             Ok(_) => HopOutcome::Done,

@@ -63,7 +63,9 @@ impl ChatNotifications {
         for n in batch.value {
             match self.account_of(&n).await {
                 Ok(Some(account)) => trusted.push((account, n)),
-                Ok(None) => self.bridge.count("messaging_notifications_total", "not_ours"),
+                Ok(None) => self
+                    .bridge
+                    .count("messaging_notifications_total", "not_ours"),
                 Err(e) => {
                     tracing::error!(error = %e, "subscription lookup failed");
                     return Err(Rejection::Unavailable);
@@ -111,9 +113,11 @@ impl ChatNotifications {
                     .count("messaging_notifications_total", "no_resource_data");
                 continue;
             };
-            let message = match self.decryptor.decrypt(content).map(|plain| {
-                serde_json::from_slice::<ChatMessage>(&plain)
-            }) {
+            let message = match self
+                .decryptor
+                .decrypt(content)
+                .map(|plain| serde_json::from_slice::<ChatMessage>(&plain))
+            {
                 Ok(Ok(m)) => m,
                 _ => {
                     self.bridge
@@ -153,7 +157,10 @@ impl ChatNotifications {
         }
         self.bridge
             .metrics
-            .counter("messaging_notifications_total", &[("what", "queued".into())])
+            .counter(
+                "messaging_notifications_total",
+                &[("what", "queued".into())],
+            )
             .increment(new);
         Ok(new)
     }
@@ -167,7 +174,8 @@ impl ChatNotifications {
             Err(e) => return Err(e),
         };
         let given = n.client_state.as_deref().unwrap_or("");
-        let ok = sub.kind == KIND && bool::from(given.as_bytes().ct_eq(sub.client_state.as_bytes()));
+        let ok =
+            sub.kind == KIND && bool::from(given.as_bytes().ct_eq(sub.client_state.as_bytes()));
         Ok(ok.then_some(sub.account_id).flatten())
     }
 }

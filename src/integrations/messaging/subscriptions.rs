@@ -62,7 +62,11 @@ pub fn resource(user_id: &str) -> String {
 
 impl ChatSubscriptions {
     /// The job: a pass every [`CHECK_INTERVAL`], lifecycle events as they come.
-    pub async fn run(self, mut events: mpsc::UnboundedReceiver<LifecycleEvent>, cancel: CancellationToken) {
+    pub async fn run(
+        self,
+        mut events: mpsc::UnboundedReceiver<LifecycleEvent>,
+        cancel: CancellationToken,
+    ) {
         let mut tick = tokio::time::interval(CHECK_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -158,7 +162,12 @@ impl ChatSubscriptions {
         Ok(covered)
     }
 
-    async fn create(&self, account_id: &str, user: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn create(
+        &self,
+        account_id: &str,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let caller = Caller::Account(account_id);
         let req = NewSubscription {
             change_type: "created".into(),
@@ -204,7 +213,11 @@ impl ChatSubscriptions {
 
     /// After a `409`: the existing subscription on the same resource, when it carries a
     /// clientState (ours, from before a restart that lost the record); others are deleted.
-    async fn adopt(&self, caller: Caller<'_>, req: &NewSubscription) -> Option<(RemoteSubscription, String)> {
+    async fn adopt(
+        &self,
+        caller: Caller<'_>,
+        req: &NewSubscription,
+    ) -> Option<(RemoteSubscription, String)> {
         let list = match self.api.list(caller).await {
             Ok(l) => l,
             Err(e) => {
@@ -217,7 +230,11 @@ impl ChatSubscriptions {
         };
         for r in list.into_iter().filter(same) {
             match r.client_state.clone().filter(|s| !s.is_empty()) {
-                Some(state) if r.notification_url.as_deref().is_none_or(|u| u == req.notification_url) => {
+                Some(state)
+                    if r.notification_url
+                        .as_deref()
+                        .is_none_or(|u| u == req.notification_url) =>
+                {
                     self.count("adopted");
                     return Some((r, state));
                 }
@@ -229,12 +246,22 @@ impl ChatSubscriptions {
         None
     }
 
-    async fn renew(&self, r: &SubscriptionRecord, user: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn renew(
+        &self,
+        r: &SubscriptionRecord,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let Some(account) = r.account_id.as_deref() else {
             return Ok(false);
         };
-        let patch = SubscriptionPatch::renewal(now + chrono::Duration::seconds(self.expiry_secs as i64));
-        match self.api.update(Caller::Account(account), &r.id, &patch).await {
+        let patch =
+            SubscriptionPatch::renewal(now + chrono::Duration::seconds(self.expiry_secs as i64));
+        match self
+            .api
+            .update(Caller::Account(account), &r.id, &patch)
+            .await
+        {
             Ok(remote) => {
                 let mut rec = r.clone();
                 rec.expires_at = remote.expiration_date_time;
@@ -266,7 +293,13 @@ impl ChatSubscriptions {
             return;
         }
         let now = self.clock.now();
-        let user = r.resource.trim_start_matches("/users/").split('/').next().unwrap_or("").to_owned();
+        let user = r
+            .resource
+            .trim_start_matches("/users/")
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .to_owned();
         let result = match ev.event.as_str() {
             "reauthorizationRequired" => self.renew(&r, &user, now).await,
             "subscriptionRemoved" => match (self.forget(&r).await, r.account_id.as_deref()) {
@@ -275,7 +308,10 @@ impl ChatSubscriptions {
                 _ => Ok(false),
             },
             other => {
-                tracing::warn!(event = other, "chat subscription lifecycle event; messages sent meanwhile may be missing");
+                tracing::warn!(
+                    event = other,
+                    "chat subscription lifecycle event; messages sent meanwhile may be missing"
+                );
                 Ok(true)
             }
         };

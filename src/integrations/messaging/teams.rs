@@ -57,7 +57,12 @@ const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl TeamsChats {
     pub fn new(client: GraphClient, accounts: Arc<AccountTokens>) -> Result<Self, GraphError> {
-        let graph_base = client.config().base_url.as_str().trim_end_matches('/').to_owned();
+        let graph_base = client
+            .config()
+            .base_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned();
         let http = reqwest::Client::builder()
             .timeout(DOWNLOAD_TIMEOUT)
             .build()
@@ -175,9 +180,9 @@ async fn fetch_capped(req: reqwest::RequestBuilder, max: u64) -> Result<Download
     let status = resp.status();
     if !status.is_success() {
         return Err(match status.as_u16() {
-            429 | 503 => DownloadError::Throttled(crate::net::retry_after::from_headers(
-                resp.headers(),
-            )),
+            429 | 503 => {
+                DownloadError::Throttled(crate::net::retry_after::from_headers(resp.headers()))
+            }
             500..=599 | 408 => DownloadError::Transient(format!("HTTP {status}")),
             _ => DownloadError::Refused(format!("HTTP {status}")),
         });

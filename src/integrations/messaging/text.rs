@@ -232,7 +232,9 @@ mod tests {
     #[test]
     fn html_becomes_plain_text_with_light_markdown() {
         assert_eq!(
-            html_to_text("<p>Hello <b>team</b>,</p><p>see <a href=\"https://x.example/a?b=1&amp;c=2\">this</a></p>"),
+            html_to_text(
+                "<p>Hello <b>team</b>,</p><p>see <a href=\"https://x.example/a?b=1&amp;c=2\">this</a></p>"
+            ),
             "Hello **team**,\nsee this (https://x.example/a?b=1&c=2)"
         );
         assert_eq!(
@@ -259,13 +261,19 @@ mod tests {
             ),
             name: None,
         };
-        let m = msg("<attachment id=\"9\"></attachment><p>Not yet</p>", vec![reference]);
+        let m = msg(
+            "<attachment id=\"9\"></attachment><p>Not yet</p>",
+            vec![reference],
+        );
         assert_eq!(
             inbound_text(&m, ReplyPolicy::Quote),
             "> Ann wrote:\n> Is it fixed?\n\nNot yet"
         );
         assert_eq!(inbound_text(&m, ReplyPolicy::Strip), "Not yet");
-        assert_eq!(inbound_text(&msg("<p>hi</p>", vec![]), ReplyPolicy::Quote), "hi");
+        assert_eq!(
+            inbound_text(&msg("<p>hi</p>", vec![]), ReplyPolicy::Quote),
+            "hi"
+        );
     }
 
     #[test]
@@ -273,12 +281,17 @@ mod tests {
         let html = r#"<p>look</p><img src="https://graph.microsoft.com/v1.0/chats/19:a/messages/1/hostedContents/aWQ=/$value" width="10"><IMG alt='x' src='https://graph.microsoft.com/v1.0/chats/19:a/messages/1/hostedContents/aWQ=/$value'><img src="https://elsewhere.example/x.png">"#;
         assert_eq!(
             hosted_images(html),
-            vec!["https://graph.microsoft.com/v1.0/chats/19:a/messages/1/hostedContents/aWQ=/$value"]
+            vec![
+                "https://graph.microsoft.com/v1.0/chats/19:a/messages/1/hostedContents/aWQ=/$value"
+            ]
         );
     }
 
     #[test]
     fn agent_text_is_escaped() {
-        assert_eq!(text_to_html("a<b> & \"c\"\nd"), "a&lt;b&gt; &amp; &quot;c&quot;<br>d");
+        assert_eq!(
+            text_to_html("a<b> & \"c\"\nd"),
+            "a&lt;b&gt; &amp; &quot;c&quot;<br>d"
+        );
     }
 }

@@ -54,7 +54,8 @@ impl GenesysWebhook {
             return Err(WebhookRejection::UnknownIntegration);
         }
         if !verify(&self.secret, signature, body) {
-            self.bridge.count("messaging_webhook_total", "bad_signature");
+            self.bridge
+                .count("messaging_webhook_total", "bad_signature");
             return Err(WebhookRejection::BadSignature);
         }
         let msg: NormalizedMessage =

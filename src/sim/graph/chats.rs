@@ -29,8 +29,8 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::delivery::deliver;
-use super::subscriptions::SimSubscription;
 use super::encrypt::encrypt_for_notification;
+use super::subscriptions::SimSubscription;
 use super::tokens::TokenIssuer;
 use super::{SimGraph, graph_error};
 use crate::graph::notifications::crypto::public_key_from_certificate_der;
@@ -282,7 +282,11 @@ async fn post_message(
     };
     let content = body.pointer("/body/content").and_then(Value::as_str);
     let Some(content) = content.filter(|c| !c.is_empty()) else {
-        return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "body.content is required.");
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "body.content is required.",
+        );
     };
     let content_type = body
         .pointer("/body/contentType")
@@ -294,7 +298,11 @@ async fn post_message(
             return graph_error(StatusCode::NOT_FOUND, "NotFound", "Chat not found.");
         };
         if !chat.members.contains(&caller) {
-            return graph_error(StatusCode::FORBIDDEN, "Forbidden", "Not a member of the chat.");
+            return graph_error(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "Not a member of the chat.",
+            );
         }
         let id = next_message_id(&mut t.chats);
         let display = t
@@ -329,7 +337,11 @@ async fn hosted_content(
         Some((mime, bytes)) if member => {
             ([("content-type", mime.clone())], bytes.clone()).into_response()
         }
-        _ => graph_error(StatusCode::NOT_FOUND, "NotFound", "Hosted content not found."),
+        _ => graph_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "Hosted content not found.",
+        ),
     }
 }
 
@@ -343,7 +355,11 @@ async fn shared_content(
     }
     match sim.lock().chats.shared.get(&share) {
         Some((mime, bytes)) => ([("content-type", mime.clone())], bytes.clone()).into_response(),
-        None => graph_error(StatusCode::NOT_FOUND, "itemNotFound", "The sharing link is not valid."),
+        None => graph_error(
+            StatusCode::NOT_FOUND,
+            "itemNotFound",
+            "The sharing link is not valid.",
+        ),
     }
 }
 
@@ -354,5 +370,8 @@ pub(super) fn routes() -> Router<SimGraph> {
             "/v1.0/chats/{chat}/messages/{msg}/hostedContents/{hc}/$value",
             get(hosted_content),
         )
-        .route("/v1.0/shares/{share}/driveItem/content", get(shared_content))
+        .route(
+            "/v1.0/shares/{share}/driveItem/content",
+            get(shared_content),
+        )
 }

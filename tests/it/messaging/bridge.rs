@@ -55,7 +55,10 @@ async fn a_teams_message_reaches_genesys_and_the_agent_reply_lands_in_the_same_c
     })
     .await;
     let r = &env.om.receipts()[0];
-    assert_eq!((r["id"].as_str(), r["status"].as_str()), (Some(genesys_id.as_str()), Some("Delivered")));
+    assert_eq!(
+        (r["id"].as_str(), r["status"].as_str()),
+        (Some(genesys_id.as_str()), Some("Delivered"))
+    );
     assert_eq!(r["channel"]["to"]["id"], from["id"]);
 
     // The reply came back through the subscription; it is not looped to Genesys. The next
@@ -64,7 +67,10 @@ async fn a_teams_message_reaches_genesys_and_the_agent_reply_lands_in_the_same_c
     let got = env.genesys_messages(2).await;
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[1]["text"], "thanks");
-    assert_eq!(got[1]["channel"]["from"]["id"], from["id"], "same thread within the window");
+    assert_eq!(
+        got[1]["channel"]["from"]["id"], from["id"],
+        "same thread within the window"
+    );
 
     // Typing goes nowhere (Graph cannot show it) and is accepted.
     assert_eq!(env.om.agent_types(from).await, 200);
@@ -80,10 +86,20 @@ async fn a_reply_is_quoted_by_default() {
     env.genesys_messages(1).await;
     env.graph_sim
         .state
-        .user_says(&env.chat, CUSTOMER, "<p>Any news?</p>", vec![], vec![], Some(&first))
+        .user_says(
+            &env.chat,
+            CUSTOMER,
+            "<p>Any news?</p>",
+            vec![],
+            vec![],
+            Some(&first),
+        )
         .await;
     let got = env.genesys_messages(2).await;
-    assert_eq!(got[1]["text"], "> Carol Customer wrote:\n> Is it fixed?\n\nAny news?");
+    assert_eq!(
+        got[1]["text"],
+        "> Carol Customer wrote:\n> Is it fixed?\n\nAny news?"
+    );
     daemon.shutdown().await;
 }
 
@@ -149,13 +165,21 @@ async fn attachments_are_rehosted_behind_signed_expiring_links() {
     let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
     let exp: i64 = q["expires"].parse().unwrap();
     let sig = &q["sig"];
-    let flipped = if sig.starts_with('A') { sig.replacen('A', "B", 1) } else { format!("A{}", &sig[1..]) };
+    let flipped = if sig.starts_with('A') {
+        sig.replacen('A', "B", 1)
+    } else {
+        format!("A{}", &sig[1..])
+    };
     for wrong in [
         bare.clone(),
         format!("{bare}?expires={exp}&sig={flipped}"),
         format!("{bare}?expires={}&sig={sig}", exp + 3600),
     ] {
-        assert_eq!(http.get(&wrong).send().await.unwrap().status(), 404, "{wrong}");
+        assert_eq!(
+            http.get(&wrong).send().await.unwrap().status(),
+            404,
+            "{wrong}"
+        );
     }
     // Until it expires.
     env.clock.advance(std::time::Duration::from_secs(601));
@@ -247,16 +271,33 @@ async fn a_restart_mid_conversation_loses_and_duplicates_nothing() {
     env.subscribed().await;
     env.customer_says("<p>first</p>").await;
     let from = env.genesys_messages(1).await[0]["channel"]["from"].clone();
-    // Genesys throttles: the next message waits in the queue when the daemon stops.
+    // Both sides are throttled when the daemon stops: the customer's next message waits for
+    // Genesys, the agent's answer for Graph (an hour's Retry-After, beyond what the Graph
+    // client waits in place, so the hop goes back to the queue).
     env.om.throttle_next(1000, 1);
     env.customer_says("<p>second</p>").await;
-    let om = env.om.clone();
-    eventually("a throttled attempt", WAIT, || {
-        let om = om.clone();
-        async move { om.throttled() >= 1 }
+    let chat_path = format!("/chats/{}/messages", env.chat);
+    env.graph_sim.state.inject_fault(FaultRule {
+        path_contains: chat_path.clone(),
+        remaining: 1,
+        kind: FaultKind::Status {
+            status: 429,
+            retry_after_secs: Some(3600),
+        },
+    });
+    env.om
+        .agent_says(&from, "answer across the restart", &[])
+        .await;
+    let (om, sim, path) = (
+        env.om.clone(),
+        env.graph_sim.state.clone(),
+        chat_path.clone(),
+    );
+    eventually("a throttled attempt on each side", WAIT, || {
+        let (om, sim, path) = (om.clone(), sim.clone(), path.clone());
+        async move { om.throttled() >= 1 && sim.request_count(&path) >= 1 }
     })
     .await;
-    // An agent message queued just before the stop is carried after the restart.
     daemon.shutdown().await;
     let created = env.graph_sim.state.subscriptions_created();
 
@@ -264,15 +305,40 @@ async fn a_restart_mid_conversation_loses_and_duplicates_nothing() {
     env.om.throttle_next(0, 0);
     let got = env.genesys_messages(2).await;
     assert_eq!(got[1]["text"], "second");
-    assert_eq!(got[1]["channel"]["from"], from, "the thread survives the restart");
-    env.om.agent_says(&from, "reply after restart", &[]).await;
-    let chat = env.chat_messages(4).await;
-    assert_eq!(text_of(&chat[3]), "reply after restart");
+    assert_eq!(
+        got[1]["channel"]["from"], from,
+        "the thread survives the restart"
+    );
+    // The hour passes: the agent's answer is posted, once.
+    env.clock.advance(std::time::Duration::from_secs(3601));
+    let chat = env.chat_messages(3).await;
+    assert_eq!(text_of(&chat[2]), "answer across the restart");
     env.customer_says("<p>third</p>").await;
     let got = env.genesys_messages(3).await;
     let texts: Vec<&str> = got.iter().map(|m| m["text"].as_str().unwrap()).collect();
     assert_eq!(texts, vec!["first", "second", "third"]);
-    assert_eq!(env.graph_sim.state.chat_messages(&env.chat).len(), 5);
+    let chat: Vec<String> = env
+        .graph_sim
+        .state
+        .chat_messages(&env.chat)
+        .iter()
+        .map(text_of)
+        .collect();
+    assert_eq!(
+        chat,
+        vec![
+            "<p>first</p>",
+            "<p>second</p>",
+            "answer across the restart",
+            "<p>third</p>"
+        ]
+    );
+    let om = env.om.clone();
+    eventually("the receipt of the answer", WAIT, || {
+        let om = om.clone();
+        async move { om.receipts().len() == 1 }
+    })
+    .await;
     assert_eq!(
         env.graph_sim.state.subscriptions_created(),
         created,

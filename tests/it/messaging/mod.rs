@@ -107,7 +107,9 @@ impl Env {
         let chat = sim.state.create_chat(&[CUSTOMER, SUPPORT]);
         let om = openmessaging::spawn(INTEGRATION, WEBHOOK_SECRET).await;
         let port = crate::helpers::port_for_restarts();
-        om.set_webhook_url(&format!("http://127.0.0.1:{port}/messaging/genesys/support"));
+        om.set_webhook_url(&format!(
+            "http://127.0.0.1:{port}/messaging/genesys/support"
+        ));
         Env {
             graph_sim: sim,
             om,
@@ -151,7 +153,8 @@ impl Env {
             ..MessagingConfig::default()
         };
         tweak(&mut cfg.messaging);
-        cfg.resolve_and_validate().expect("messaging test config is valid");
+        cfg.resolve_and_validate()
+            .expect("messaging test config is valid");
         cfg
     }
 
@@ -179,9 +182,10 @@ impl Env {
         eventually("the chat-message subscription", WAIT, || {
             let sim = sim.clone();
             async move {
-                sim.subscriptions()
-                    .iter()
-                    .any(|s| s.resource.ends_with(&format!("users/{SUPPORT}/chats/getAllMessages")))
+                sim.subscriptions().iter().any(|s| {
+                    s.resource
+                        .ends_with(&format!("users/{SUPPORT}/chats/getAllMessages"))
+                })
             }
         })
         .await;
