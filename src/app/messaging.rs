@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::notifications::{TokenAudience, token_validator};
+use crate::app::notifications::validator;
 use crate::app::{AppError, Core};
 use crate::graph::accounts::AccountTokens;
 use crate::graph::client::GraphClient;
@@ -101,19 +101,7 @@ pub(crate) fn build(
     let certificate = keys
         .first()
         .map(|k| (k.id.clone(), k.certificate_b64.clone()));
-    let g = &cfg.graph;
-    let tokens = match (&g.client_id, &g.tenant_id) {
-        (Some(client_id), Some(tenant_id)) => Some(token_validator(
-            &TokenAudience {
-                client_id,
-                tenant_id,
-                authority: g.authority_url.as_str(),
-                jwks_url: g.webhook.jwks_url.as_ref(),
-            },
-            reqwest::Client::new(),
-        )?),
-        _ => None,
-    };
+    let tokens = validator(cfg)?;
     let (lifecycle_tx, lifecycle_rx) = tokio::sync::mpsc::unbounded_channel();
     let notifications =
         ChatNotifications::new(bridge.clone(), Decryptor::new(keys), tokens, lifecycle_tx);

@@ -168,6 +168,8 @@ pub struct DemoOptions {
     pub listen: Option<std::net::SocketAddr>,
     /// The simulated contact center.
     pub cc: DemoCc,
+    /// Also bridge a simulated customer's Teams chat to a simulated Genesys agent.
+    pub messaging: bool,
 }
 
 /// The Teams user id of demo person `i` (1-based), a GUID as Graph's are.
@@ -283,7 +285,11 @@ async fn start_graph(users: usize) -> sim_graph::SimGraphHandle {
 /// Runs the demo until Ctrl-C.
 pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let (graph, cc) = start_simulators_for(opts.cc, opts.users).await?;
-    let config = demo_config_for(&graph, &cc, opts.users, opts.listen)?;
+    let mut config = demo_config_for(&graph, &cc, opts.users, opts.listen)?;
+    let messaging = match opts.messaging {
+        true => Some(super::demo_messaging::prepare(&graph, &mut config).await?),
+        false => None,
+    };
     crate::telemetry::init_tracing(&config.log)?;
     // A fresh database every run: the simulators start fresh too.
     if let Some(path) = config.store.sqlite_path().filter(|p| p.exists()) {
@@ -292,7 +298,11 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
         }
     }
-    let app = Application::build(config).await?;
+    let store = crate::store::open(&config.store).await?;
+    if let Some(m) = &messaging {
+        m.sign_in(&graph.state, &config, store.clone()).await?;
+    }
+    let app = Application::builder(config).store(store).build().await?;
     let base = format!("http://{}", app.local_addr());
     if let DemoCenter::Sim(sim) = &cc {
         sim.set_webhook_url(&format!("{base}/connectors/{DEMO_CONNECTOR}/events"));
@@ -321,10 +331,16 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         opts.cc,
         cc.address()
     )?;
+    if let Some(m) = &messaging {
+        m.describe()?;
+    }
     outln!("Ctrl-C stops.")?;
     outln!()?;
 
     let stop = app.cancel_token();
+    if let Some(m) = messaging {
+        tokio::spawn(m.scenario(graph.state.clone(), stop.clone()));
+    }
     let scenario = tokio::spawn(scenario(graph.state.clone(), cc, opts.users, stop.clone()));
     let result = app.run_until_stopped(crate::app::shutdown_signal()).await;
     stop.cancel();

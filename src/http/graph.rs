@@ -62,15 +62,45 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let batch = match collection(&query, &headers, &body)? {
+        Incoming::Handshake(answer) => return Ok(answer),
+        Incoming::Batch(batch) => batch,
+    };
+    answer(state.receiver.receive(batch).await)
+}
+
+/// What a POST to a change-notification endpoint carries.
+pub(super) enum Incoming {
+    /// The validation handshake, answered.
+    Handshake(Response),
+    Batch(NotificationCollection),
+}
+
+/// The handshake answer, or the JSON notification collection of the body.
+pub(super) fn collection(
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Incoming, ApiError> {
     if let Some(token) = query.get("validationToken") {
-        return handshake(token);
+        return handshake(token).map(Incoming::Handshake);
     }
-    if !is_json(&headers) {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let batch: NotificationCollection = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::BadRequest("not a change notification collection".into()))?;
-    match state.receiver.receive(batch).await {
+    serde_json::from_slice(body)
+        .map(Incoming::Batch)
+        .map_err(|_| ApiError::BadRequest("not a change notification collection".into()))
+}
+
+/// `202`, or the status of the rejection.
+pub(super) fn answer<T>(result: Result<T, Rejection>) -> Result<Response, ApiError> {
+    match result {
         Ok(_) => Ok(StatusCode::ACCEPTED.into_response()),
         Err(Rejection::BadContent) => Err(ApiError::BadRequest(
             "no notification in the batch could be opened".into(),
@@ -82,16 +112,7 @@ async fn receive(
     }
 }
 
-/// The body is declared `application/json` (parameters allowed).
-pub(super) fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
-}
-
-pub(super) fn handshake(token: &str) -> Result<Response, ApiError> {
+fn handshake(token: &str) -> Result<Response, ApiError> {
     if token.is_empty() || token.len() > MAX_VALIDATION_TOKEN_BYTES {
         return Err(ApiError::BadRequest("unacceptable validation token".into()));
     }

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::ApiError;
-use crate::graph::notifications::{NotificationCollection, Rejection};
+use super::graph::Incoming;
 use crate::integrations::messaging::files::{FileError, FileHost};
 use crate::integrations::messaging::notify::ChatNotifications;
 use crate::integrations::messaging::webhook::{GenesysWebhook, WebhookRejection};
@@ -107,27 +107,14 @@ async fn graph_notifications(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let e = state.get()?;
-    if let Some(token) = query.get("validationToken") {
-        return super::graph::handshake(token);
-    }
     if body.len() > e.notification_body_bytes {
         return Err(ApiError::PayloadTooLarge);
     }
-    if !super::graph::is_json(&headers) {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let batch: NotificationCollection = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::BadRequest("not a change notification collection".into()))?;
-    match e.notifications.receive(batch).await {
-        Ok(_) => Ok(StatusCode::ACCEPTED.into_response()),
-        Err(Rejection::BadContent) => Err(ApiError::BadRequest(
-            "no notification in the batch could be opened".into(),
-        )),
-        Err(Rejection::BadTokens) => Err(ApiError::Unauthorized),
-        Err(Rejection::NotOurs) => Err(ApiError::Forbidden),
-        Err(Rejection::Unavailable) => Err(ApiError::Unavailable),
-        Err(Rejection::TooLarge) => Err(ApiError::PayloadTooLarge),
-    }
+    let batch = match super::graph::collection(&query, &headers, &body)? {
+        Incoming::Handshake(answer) => return Ok(answer),
+        Incoming::Batch(batch) => batch,
+    };
+    super::graph::answer(e.notifications.receive(batch).await)
 }
 
 async fn file(

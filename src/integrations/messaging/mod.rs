@@ -147,7 +147,7 @@ impl Bridge {
             None => {
                 let mut suffix = [0u8; 6];
                 rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut suffix);
-                let id = format!("teams:{tenant}:{}:{}", sender.id, hex(&suffix));
+                let id = format!("teams:{tenant}:{}:{}", sender.id, hex::encode(suffix));
                 let target = ThreadTarget {
                     chat_id: chat_id.to_owned(),
                     account_id: account_id.to_owned(),
@@ -208,8 +208,4 @@ pub async fn enqueue(
         w.notify_one();
     }
     Ok(new)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -28,12 +28,10 @@ use axum::routing::{get, post};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::delivery::deliver;
-use super::encrypt::encrypt_for_notification;
+use super::delivery::{collection, deliver};
 use super::subscriptions::SimSubscription;
 use super::tokens::TokenIssuer;
 use super::{SimGraph, graph_error};
-use crate::graph::notifications::crypto::public_key_from_certificate_der;
 
 /// One chat.
 #[derive(Debug, Clone, Default)]
@@ -181,7 +179,7 @@ impl SimGraph {
         };
         let issuer = TokenIssuer::new();
         for sub in targets {
-            let mut item = json!({
+            let item = json!({
                 "subscriptionId": sub.id, "clientState": sub.client_state, "changeType": "created",
                 "tenantId": self.options.tenant_id,
                 "resource": format!("chats('{chat_id}')/messages('{id}')"),
@@ -189,28 +187,7 @@ impl SimGraph {
                 "resourceData": {"id": id, "@odata.type": "#Microsoft.Graph.chatMessage",
                     "@odata.id": format!("chats('{chat_id}')/messages('{id}')")},
             });
-            let mut body = json!({});
-            if let (true, Some(cert), Some(cert_id)) = (
-                sub.include_resource_data,
-                &sub.certificate,
-                &sub.certificate_id,
-            ) {
-                let der = base64::engine::general_purpose::STANDARD
-                    .decode(cert)
-                    .unwrap_or_default();
-                if let Ok(public) = public_key_from_certificate_der(&der)
-                    && let Ok(content) =
-                        encrypt_for_notification(&public, cert_id, msg.to_string().as_bytes())
-                {
-                    item["encryptedContent"] = json!(content);
-                }
-                body["validationTokens"] = json!([issuer.validation_token(
-                    &self.options.client_id,
-                    &self.options.tenant_id,
-                    &self.origin
-                )]);
-            }
-            body["value"] = json!([item]);
+            let body = collection(self, &issuer, &sub, item, &msg);
             deliver(self, &sub.notification_url, &body).await;
         }
         id
