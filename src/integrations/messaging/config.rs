@@ -256,3 +256,72 @@ impl MessagingConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> MessagingConfig {
+        toml::from_str(text).expect("parses")
+    }
+
+    #[test]
+    fn off_by_default_and_every_bad_value_is_reported() {
+        let mut off = MessagingConfig::default();
+        let mut errs = ConfigErrors::default();
+        off.validate("messaging", &mut errs);
+        assert!(errs.is_empty());
+        assert_eq!(off.reply_policy, ReplyPolicy::Quote);
+        assert_eq!(off.thread_window_secs, 86_400);
+
+        let mut bad = parse(
+            r#"
+enabled = true
+reply_policy = "strip"
+thread_window_secs = 5
+subscription_expiry_secs = 999999
+url_signing_key = "c2hvcnQ="
+[genesys]
+name = "bad name"
+integration_id = ""
+api_base_url = "https://api.mypurecloud.com"
+[genesys.oauth]
+token_url = "https://login.mypurecloud.com/oauth/token"
+client_id = "x"
+client_secret = "y"
+"#,
+        );
+        let mut errs = ConfigErrors::default();
+        bad.validate("messaging", &mut errs);
+        let text = errs.to_string();
+        for key in [
+            "messaging.support_accounts",
+            "messaging.thread_window_secs",
+            "messaging.subscription_expiry_secs",
+            "messaging.url_signing_key",
+            "messaging.genesys.name",
+            "messaging.genesys.integration_id",
+            "messaging.genesys.webhook_secret",
+        ] {
+            assert!(text.contains(key), "{key} not reported in {text}");
+        }
+        assert_eq!(bad.reply_policy, ReplyPolicy::Strip);
+
+        let mut needs = ConfigErrors::default();
+        bad.check_needs(
+            "messaging",
+            &crate::graph::config::GraphConfig::default(),
+            false,
+            &mut needs,
+        );
+        let text = needs.to_string();
+        for what in [
+            "[graph]",
+            "token_encryption_key",
+            "certificates",
+            "public_url",
+        ] {
+            assert!(text.contains(what), "{what} not reported in {text}");
+        }
+    }
+}

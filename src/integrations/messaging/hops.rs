@@ -59,7 +59,7 @@ impl Bridge {
                 return HopOutcome::Done;
             }
         };
-        let out = match &hop {
+        match &hop {
             Hop::Inbound {
                 account_id,
                 message,
@@ -72,8 +72,7 @@ impl Bridge {
                 }
                 Err(e) => self.genesys_failure(e, "receipt"),
             },
-        };
-        out
+        }
     }
 
     fn genesys_failure(&self, e: ConnectorError, what: &'static str) -> HopOutcome {
