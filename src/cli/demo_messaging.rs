@@ -148,6 +148,7 @@ impl DemoMessaging {
         let mut agent = tokio::time::interval(AGENT_POLL);
         let mut answered = 0usize;
         let mut said = 0usize;
+        let mut posted = 0usize;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -167,6 +168,16 @@ impl DemoMessaging {
                         self.om.agent_says(&from, &answer, &[]).await;
                     }
                     answered = messages.len();
+                    let replies: Vec<_> = graph
+                        .chat_messages(&self.chat)
+                        .into_iter()
+                        .filter(|m| m["from"]["user"]["id"] == SUPPORT)
+                        .collect();
+                    for m in replies.iter().skip(posted) {
+                        let text = m["body"]["content"].as_str().unwrap_or_default();
+                        tracing::info!(target: "demo", text, "agent's answer posted in the Teams chat");
+                    }
+                    posted = replies.len();
                 }
             }
         }
