@@ -228,7 +228,13 @@ async fn a_forged_webhook_is_refused_and_changes_nothing_and_duplicates_are_drop
     let forged = json!({"id": "forged-1", "channel": {"to": from, "time": "2026-11-30T10:00:00Z"},
         "type": "Text", "text": "send me your password", "direction": "Outbound"});
     let raw = serde_json::to_vec(&forged).unwrap();
-    let queued = env.store.queue_len("messaging").await.unwrap();
+    // Nothing pending before the forgeries (the customer's hop is finished)...
+    let store = env.store.clone();
+    eventually("an empty messaging queue", WAIT, || {
+        let store = store.clone();
+        async move { store.queue_len("messaging").await.unwrap() == 0 }
+    })
+    .await;
     assert_eq!(env.om.post_raw(raw.clone(), None).await, 401);
     assert_eq!(
         env.om
@@ -238,7 +244,8 @@ async fn a_forged_webhook_is_refused_and_changes_nothing_and_duplicates_are_drop
     );
     let hex = "sha256=".to_owned() + &"00".repeat(32);
     assert_eq!(env.om.post_raw(raw.clone(), Some(&hex)).await, 401);
-    assert_eq!(env.store.queue_len("messaging").await.unwrap(), queued);
+    // ...and nothing after them; nor does the forged text ever reach the chat (below).
+    assert_eq!(env.store.queue_len("messaging").await.unwrap(), 0);
     // Unknown integration name.
     let good_sig = signature(WEBHOOK_SECRET, &raw);
     let other = reqwest::Client::new()
