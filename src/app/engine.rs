@@ -34,6 +34,7 @@ pub(crate) async fn build(
         metrics: core.metrics.clone(),
         health: core.health.clone(),
         clock: core.clock.clone(),
+        alerts: core.alerts.clone(),
     };
     Ok(EngineRuntime::new(deps, cancel.clone()).await?.jobs())
 }

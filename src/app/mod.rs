@@ -5,6 +5,7 @@
 //! `server.shutdown_grace_secs`. `main`, every integration test and every bench start the
 //! daemon this way; tests swap in a listener, a clock and fake outside worlds.
 
+mod alerts;
 pub mod config;
 mod engine;
 pub mod graph;
@@ -77,6 +78,8 @@ pub(crate) struct Core {
     pub(crate) health: HealthRegistry,
     pub(crate) metrics: Metrics,
     pub(crate) clock: Clock,
+    /// Where the engine reports what alerts are about (no-op without `[[alerts]]`).
+    pub(crate) alerts: crate::runtime::alerts::Signals,
 }
 
 /// Starts the daemon: the configuration, plus what tests replace.
@@ -155,7 +158,14 @@ impl ApplicationBuilder {
         let addr = listener
             .local_addr()
             .map_err(|e| AppError::Other(e.to_string()))?;
+        let (alert_signals, alert_receiver) = if config.alerts.is_empty() {
+            (Default::default(), None)
+        } else {
+            let (tx, rx) = crate::runtime::alerts::Signals::channel();
+            (tx, Some(rx))
+        };
         let core = Core {
+            alerts: alert_signals,
             inbox: Inbox::new(store.clone()),
             store,
             health: HealthRegistry::new(),
@@ -193,6 +203,7 @@ impl ApplicationBuilder {
             )),
         )];
         jobs.extend(connectors.jobs(&core.store, &core.health, &cancel));
+        jobs.extend(alerts::build(&core, alert_receiver, &cancel));
         let client = match graph::build(&core, &cancel)
             .map_err(|e| AppError::Config(format!("graph: {e}")))?
         {

@@ -322,8 +322,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     outln!("  readiness:               {base}/health/ready")?;
     outln!("  metrics:                 {base}/metrics")?;
     outln!(
-        "  explain one person:      presence-bridge explain {} (with the demo's database)",
-        demo_user_id(1)
+        "  explain one person:      cargo run --release -- --config config/demo.toml explain agent1@example.com"
     )?;
     outln!("  simulated Graph:         {}", graph.base_url)?;
     outln!(
@@ -347,6 +346,33 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let _ = scenario.await;
     graph.shutdown().await;
     result
+}
+
+/// `sync.hold_down_secs`, the presence poll interval and `sync.flap_max_writes` of the demo's
+/// configuration: the flapping person is paced by them.
+const DEMO_HOLD_DOWN: Duration = Duration::from_secs(5);
+const DEMO_POLL: Duration = Duration::from_secs(2);
+const DEMO_FLAP_MAX_WRITES: usize = 6;
+
+/// The flapping person's Teams statuses (busy or not, and for how long), so that the log
+/// shows both defences: first calls longer than a poll (so they are seen) but shorter than
+/// the hold-down (so they are held down and never written); then calls longer than the
+/// hold-down, each written and restored, until the writes pass the oscillation breaker's
+/// limit and sync is suspended.
+fn flap_steps(hold_down: Duration, poll: Duration, max_writes: usize) -> Vec<(bool, Duration)> {
+    let short = (poll + hold_down) / 2 + poll / 2;
+    let long = hold_down + poll * 2;
+    let mut steps = Vec::new();
+    for _ in 0..3 {
+        steps.push((true, short));
+        steps.push((false, short));
+    }
+    // Each long call is two writes (the status, then its restore); one more for the limit.
+    for _ in 0..max_writes / 2 + 1 {
+        steps.push((true, long));
+        steps.push((false, long));
+    }
+    steps
 }
 
 /// What the people in the demo do.
@@ -405,7 +431,18 @@ async fn scenario(
 async fn act_out(graph: &SimGraph, cc: &DemoCenter, i: usize, act: Act, length: Duration) {
     let user = demo_user_id(i);
     let teams = |a: &'static str, b: &'static str| graph.set_user_status(&user, Some((a, b)));
-    tracing::info!(target: "demo", person = i, activity = ?act, secs = length.as_secs(), "scenario");
+    let secs = length.as_secs();
+    let what = match act {
+        Act::TeamsCall => format!("joins a Teams call for {secs} s"),
+        Act::Presenting => format!("presents in Teams for {secs} s"),
+        Act::Meeting => format!("sits in a Teams meeting for {secs} s"),
+        Act::Contact => format!("takes a contact-center contact for {secs} s, then wraps up"),
+        Act::Break => format!("takes a break in the contact center for {secs} s"),
+        Act::Flap => "flaps: Teams calls shorter than the hold-down, then a run of calls long \
+                      enough to be written, until the oscillation breaker suspends sync"
+            .to_owned(),
+    };
+    tracing::info!(target: "demo", "Agent {i} (agent{i}@example.com) {what}");
     match act {
         Act::TeamsCall | Act::Presenting | Act::Meeting => {
             match act {
@@ -429,13 +466,42 @@ async fn act_out(graph: &SimGraph, cc: &DemoCenter, i: usize, act: Act, length: 
             cc.available(i).await;
         }
         Act::Flap => {
-            // Shorter than the hold-down each time: nothing should propagate.
-            for _ in 0..4 {
-                teams("Busy", "InACall");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                teams("Available", "Available");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            for (busy, hold) in flap_steps(DEMO_HOLD_DOWN, DEMO_POLL, DEMO_FLAP_MAX_WRITES) {
+                if busy {
+                    teams("Busy", "InACall");
+                } else {
+                    teams("Available", "Available");
+                }
+                tokio::time::sleep(hold).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flapping_person_is_first_held_down_then_suspended() {
+        let (hold, poll, max) = (DEMO_HOLD_DOWN, DEMO_POLL, DEMO_FLAP_MAX_WRITES);
+        let steps = flap_steps(hold, poll, max);
+        let (short, long): (Vec<&(bool, Duration)>, Vec<_>) =
+            steps.iter().partition(|s| s.1 < hold);
+        assert!(short.len() >= 4, "some calls are held down");
+        assert!(short.iter().all(|s| s.1 > poll), "each is seen by a poll");
+        assert!(
+            long.iter().all(|s| s.1 >= hold + poll),
+            "long ones outlast hold-down and poll"
+        );
+        assert!(long.len() > max, "enough writes to trip the breaker");
+    }
+
+    #[test]
+    fn the_pacing_matches_the_demo_configuration() {
+        let cfg: crate::app::config::Config =
+            toml::from_str(include_str!("../../config/demo.toml")).unwrap();
+        assert_eq!(cfg.sync.hold_down_secs, DEMO_HOLD_DOWN.as_secs());
+        assert_eq!(cfg.sync.flap_max_writes as usize, DEMO_FLAP_MAX_WRITES);
     }
 }

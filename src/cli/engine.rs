@@ -47,13 +47,16 @@ async fn read_live(
 }
 
 /// `presence-bridge explain <user>`.
-pub(super) async fn explain(config: &Config, user: &str, limit: u32) -> anyhow::Result<()> {
+pub(super) async fn explain(config: &Config, who: &str, limit: u32) -> anyhow::Result<()> {
     let store = super::open_store(config).await?;
+    let user = &resolve_user(store.as_ref(), who).await?;
     let lines = audit::explain(store.as_ref(), user, limit)
         .await
         .map_err(|e| anyhow::anyhow!("database: {e}"))?;
     if lines.is_empty() {
-        outln!("no decisions recorded for {user}")?;
+        outln!("no decisions recorded for {who}")?;
+    } else if who != user {
+        outln!("{who} is {user}:")?;
     }
     for l in lines {
         outln!("{l}")?;
@@ -68,6 +71,41 @@ pub(super) async fn explain(config: &Config, user: &str, limit: u32) -> anyhow::
         )?;
     }
     Ok(())
+}
+
+/// The Teams object id of the person `who` names: an object id, a UPN, an e-mail address or
+/// a display name (case-insensitive). An id the store does not know is taken as given (its
+/// decisions may still be recorded); a name that fits several people is an error listing them.
+async fn resolve_user(store: &dyn crate::store::Store, who: &str) -> anyhow::Result<String> {
+    if store.get_user(who).await.is_ok() {
+        return Ok(who.to_owned());
+    }
+    let users = store
+        .list_users()
+        .await
+        .map_err(|e| anyhow::anyhow!("database: {e}"))?;
+    let fits = |u: &crate::model::directory::UserRecord| {
+        u.upn.eq_ignore_ascii_case(who)
+            || u.mail
+                .as_deref()
+                .is_some_and(|m| m.eq_ignore_ascii_case(who))
+            || u.display_name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(who))
+    };
+    let found: Vec<_> = users.iter().filter(|u| fits(u)).collect();
+    match found.as_slice() {
+        [] => Ok(who.to_owned()),
+        [one] => Ok(one.teams_id.clone()),
+        many => anyhow::bail!(
+            "{who:?} names {} people: {}; give a UPN or object id",
+            many.len(),
+            many.iter()
+                .map(|u| format!("{} [{}]", u.label(), u.teams_id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// `presence-bridge users [--report] [--online]`.

@@ -4,6 +4,7 @@
 //! one mapping from an error to the process's exit status (0 / 78 / 1).
 
 pub mod accounts;
+mod alerts;
 mod connectors;
 mod daemon;
 #[cfg(feature = "demo")]
@@ -60,12 +61,15 @@ pub enum Command {
         #[command(subcommand)]
         command: accounts::AccountsCommand,
     },
+    /// Alert sinks (`[[alerts]]`).
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
     /// Contact-center connector tools.
     #[command(subcommand)]
     Connectors(ConnectorsCommand),
     /// Print the last sync decisions for a user in plain words.
     Explain {
-        /// The user's Teams object id.
+        /// The user: Teams object id, UPN, e-mail address or display name.
         user: String,
         /// How many decisions to show.
         #[arg(long, default_value_t = 20)]
@@ -99,6 +103,16 @@ pub enum Command {
         /// (Teams chat ⇄ Open Messaging).
         #[arg(long)]
         messaging: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Send a sample alert to every sink (or one) now and print what each answered.
+    Test {
+        /// Only this sink.
+        #[arg(long)]
+        sink: Option<String>,
     },
 }
 
@@ -150,6 +164,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => daemon::migrate(&config).await,
         Command::Accounts { command } => accounts::run(&config, command).await,
+        Command::Alerts(AlertsCommand::Test { sink }) => {
+            alerts::test(&config, sink.as_deref()).await
+        }
         Command::Connectors(ConnectorsCommand::Render {
             name,
             agent,

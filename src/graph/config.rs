@@ -38,6 +38,9 @@ pub struct GraphConfig {
     pub client_secret: Option<SecretString>,
     /// File holding the client secret.
     pub client_secret_file: Option<PathBuf>,
+    /// When the client secret expires (RFC 3339), as Entra ID shows it: readiness, the
+    /// console and alerts warn ahead of it. A certificate's expiry is read from the file.
+    pub client_secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// PEM certificate registered on the app (use with `certificate_key_file`).
     pub certificate_file: Option<PathBuf>,
     /// PEM private key (PKCS#8 or PKCS#1) of `certificate_file`.
@@ -104,6 +107,7 @@ impl Default for GraphConfig {
             client_id: None,
             client_secret: None,
             client_secret_file: None,
+            client_secret_expires_at: None,
             certificate_file: None,
             certificate_key_file: None,
             assertion_algorithm: AssertionAlgorithm::PS256,

@@ -22,6 +22,16 @@ pub struct UserRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+impl UserRecord {
+    /// How the person is shown in logs and alerts: "Display Name (upn)", or the UPN alone.
+    pub fn label(&self) -> String {
+        match self.display_name.as_deref().filter(|n| !n.is_empty()) {
+            Some(name) => format!("{name} ({})", self.upn),
+            None => self.upn.clone(),
+        }
+    }
+}
+
 /// A contact-center agent as its connector lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentRecord {

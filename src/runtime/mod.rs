@@ -5,6 +5,7 @@
 //! Other parts read and steer it only through typed calls: [`reconcile::request`],
 //! [`reconcile::last_report`], [`users::sync_states`], [`audit::decisions`], [`audit::explain`].
 
+pub mod alerts;
 pub mod audit;
 pub mod matching;
 pub mod pilot;

@@ -63,6 +63,7 @@ pub struct QueueRunner {
     handler: Arc<dyn JobHandler>,
     clock: Clock,
     wake: Arc<Notify>,
+    metrics: Option<crate::telemetry::Metrics>,
 }
 
 impl QueueRunner {
@@ -78,7 +79,14 @@ impl QueueRunner {
             handler,
             clock,
             wake: Arc::new(Notify::new()),
+            metrics: None,
         }
+    }
+
+    /// Counts attempts in `queue_jobs_total{queue,outcome}`.
+    pub fn with_metrics(mut self, metrics: crate::telemetry::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Notify it after pushing a job so the runner looks at once.
@@ -148,7 +156,13 @@ impl QueueRunner {
             JobOutcome::RetryAfter(_) => "deferred",
             JobOutcome::Failed(_) => "failed",
         };
-        metrics::counter!("queue_jobs_total", "queue" => queue, "outcome" => label).increment(1);
+        if let Some(m) = &self.metrics {
+            m.counter(
+                "queue_jobs_total",
+                &[("queue", queue.to_owned()), ("outcome", label.to_owned())],
+            )
+            .increment(1);
+        }
         let now = self.clock.now();
         let stored = match outcome {
             JobOutcome::Done => self.store.queue_done(job.id).await,

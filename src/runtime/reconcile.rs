@@ -15,7 +15,7 @@ use crate::model::contact_center::Activity;
 use crate::model::{CcStatus, InboxPayload, TeamsPresence, UserId};
 use crate::runtime::matching::{self, MatchError};
 use crate::runtime::pilot;
-use crate::runtime::service::{Shared, load_directory, refresh_pilot};
+use crate::runtime::service::{Shared, load_people, refresh_pilot};
 use crate::runtime::shards::Workers;
 use crate::runtime::worker::WorkerMsg;
 use crate::store::inbox::Inbox;
@@ -131,8 +131,9 @@ impl Reconciler {
     async fn refresh_directory(&self) -> Result<(), DirectoryError> {
         let s = &self.shared;
         matching::apply(&s.config, s.store.as_ref()).await?;
-        let dir = load_directory(s.store.as_ref()).await?;
+        let (dir, names) = load_people(s.store.as_ref()).await?;
         *s.directory.write().expect("directory lock") = dir;
+        *s.names.write().expect("names lock") = names;
         refresh_pilot(s).await?;
         Ok(())
     }

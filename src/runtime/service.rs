@@ -54,6 +54,8 @@ pub struct RuntimeDeps {
     pub health: HealthRegistry,
     /// Engine time (tests move it forward).
     pub clock: Clock,
+    /// Where the engine reports suspensions and resumptions for alerts.
+    pub alerts: crate::runtime::alerts::Signals,
 }
 
 /// State shared by the dispatcher, the workers and the reconciler: the dependencies (read
@@ -62,6 +64,8 @@ pub struct Shared {
     deps: RuntimeDeps,
     pub writer: Writer,
     pub directory: Directory,
+    /// Matched users' names, for the decision log.
+    pub names: Names,
     /// `sync.only` resolved to user ids (`None`: everyone is synced).
     pub pilot: Pilot,
     pub reconcile_now: Notify,
@@ -85,13 +89,25 @@ pub struct EngineRuntime {
 
 /// Loads the user → (connector, agent) map from the store.
 pub async fn load_directory(store: &dyn Store) -> StoreResult<HashMap<UserId, (String, String)>> {
-    Ok(store
-        .list_users()
-        .await?
-        .into_iter()
-        .filter(|u| u.active)
-        .filter_map(|u| Some((u.teams_id, (u.cc_connector?, u.cc_agent_id?))))
-        .collect())
+    Ok(load_people(store).await?.0)
+}
+
+/// How the engine shows people in its log: matched user → "Name (upn)".
+pub type Names = Arc<RwLock<HashMap<UserId, String>>>;
+
+/// The directory and the names of the matched users, from one read of the users.
+pub async fn load_people(
+    store: &dyn Store,
+) -> StoreResult<(HashMap<UserId, (String, String)>, HashMap<UserId, String>)> {
+    let mut dir = HashMap::new();
+    let mut names = HashMap::new();
+    for u in store.list_users().await? {
+        if let (true, Some(c), Some(a)) = (u.active, &u.cc_connector, &u.cc_agent_id) {
+            dir.insert(u.teams_id.clone(), (c.clone(), a.clone()));
+            names.insert(u.teams_id.clone(), u.label());
+        }
+    }
+    Ok((dir, names))
 }
 
 /// Resolves `sync.only` against the store's users; logs when the group changes.
@@ -128,8 +144,9 @@ impl EngineRuntime {
     /// Loads persisted user state and the directory; nothing runs until [`Self::jobs`].
     pub async fn new(deps: RuntimeDeps, cancel: CancellationToken) -> StoreResult<EngineRuntime> {
         let cfg = deps.config.clone();
-        let directory: Directory =
-            Arc::new(RwLock::new(load_directory(deps.store.as_ref()).await?));
+        let (directory, names) = load_people(deps.store.as_ref()).await?;
+        let directory: Directory = Arc::new(RwLock::new(directory));
+        let names: Names = Arc::new(RwLock::new(names));
         let pilot: Pilot = Arc::new(RwLock::new(None));
         let writer = Writer::new(
             deps.presence.clone(),
@@ -145,6 +162,7 @@ impl EngineRuntime {
             deps,
             writer,
             directory,
+            names,
             pilot,
             reconcile_now: Notify::new(),
         });

@@ -58,6 +58,9 @@ pub struct Worker {
     audit: Vec<AuditEntry>,
     observed: Vec<ObservedStatus>,
     writes: Vec<WriteRecord>,
+    /// Decisions that needed nothing (no rule matched, already in place, older than what was
+    /// seen) since the last flush: logged as one line.
+    no_rule: usize,
 }
 
 impl Worker {
@@ -78,6 +81,7 @@ impl Worker {
             audit: Vec::new(),
             observed: Vec::new(),
             writes: Vec::new(),
+            no_rule: 0,
         };
         for (user, st) in users {
             w.schedule(&user, &st);
@@ -237,6 +241,16 @@ impl Worker {
         let mut out = Vec::new();
         f(&self.engine, st, &mut out);
         let st = st.clone();
+        for d in &out {
+            match d.reason {
+                Reason::FlapSuspended => {
+                    let until = st.suspended_until.map(to_utc).unwrap_or_default();
+                    self.shared.alerts.suspended(user, until);
+                }
+                Reason::Resumed => self.shared.alerts.resumed(user),
+                _ => {}
+            }
+        }
         let mut writes = 0;
         for d in &out {
             self.record(user, &input, d);
@@ -282,17 +296,36 @@ impl Worker {
         .increment(1);
         if d.reason == Reason::FlapSuspended {
             m.counter("engine_flap_suspensions_total", &[]).increment(1);
-            tracing::warn!(user, "user flapping: sync suspended for the cooldown");
+            let names = self.shared.names.read().expect("names lock");
+            let who = names.get(user).map_or(user, String::as_str);
+            tracing::warn!(
+                user,
+                "{who}: too many changes in a short time: sync suspended for the cooldown"
+            );
         }
-        tracing::debug!(
-            user,
-            action = audit::action_label(d.action.as_ref()),
-            rule = d.rule_label().as_deref().unwrap_or("-"),
-            reason = d.reason.words(),
-            "decision"
-        );
-        self.audit
-            .push(audit::entry(user, input.clone(), d, shadow));
+        let entry = audit::entry(user, input.clone(), d, shadow);
+        let quiet = d.action.is_none()
+            && matches!(
+                d.reason,
+                Reason::NoRule
+                    | Reason::Stale
+                    | Reason::Unchanged
+                    | Reason::NothingToClear
+                    | Reason::AlreadySet
+            );
+        if quiet {
+            // Common and unremarkable (everyone's first statuses at start, re-reads that
+            // change nothing): counted, and summarised once per batch at flush.
+            self.no_rule += 1;
+        } else if tracing::enabled!(tracing::Level::DEBUG) {
+            let names = self.shared.names.read().expect("names lock");
+            let who = names.get(user).map_or(user, String::as_str);
+            let sentence = audit::describe(&entry);
+            // The sentence starts with its time, which the log line has already.
+            let sentence = sentence.split_once("  ").map_or(sentence.as_str(), |s| s.1);
+            tracing::debug!(user, "{who}: {sentence}");
+        }
+        self.audit.push(entry);
     }
 
     fn schedule(&mut self, user: &str, st: &UserState) {
@@ -311,6 +344,14 @@ impl Worker {
     /// Persists what changed since the last flush. On a store failure the data is kept and
     /// written with the next flush.
     async fn flush(&mut self) {
+        let no_rule = std::mem::take(&mut self.no_rule);
+        if no_rule > 0 {
+            tracing::debug!(
+                decisions = no_rule,
+                "{no_rule} status reading(s) needed nothing (no mapping rule matches, the mapped \
+                 status is already in place, or it is older than what was seen)"
+            );
+        }
         let store = &self.shared.store;
         let states: Vec<(String, serde_json::Value)> = self
             .touched

@@ -16,6 +16,14 @@ pub const METRICS: &[(&str, &str)] = &[
         "Inbound contact-center webhook requests refused, by connector and reason.",
     ),
     (
+        "alerts_sent_total",
+        "Alert deliveries by sink and outcome (sent, retried, rejected).",
+    ),
+    (
+        "alerts_firing",
+        "Alert conditions firing now, by condition.",
+    ),
+    (
         "queue_jobs_total",
         "Attempts at jobs of the durable work queue, by queue and outcome (done, deferred, failed).",
     ),

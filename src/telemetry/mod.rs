@@ -57,10 +57,17 @@ pub enum LogFormat {
 /// Installs the global tracing subscriber (done once, by `main`). `RUST_LOG` wins over the
 /// configured filter.
 pub fn init_tracing(cfg: &LogConfig) -> anyhow::Result<()> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.is_empty() => EnvFilter::try_new(v)?,
-        _ => EnvFilter::try_new(&cfg.filter)?,
+    let text = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => v,
+        _ => cfg.filter.clone(),
     };
+    let mut filter = EnvFilter::try_new(&text)?;
+    // The AWS credential chain warns once per provider per attempt (a dozen lines when no
+    // credentials exist); the Amazon Connect connector says it once itself. A filter that
+    // names aws_config decides for itself.
+    if !text.contains("aws_config") {
+        filter = filter.add_directive("aws_config=error".parse()?);
+    }
     let json = match cfg.format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,

@@ -18,6 +18,7 @@ use crate::engine::config::{CcToTeamsRule, EngineConfig, SyncConfig, TeamsToCcRu
 use crate::graph::config::GraphConfig;
 use crate::graph::notifications::config::PresenceSource;
 use crate::http::config::{ApiConfig, ServerConfig};
+use crate::runtime::alerts::config::{AlertSinkConfig, AlertingConfig};
 use crate::store::config::StoreConfig;
 use crate::telemetry::LogConfig;
 
@@ -55,6 +56,12 @@ pub struct Config {
     /// `[messaging]`: the Teams chat ⇄ Genesys Cloud Open Messaging bridge.
     #[serde(default)]
     pub messaging: crate::integrations::messaging::config::MessagingConfig,
+    /// Where alerts are sent (a generic JSON webhook or a Teams webhook), each with a name.
+    #[serde(default)]
+    pub alerts: Vec<AlertSinkConfig>,
+    /// When a condition becomes an alert.
+    #[serde(default)]
+    pub alerting: AlertingConfig,
 }
 
 /// Why a configuration could not be loaded.
@@ -144,6 +151,8 @@ impl Config {
         self.sync.validate("sync", &mut errs);
         crate::engine::config::validate_rules(&self.teams_to_cc, &self.cc_to_teams, &mut errs);
         crate::connectors::config::validate(&mut self.connectors, "connectors", &mut errs);
+        crate::runtime::alerts::config::validate_sinks(&mut self.alerts, "alerts", &mut errs);
+        self.alerting.validate("alerting", &mut errs);
         cross::check(self, &mut errs);
         self.messaging.validate("messaging", &mut errs);
         self.messaging.check_needs(

@@ -119,6 +119,33 @@ fn to_chrono(t: &aws_sdk_connect::primitives::DateTime) -> Option<DateTime<Utc>>
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
+/// Asks the standard AWS credential chain once, at start, and says in one line whether it
+/// found credentials (the chain's own per-provider warnings are kept below `error` by the
+/// default log filter, see `telemetry::init_tracing`).
+async fn say_which_credentials(shared: &aws_config::SdkConfig, connector: &str) {
+    use aws_credential_types::provider::ProvideCredentials;
+    let Some(provider) = shared.credentials_provider() else {
+        tracing::warn!(connector, "no AWS credential provider is configured");
+        return;
+    };
+    match provider.provide_credentials().await {
+        Ok(c) => tracing::info!(
+            connector,
+            access_key_id = %c.access_key_id(),
+            expires = ?c.expiry(),
+            "AWS credentials found by the standard chain"
+        ),
+        Err(e) => tracing::warn!(
+            connector,
+            "no AWS credentials found: the standard chain (environment variables, profile, web \
+             identity, container and instance role) gave none ({}); set access_key_id and \
+             secret_access_key or give the daemon a role. Every call to Amazon Connect will \
+             fail until then",
+            crate::net::transport::describe(&e)
+        ),
+    }
+}
+
 impl AmazonConnectConnector {
     /// `cfg` must have been validated. Credentials: the static keys when given, else the
     /// standard AWS chain (environment, profile, web identity, container/instance role).
@@ -140,10 +167,12 @@ impl AmazonConnectConnector {
                 ))
                 .build(),
             _ => {
-                aws_config::defaults(aws_config::BehaviorVersion::latest())
+                let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
                     .region(region)
                     .load()
-                    .await
+                    .await;
+                say_which_credentials(&shared, &cfg.name).await;
+                shared
             }
         };
         let timeout = aws_sdk_connect::config::timeout::TimeoutConfig::builder()

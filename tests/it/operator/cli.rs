@@ -3,7 +3,11 @@
 use assert_cmd::Command;
 
 /// Runs the binary with `--config config`, `args` and only the given environment.
-fn run(config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+pub(super) fn run(
+    config: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
     bin()
         .arg("--config")
         .arg(config)
@@ -20,13 +24,13 @@ fn bin() -> Command {
     c
 }
 
-fn write(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+pub(super) fn write(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
     let path = dir.path().join("pb.toml");
     std::fs::write(&path, text).unwrap();
     path
 }
 
-fn output(out: &std::process::Output) -> String {
+pub(super) fn output(out: &std::process::Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -282,4 +286,93 @@ fn the_example_configuration_passes_check_config() {
         &[],
     );
     assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+}
+
+#[tokio::test]
+async fn explain_takes_a_upn_an_email_or_a_name_and_refuses_an_ambiguous_name() {
+    use presence_bridge::model::directory::UserRecord;
+    use presence_bridge::store::AuditEntry;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/pb.db", dir.path().display());
+    let store = presence_bridge::store::open(&presence_bridge::store::config::StoreConfig {
+        url: url.clone().into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let person = |id: &str, upn: &str, mail: &str, name: &str| UserRecord {
+        teams_id: id.into(),
+        upn: upn.into(),
+        mail: Some(mail.into()),
+        display_name: Some(name.into()),
+        business_phones: vec![],
+        mobile_phone: None,
+        cc_connector: None,
+        cc_agent_id: None,
+        active: true,
+        updated_at: chrono::Utc::now(),
+    };
+    store
+        .upsert_users(&[
+            person(
+                "id-alice",
+                "alice@contoso.com",
+                "alice.example@contoso.com",
+                "Alice Example",
+            ),
+            person(
+                "id-bob1",
+                "bob1@contoso.com",
+                "bob1@contoso.com",
+                "Bob Twin",
+            ),
+            person(
+                "id-bob2",
+                "bob2@contoso.com",
+                "bob2@contoso.com",
+                "Bob Twin",
+            ),
+        ])
+        .await
+        .unwrap();
+    store
+        .append_audit(&[AuditEntry {
+            id: 0,
+            user_id: "id-alice".into(),
+            at: chrono::Utc::now(),
+            input: serde_json::json!({"not": "a record"}),
+            rule: None,
+            action: "ignore".into(),
+            reason: "no mapping rule matches".into(),
+        }])
+        .await
+        .unwrap();
+    let config = write(&dir, &format!("[store]\nurl = \"{url}\"\n"));
+    for who in [
+        "id-alice",
+        "ALICE@contoso.com",
+        "alice.example@contoso.com",
+        "alice example",
+    ] {
+        let config = config.clone();
+        let who = who.to_owned();
+        let out = tokio::task::spawn_blocking(move || run(&config, &["explain", &who], &[]))
+            .await
+            .unwrap();
+        let text = output(&out);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains("no mapping rule matches"),
+            "found Alice's decision: {text}"
+        );
+    }
+    let out = tokio::task::spawn_blocking(move || run(&config, &["explain", "Bob Twin"], &[]))
+        .await
+        .unwrap();
+    let text = output(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("names 2 people") && text.contains("id-bob1") && text.contains("id-bob2"),
+        "{text}"
+    );
 }

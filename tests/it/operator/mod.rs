@@ -2,6 +2,8 @@
 //! once and blamed on the right source, and CLI messages they can act on. Through the real
 //! binary, since exit codes and what is printed are the point.
 
+#[cfg(feature = "demo")]
+mod alerts;
 mod cli;
 mod metrics;
 #[cfg(feature = "demo")]
