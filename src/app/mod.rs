@@ -11,6 +11,7 @@ pub mod config;
 mod dynamics;
 mod engine;
 pub mod graph;
+mod messaging;
 pub mod notifications;
 mod state;
 
@@ -249,8 +250,14 @@ impl ApplicationBuilder {
                     .await?,
             );
         }
-        let state = AppState::new(&core, receiver.clone(), connectors.clone())
+        let mut state = AppState::new(&core, receiver.clone(), connectors.clone())
             .with_screen_pops(dynamics.screen_pops);
+        if let Some((endpoints, messaging_jobs)) =
+            messaging::build(&core, client.as_ref(), &cancel)?
+        {
+            jobs.extend(messaging_jobs);
+            state = state.with_messaging(endpoints);
+        }
         Ok(Application {
             listener,
             addr,

@@ -54,6 +54,24 @@ fn token_validator(
     ))
 }
 
+/// The validation-token checker for our app and tenant; `None` without
+/// `graph.tenant_id`/`client_id`.
+pub(super) fn validator(cfg: &Config) -> Result<Option<TokenValidator>, AppError> {
+    let g = &cfg.graph;
+    match (&g.client_id, &g.tenant_id) {
+        (Some(client_id), Some(tenant_id)) => Ok(Some(token_validator(
+            &TokenAudience {
+                client_id,
+                tenant_id,
+                authority: g.authority_url.as_str(),
+                jwks_url: g.webhook.jwks_url.as_ref(),
+            },
+            reqwest::Client::new(),
+        )?)),
+        _ => Ok(None),
+    }
+}
+
 /// The receiver for this configuration. Without `graph.tenant_id`/`client_id` rich
 /// notifications cannot be checked and are refused.
 pub fn receiver(
@@ -63,19 +81,7 @@ pub fn receiver(
 ) -> Result<NotificationReceiver, AppError> {
     let keys = load_keys(&cfg.graph.webhook)
         .map_err(|e| AppError::Config(format!("graph.webhook.certificates: {e}")))?;
-    let g = &cfg.graph;
-    let tokens = match (&g.client_id, &g.tenant_id) {
-        (Some(client_id), Some(tenant_id)) => Some(token_validator(
-            &TokenAudience {
-                client_id,
-                tenant_id,
-                authority: g.authority_url.as_str(),
-                jwks_url: g.webhook.jwks_url.as_ref(),
-            },
-            reqwest::Client::new(),
-        )?),
-        _ => None,
-    };
+    let tokens = validator(cfg)?;
     Ok(NotificationReceiver::new(
         inbox.clone(),
         metrics.clone(),

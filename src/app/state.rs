@@ -9,6 +9,7 @@ use crate::graph::notifications::NotificationReceiver;
 use crate::http::api::ApiState;
 use crate::http::graph::GraphWebhook;
 use crate::http::health::Readiness;
+use crate::http::messaging::MessagingHttp;
 use crate::http::screen_pop::ScreenPops;
 use crate::telemetry::Metrics;
 
@@ -20,6 +21,7 @@ pub struct AppState {
     connectors: ConnectorRegistry,
     api: ApiState,
     screen_pops: ScreenPops,
+    messaging: MessagingHttp,
 }
 
 impl AppState {
@@ -40,7 +42,14 @@ impl AppState {
                 cfg.api.bearer_token.clone(),
             ),
             screen_pops: ScreenPops::default(),
+            messaging: MessagingHttp::default(),
         }
+    }
+
+    /// The messaging bridge's endpoints (absent: they answer 404).
+    pub(crate) fn with_messaging(mut self, messaging: MessagingHttp) -> Self {
+        self.messaging = messaging;
+        self
     }
 
     /// Serves the screen-pop links of `pops`.

@@ -168,6 +168,8 @@ pub struct DemoOptions {
     pub listen: Option<std::net::SocketAddr>,
     /// The simulated contact center.
     pub cc: DemoCc,
+    /// Also bridge a simulated customer's Teams chat to a simulated Genesys agent.
+    pub messaging: bool,
 }
 
 /// The Teams user id of demo person `i` (1-based), a GUID as Graph's are.
@@ -304,7 +306,11 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         .as_ref()
         .map(super::dynamics::demo::config_toml)
         .unwrap_or_default();
-    let config = demo_config_with(&graph, &cc, opts.users, opts.listen, &extra)?;
+    let mut config = demo_config_with(&graph, &cc, opts.users, opts.listen, &extra)?;
+    let messaging = match opts.messaging {
+        true => Some(super::demo_messaging::prepare(&graph, &mut config).await?),
+        false => None,
+    };
     crate::telemetry::init_tracing(&config.log)?;
     // A fresh database every run: the simulators start fresh too.
     if let Some(path) = config.store.sqlite_path().filter(|p| p.exists()) {
@@ -313,7 +319,11 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
         }
     }
-    let app = Application::build(config).await?;
+    let store = crate::store::open(&config.store).await?;
+    if let Some(m) = &messaging {
+        m.sign_in(&graph.state, &config, store.clone()).await?;
+    }
+    let app = Application::builder(config).store(store).build().await?;
     let base = format!("http://{}", app.local_addr());
     if let DemoCenter::Sim(sim) = &cc {
         sim.set_webhook_url(&format!("{base}/connectors/{DEMO_CONNECTOR}/events"));
@@ -350,6 +360,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             "  screen pop of agent-1:   curl -H 'Authorization: Bearer demo-token' {base}/api/v1/agents/agent-1/screen-pop"
         )?;
     }
+    if let Some(m) = &messaging {
+        m.describe()?;
+    }
     outln!("Ctrl-C stops.")?;
     outln!()?;
 
@@ -359,6 +372,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             "{base}/connectors/{DEMO_CONNECTOR}/contact-events"
         )))
     });
+    if let Some(m) = messaging {
+        tokio::spawn(m.scenario(graph.state.clone(), stop.clone()));
+    }
     let scenario = tokio::spawn(scenario(
         graph.state.clone(),
         cc,

@@ -9,6 +9,8 @@ mod connectors;
 mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;
+#[cfg(feature = "demo")]
+mod demo_messaging;
 mod dynamics;
 mod engine;
 mod out;
@@ -101,6 +103,10 @@ pub enum Command {
         /// CCAI Platform tenant.
         #[arg(long, value_enum, default_value_t = demo::DemoCc::Sim)]
         cc: demo::DemoCc,
+        /// Also bridge a simulated customer's Teams chat to a simulated Genesys agent
+        /// (Teams chat ⇄ Open Messaging).
+        #[arg(long)]
+        messaging: bool,
     },
 }
 
@@ -157,11 +163,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     #[cfg(feature = "demo")]
-    if let Command::Demo { users, listen, cc } = cli.command {
+    if let Command::Demo {
+        users,
+        listen,
+        cc,
+        messaging,
+    } = cli.command
+    {
         let opts = demo::DemoOptions {
             users: usize::from(users),
             listen,
             cc,
+            messaging,
         };
         return demo::run(opts).await;
     }

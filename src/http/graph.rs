@@ -62,8 +62,28 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let batch = match collection(&query, &headers, &body)? {
+        Incoming::Handshake(answer) => return Ok(answer),
+        Incoming::Batch(batch) => batch,
+    };
+    answer(state.receiver.receive(batch).await)
+}
+
+/// What a POST to a change-notification endpoint carries.
+pub(super) enum Incoming {
+    /// The validation handshake, answered.
+    Handshake(Response),
+    Batch(NotificationCollection),
+}
+
+/// The handshake answer, or the JSON notification collection of the body.
+pub(super) fn collection(
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Incoming, ApiError> {
     if let Some(token) = query.get("validationToken") {
-        return handshake(token);
+        return handshake(token).map(Incoming::Handshake);
     }
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -73,9 +93,14 @@ async fn receive(
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let batch: NotificationCollection = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::BadRequest("not a change notification collection".into()))?;
-    match state.receiver.receive(batch).await {
+    serde_json::from_slice(body)
+        .map(Incoming::Batch)
+        .map_err(|_| ApiError::BadRequest("not a change notification collection".into()))
+}
+
+/// `202`, or the status of the rejection.
+pub(super) fn answer<T>(result: Result<T, Rejection>) -> Result<Response, ApiError> {
+    match result {
         Ok(_) => Ok(StatusCode::ACCEPTED.into_response()),
         Err(Rejection::BadContent) => Err(ApiError::BadRequest(
             "no notification in the batch could be opened".into(),

@@ -27,6 +27,7 @@ pub mod connectors;
 pub mod error;
 pub mod graph;
 pub mod health;
+pub mod messaging;
 pub mod screen_pop;
 pub mod serve;
 
@@ -46,6 +47,7 @@ where
     ConnectorRegistry: FromRef<S>,
     api::ApiState: FromRef<S>,
     screen_pop::ScreenPops: FromRef<S>,
+    messaging::MessagingHttp: FromRef<S>,
 {
     let body_limit = server.body_limit_bytes;
     let timeout = Duration::from_secs(server.request_timeout_secs);
@@ -57,6 +59,9 @@ where
         .merge(connectors::routes())
         .merge(api::routes(api::ApiState::from_ref(&state)))
         .merge(screen_pop::routes(api::ApiState::from_ref(&state)))
+        .merge(messaging::routes(
+            messaging::MessagingHttp::from_ref(&state).max_body_bytes(),
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

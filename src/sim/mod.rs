@@ -19,3 +19,4 @@ pub mod genesys;
 pub mod graph;
 pub mod innovaphone;
 pub mod kinesis;
+pub mod openmessaging;

@@ -155,6 +155,34 @@ pub const METRICS: &[(&str, &str)] = &[
         "http_requests_total",
         "Inbound HTTP requests by route template, method and status.",
     ),
+    (
+        "messaging_hops_total",
+        "Teams chat ⇄ Open Messaging hops carried out or dropped, by what (inbound, outbound, receipt, not_a_message, refused_by_genesys, ...).",
+    ),
+    (
+        "messaging_throttled_total",
+        "Messaging hops put back after a 429, by side (graph, genesys).",
+    ),
+    (
+        "messaging_loop_guard_total",
+        "Teams messages of the support account itself not sent to Genesys, by how they were recognised (sender, own_message_id).",
+    ),
+    (
+        "messaging_attachments_total",
+        "Attachments of bridged messages, by outcome (rehosted, too_large, unavailable).",
+    ),
+    (
+        "messaging_threads_total",
+        "Open Messaging identities started for Teams chats (a new chat, or one silent beyond the thread window).",
+    ),
+    (
+        "messaging_webhook_total",
+        "Calls of the Genesys outbound webhook, by outcome (queued, duplicate, bad_signature).",
+    ),
+    (
+        "messaging_notifications_total",
+        "Teams chat-message notifications, by outcome (queued, not_ours, undecryptable, not_a_new_message, ...).",
+    ),
 ];
 
 /// The help text of a metric.

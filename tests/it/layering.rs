@@ -6,7 +6,8 @@
 //!   <- store, net                          persistence; outbound HTTP policy
 //!   <- graph, connectors                   the two outside worlds
 //!   <- sim, runtime                        simulators (feature "demo"); the engine's I/O shell
-//!   <- http, integrations                  routes over narrow sub-states; consumers of contact events
+//!   <- integrations                        contact lifecycle (Dynamics), Teams chat messaging
+//!   <- http                                routes over narrow sub-states
 //!   <- app                                 the composition root: builder, wiring, jobs
 //!   <- cli                                 commands
 //!   <- main.rs
@@ -31,12 +32,12 @@ const LAYERS: &[(&str, u8)] = &[
     ("connectors", 3),
     ("sim", 4),
     ("runtime", 4),
-    ("http", 5),
     ("integrations", 5),
-    ("app", 6),
-    ("cli", 7),
+    ("http", 6),
+    ("app", 7),
+    ("cli", 8),
     // The binary's crate root: it may use everything.
-    ("main", 8),
+    ("main", 9),
 ];
 
 fn layer(module: &str) -> Option<u8> {

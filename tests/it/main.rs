@@ -34,6 +34,8 @@ mod helpers;
 mod hostile;
 mod layering;
 #[cfg(feature = "demo")]
+mod messaging;
+#[cfg(feature = "demo")]
 mod multi_connector;
 mod operator;
 #[cfg(feature = "demo")]

@@ -283,7 +283,7 @@ fn check_units(layered: &mut Layered, errs: &mut ConfigErrors) {
 fn is_array_section(key: &str) -> bool {
     matches!(
         key,
-        "connectors" | "teams_to_cc" | "cc_to_teams" | "dynamics"
+        "connectors" | "teams_to_cc" | "cc_to_teams" | "dynamics" | "alerts"
     )
 }
 

@@ -56,6 +56,9 @@ pub struct Config {
     /// Dataverse environments (Microsoft Dynamics 365) the contact lifecycle is written to.
     #[serde(default)]
     pub dynamics: Vec<crate::integrations::dynamics::DynamicsConfig>,
+    /// `[messaging]`: the Teams chat ⇄ Genesys Cloud Open Messaging bridge.
+    #[serde(default)]
+    pub messaging: crate::integrations::messaging::config::MessagingConfig,
     /// Where alerts are sent (a generic JSON webhook or a Teams webhook), each with a name.
     #[serde(default)]
     pub alerts: Vec<AlertSinkConfig>,
@@ -154,6 +157,13 @@ impl Config {
         crate::runtime::alerts::config::validate_sinks(&mut self.alerts, "alerts", &mut errs);
         self.alerting.validate("alerting", &mut errs);
         cross::check(self, &mut errs);
+        self.messaging.validate("messaging", &mut errs);
+        self.messaging.check_needs(
+            "messaging",
+            &self.graph,
+            self.server.public_url.is_some(),
+            &mut errs,
+        );
         let names: Vec<&str> = self.connectors.iter().map(ConnectorConfig::name).collect();
         crate::integrations::dynamics::config::validate(
             &mut self.dynamics,

@@ -174,6 +174,28 @@ token = "from-file"
 }
 
 #[test]
+fn an_alert_sink_url_comes_from_an_indexed_environment_variable() {
+    let text =
+        "[[alerts]]\nname = \"ops\"\nkind = \"teams\"\nurl = \"https://file.example.com/x\"\n";
+    let mut cfg = Config::from_toml_str_with_env(
+        text,
+        env(&[(
+            "PRESENCE_BRIDGE__ALERTS__0__URL",
+            "https://env.example.com/hook",
+        )]),
+    )
+    .unwrap();
+    cfg.resolve_and_validate().unwrap();
+    let url = cfg.alerts[0]
+        .url
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    assert_eq!(url, "https://env.example.com/hook");
+}
+
+#[test]
 fn a_mistake_in_an_environment_variable_names_the_variable() {
     let err = Config::from_toml_str_with_env(
         "[server]\nlisten = \"127.0.0.1:9000\"\n",

@@ -247,7 +247,10 @@ impl Store for FencedStore {
             .contact_state_get(integration, connector, contact_id)
             .await
     }
-    async fn contact_state_put(&self, record: &crate::store::ContactStateRecord) -> StoreResult<()> {
+    async fn contact_state_put(
+        &self,
+        record: &crate::store::ContactStateRecord,
+    ) -> StoreResult<()> {
         self.inner.contact_state_put(record).await
     }
     async fn contact_state_prune(

@@ -64,7 +64,7 @@ fn notification(
     ev: &super::PresenceEvent,
 ) -> Value {
     let user = &ev.user_id;
-    let mut item = json!({
+    let item = json!({
         "subscriptionId": sub.id, "clientState": sub.client_state, "changeType": "updated",
         "tenantId": sim.options.tenant_id, "resource": format!("communications/presences/{user}"),
         "subscriptionExpirationDateTime": sub.expires_at,
@@ -72,6 +72,23 @@ fn notification(
             "@odata.type": "#microsoft.graph.presence", "id": user},
         "organizationId": sim.options.tenant_id,
     });
+    let plain = json!({
+        "@odata.id": format!("users/{user}/presence"), "@odata.type": "#microsoft.graph.presence",
+        "id": user, "availability": ev.availability, "activity": ev.activity,
+        "sequenceNumber": ev.sequence_number,
+    });
+    collection(sim, issuer, sub, item, &plain)
+}
+
+/// The notification collection for one item: for a rich subscription, the resource `plain`
+/// encrypted to its certificate and a validation token.
+pub(super) fn collection(
+    sim: &SimGraph,
+    issuer: &TokenIssuer,
+    sub: &SimSubscription,
+    mut item: Value,
+    plain: &Value,
+) -> Value {
     let mut body = json!({});
     if let (true, Some(cert), Some(cert_id)) = (
         sub.include_resource_data,
@@ -81,17 +98,11 @@ fn notification(
         let der = base64::engine::general_purpose::STANDARD
             .decode(cert)
             .unwrap_or_default();
-        if let Ok(public) = public_key_from_certificate_der(&der) {
-            let plain = json!({
-                "@odata.id": format!("users/{user}/presence"), "@odata.type": "#microsoft.graph.presence",
-                "id": user, "availability": ev.availability, "activity": ev.activity,
-                "sequenceNumber": ev.sequence_number,
-            });
-            if let Ok(content) =
+        if let Ok(public) = public_key_from_certificate_der(&der)
+            && let Ok(content) =
                 encrypt_for_notification(&public, cert_id, plain.to_string().as_bytes())
-            {
-                item["encryptedContent"] = json!(content);
-            }
+        {
+            item["encryptedContent"] = json!(content);
         }
         body["validationTokens"] = json!([issuer.validation_token(
             &sim.options.client_id,
@@ -103,7 +114,7 @@ fn notification(
     body
 }
 
-async fn deliver(sim: &SimGraph, url: &str, body: &Value) {
+pub(super) async fn deliver(sim: &SimGraph, url: &str, body: &Value) {
     let mut wait = RETRY_BASE;
     for _ in 0..DELIVERY_ATTEMPTS {
         if let Some(status) = post_json(url, body).await

@@ -28,6 +28,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub mod batch;
+pub mod chats;
 pub mod control;
 pub mod delivery;
 pub mod encrypt;
@@ -133,6 +134,8 @@ pub struct Tenant {
     pub request_log: Vec<String>,
     /// Entra groups: group id → member ids (users or groups).
     pub groups: BTreeMap<String, Vec<String>>,
+    /// Teams chats, their messages and attachments.
+    pub chats: chats::ChatState,
 }
 
 /// The shared state; cheap to clone.
@@ -234,6 +237,7 @@ pub fn router(state: SimGraph) -> Router {
         .merge(groups::routes())
         .merge(batch::routes())
         .merge(subscriptions::routes())
+        .merge(chats::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             control::faults_and_budgets,
