@@ -6,6 +6,7 @@
 //! daemon this way; tests swap in a listener, a clock and fake outside worlds.
 
 pub mod config;
+mod console;
 mod engine;
 pub mod graph;
 pub mod notifications;
@@ -210,7 +211,8 @@ impl ApplicationBuilder {
         if let Some(presence) = presence {
             jobs.extend(engine::build(&core, presence, &connectors, &cancel).await?);
         }
-        let state = AppState::new(&core, receiver.clone(), connectors.clone());
+        let console = console::state(&core, addr, &cancel)?;
+        let state = AppState::new(&core, receiver.clone(), connectors.clone(), console);
         Ok(Application {
             listener,
             addr,

@@ -7,6 +7,7 @@ use crate::app::Core;
 use crate::connectors::ConnectorRegistry;
 use crate::graph::notifications::NotificationReceiver;
 use crate::http::api::ApiState;
+use crate::http::console::ConsoleState;
 use crate::http::graph::GraphWebhook;
 use crate::http::health::Readiness;
 use crate::telemetry::Metrics;
@@ -18,6 +19,7 @@ pub struct AppState {
     webhook: GraphWebhook,
     connectors: ConnectorRegistry,
     api: ApiState,
+    console: ConsoleState,
 }
 
 impl AppState {
@@ -25,9 +27,11 @@ impl AppState {
         core: &Core,
         receiver: NotificationReceiver,
         connectors: ConnectorRegistry,
+        console: ConsoleState,
     ) -> Self {
         let cfg = &core.config;
         AppState {
+            console,
             readiness: Readiness::new(core.store.clone(), core.health.clone()),
             metrics: core.metrics.clone(),
             webhook: GraphWebhook::new(receiver, cfg.graph.webhook.max_body_bytes),

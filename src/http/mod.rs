@@ -24,9 +24,11 @@ use crate::telemetry::Metrics;
 pub mod api;
 pub mod config;
 pub mod connectors;
+pub mod console;
 pub mod error;
 pub mod graph;
 pub mod health;
+pub mod people;
 pub mod serve;
 
 pub use config::ServerConfig;
@@ -44,6 +46,7 @@ where
     graph::GraphWebhook: FromRef<S>,
     ConnectorRegistry: FromRef<S>,
     api::ApiState: FromRef<S>,
+    console::ConsoleState: FromRef<S>,
 {
     let body_limit = server.body_limit_bytes;
     let timeout = Duration::from_secs(server.request_timeout_secs);
@@ -54,6 +57,7 @@ where
         .merge(graph::routes(webhook_body_limit))
         .merge(connectors::routes())
         .merge(api::routes(api::ApiState::from_ref(&state)))
+        .merge(console::routes(console::ConsoleState::from_ref(&state)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

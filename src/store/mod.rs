@@ -17,6 +17,7 @@ use crate::model::contact_center::ContactEvent;
 
 pub mod config;
 pub mod inbox;
+pub mod people;
 pub mod postgres;
 pub mod prune;
 mod sql;
@@ -302,6 +303,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<StoredContactEvent>>;
     /// Deletes contact events taken in before `before`; returns how many.
     async fn prune_contact_events(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    // the team, paged
+    /// One page of the active users (by name, then id), then the agents matched to no active
+    /// user (by name, then connector and id), searched and filtered, with the total.
+    async fn list_people(&self, query: &people::PeopleQuery) -> StoreResult<people::PeoplePage>;
 }
 
 /// Opens the store named by the URL (`sqlite://…` or `postgres://…`) and applies migrations.

@@ -52,6 +52,9 @@ pub struct Config {
     /// Contact-center connectors, each with a unique name.
     #[serde(default)]
     pub connectors: Vec<ConnectorConfig>,
+    /// The operator console at `/` and its sign-in.
+    #[serde(default)]
+    pub console: crate::http::console::config::ConsoleConfig,
 }
 
 /// Why a configuration could not be loaded.
@@ -142,6 +145,13 @@ impl Config {
         crate::engine::config::validate_rules(&self.teams_to_cc, &self.cc_to_teams, &mut errs);
         crate::connectors::config::validate(&mut self.connectors, "connectors", &mut errs);
         cross::check(self, &mut errs);
+        self.console.validate(
+            "console",
+            self.server.listen,
+            self.graph.tenant_id.as_deref(),
+            self.graph.client_id.as_deref(),
+            &mut errs,
+        );
         let names: Vec<&str> = self.connectors.iter().map(ConnectorConfig::name).collect();
         crate::engine::config::check_rule_connectors(
             &self.teams_to_cc,

@@ -155,7 +155,7 @@ impl SimGraph {
         };
     }
 
-    fn issue(&self, grant: &str, user_id: Option<String>) -> serde_json::Value {
+    pub(super) fn issue(&self, grant: &str, user_id: Option<String>) -> serde_json::Value {
         let now = self.now();
         let lifetime = self.options.token_lifetime_secs;
         let mut t = self.lock();
@@ -289,6 +289,7 @@ async fn token(
                 }
             }
         }
+        "authorization_code" => sim.redeem_code(&tenant, &form),
         "refresh_token" => {
             let rt = form.get("refresh_token").cloned().unwrap_or_default();
             let user = sim.lock().identity.refresh_tokens.get(&rt).cloned();

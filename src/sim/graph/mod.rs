@@ -33,6 +33,7 @@ pub mod delivery;
 pub mod encrypt;
 pub mod groups;
 pub mod identity;
+pub mod oidc;
 pub mod presence;
 mod subscription_update;
 pub mod subscriptions;
@@ -133,6 +134,8 @@ pub struct Tenant {
     pub request_log: Vec<String>,
     /// Entra groups: group id → member ids (users or groups).
     pub groups: BTreeMap<String, Vec<String>>,
+    /// Web sign-in: codes handed out, app roles assigned.
+    pub oidc: oidc::OidcState,
 }
 
 /// The shared state; cheap to clone.
@@ -233,6 +236,7 @@ pub fn router(state: SimGraph) -> Router {
         .merge(users::routes())
         .merge(groups::routes())
         .merge(batch::routes())
+        .merge(oidc::routes())
         .merge(subscriptions::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

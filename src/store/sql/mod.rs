@@ -14,12 +14,14 @@ mod contacts;
 mod cursors;
 mod ingest;
 mod methods;
+mod people;
 mod support;
 
 pub(crate) use contacts::impl_contacts;
 pub(crate) use cursors::impl_cursors;
 pub(crate) use ingest::impl_ingest;
 pub(crate) use methods::impl_store;
+pub(crate) use people::impl_people;
 pub(crate) use support::{from_row, impl_support};
 
 /// Bind parameters per multi-row statement. Below SQLite's limit (32,766) and Postgres's
