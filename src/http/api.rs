@@ -11,6 +11,7 @@
 //! - `POST /api/v1/reconcile`: requests a reconciliation now (202).
 //! - `GET /api/v1/contacts?agent=…[&connector=…][&limit=…]`: an agent's recent contacts,
 //!   each with its events in order (read-only; kept a week).
+//! - `GET /api/v1/openapi.json`: the OpenAPI document of the above (no token needed).
 
 use std::sync::Arc;
 
@@ -62,6 +63,15 @@ where
         .route("/api/v1/reconcile", post(request_reconcile))
         .route("/api/v1/contacts", get(contacts))
         .route_layer(middleware::from_fn_with_state(state, require_token))
+        // The description of the endpoints above is public: it holds no data.
+        .route("/api/v1/openapi.json", get(openapi))
+}
+
+/// The OpenAPI document of `/api/v1`, written by hand next to the handlers.
+const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
 async fn require_token(State(state): State<ApiState>, req: Request, next: Next) -> Response {

@@ -915,6 +915,14 @@ impl Store for RealTimeStore {
         self.run(async move { s.prune_contact_events(before).await })
             .await
     }
+
+    async fn list_people(
+        &self,
+        query: &presence_bridge::store::people::PeopleQuery,
+    ) -> StoreResult<presence_bridge::store::people::PeoplePage> {
+        let (s, q) = (self.inner.clone(), query.clone());
+        self.run(async move { s.list_people(&q).await }).await
+    }
 }
 
 mod api {

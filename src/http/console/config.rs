@@ -139,3 +139,43 @@ impl ConsoleConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(auth: ConsoleAuth, listen: &str) -> Vec<String> {
+        let mut c = ConsoleConfig {
+            enabled: true,
+            auth,
+            ..ConsoleConfig::default()
+        };
+        let mut errs = ConfigErrors::default();
+        c.validate("console", listen.parse().unwrap(), Some("t"), Some("c"), &mut errs);
+        errs.iter().map(|e| format!("{}: {}", e.path, e.message)).collect()
+    }
+
+    #[test]
+    fn no_sign_in_only_on_loopback() {
+        assert!(check(ConsoleAuth::None, "127.0.0.1:8080").is_empty());
+        assert!(check(ConsoleAuth::None, "[::1]:8080").is_empty());
+        let errs = check(ConsoleAuth::None, "0.0.0.0:8080");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("console.auth: "), "{errs:?}");
+        assert!(check(ConsoleAuth::Entra, "0.0.0.0:8080").is_empty());
+    }
+
+    #[test]
+    fn entra_needs_a_tenant_an_app_and_a_role() {
+        let mut c = ConsoleConfig {
+            enabled: true,
+            operator_roles: vec![],
+            viewer_roles: vec![],
+            ..ConsoleConfig::default()
+        };
+        let mut errs = ConfigErrors::default();
+        c.validate("console", "0.0.0.0:80".parse().unwrap(), None, None, &mut errs);
+        let paths: Vec<String> = errs.iter().map(|e| e.path.clone()).collect();
+        assert_eq!(paths, ["console.tenant_id", "console.client_id", "console"]);
+    }
+}

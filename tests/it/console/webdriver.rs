@@ -1,0 +1,200 @@
+//! A small W3C WebDriver client over HTTP for headless Chromium: `chromedriver` is started on
+//! a free loopback port for each browser and stopped with it. Only what the console tests
+//! use: navigate, find, click, type, read text and attributes, run a script, screenshot.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::helpers::eventually;
+
+/// The W3C key of an element reference.
+const ELEMENT: &str = "element-6066-11e4-a5cc-4f6c6a0f3e1b";
+
+/// How long page conditions may take (page loads, live updates, sign-in round trips).
+pub const PAGE_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct Browser {
+    http: reqwest::Client,
+    session: String,
+    _driver: tokio::process::Child,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium session.
+    pub async fn start() -> Browser {
+        let port = free_port();
+        let driver = tokio::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver runs (apt-get install chromium chromium-driver)");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        eventually("chromedriver ready", PAGE_TIMEOUT, || async {
+            match http.get(format!("{base}/status")).send().await {
+                Ok(r) => r
+                    .json::<Value>()
+                    .await
+                    .is_ok_and(|v| v["value"]["ready"] == true),
+                Err(_) => false,
+            }
+        })
+        .await;
+        let mut options = json!({
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1280,1000"]
+        });
+        if std::path::Path::new("/usr/bin/chromium").exists() {
+            options["binary"] = json!("/usr/bin/chromium");
+        }
+        let caps = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": options,
+        }}});
+        let res: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .expect("new session")
+            .json()
+            .await
+            .expect("session json");
+        let id = res["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {res}"))
+            .to_owned();
+        Browser {
+            http,
+            session: format!("{base}/session/{id}"),
+            _driver: driver,
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, format!("{}{path}", self.session));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let v: Value = req
+            .send()
+            .await
+            .expect("webdriver request")
+            .json()
+            .await
+            .expect("webdriver json");
+        v["value"].clone()
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
+    }
+
+    pub async fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The first element `css` selects, if any.
+    pub async fn find(&self, css: &str) -> Option<String> {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
+            .await;
+        v[ELEMENT].as_str().map(str::to_owned)
+    }
+
+    /// Waits until `css` selects an element.
+    pub async fn wait_for(&self, css: &str) -> String {
+        eventually(&format!("an element {css}"), PAGE_TIMEOUT, || async {
+            self.find(css).await.is_some()
+        })
+        .await;
+        self.find(css).await.expect("found above")
+    }
+
+    pub async fn click(&self, css: &str) {
+        let el = self.wait_for(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{el}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let el = self.wait_for(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{el}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    }
+
+    /// Runs a script in the page and returns its result.
+    pub async fn script(&self, js: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": js, "args": [] })),
+        )
+        .await
+    }
+
+    /// The text of the first element `css` selects ("" when there is none).
+    pub async fn text(&self, css: &str) -> String {
+        let js = format!(
+            "var e = document.querySelector({}); return e ? e.innerText : '';",
+            json!(css)
+        );
+        self.script(&js)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Waits until the text of `css` satisfies `cond`; returns it.
+    pub async fn wait_text(&self, what: &str, css: &str, cond: impl Fn(&str) -> bool) -> String {
+        eventually(what, PAGE_TIMEOUT, || async { cond(&self.text(css).await) }).await;
+        self.text(css).await
+    }
+
+    /// Saves a PNG of the page under `target/console-screenshots/`.
+    pub async fn screenshot(&self, name: &str) {
+        let v = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap_or_default())
+            .expect("screenshot is base64");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot directory");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("screenshot written");
+    }
+
+    pub async fn quit(self) {
+        self.call(reqwest::Method::DELETE, "", None).await;
+    }
+}
