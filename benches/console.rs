@@ -35,7 +35,8 @@ fn config(url: &str) -> Config {
         "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nurl = \"{url}\"\n[api]\nbearer_token = \"bench\"\n\
          [console]\nenabled = true\nauth = \"none\"\n[log]\nfilter = \"warn\"\n"
     );
-    let mut cfg = Config::from_toml_str_with_env(&toml, Vec::<(String, String)>::new()).expect("config");
+    let mut cfg =
+        Config::from_toml_str_with_env(&toml, Vec::<(String, String)>::new()).expect("config");
     cfg.resolve_and_validate().expect("valid config");
     cfg
 }
@@ -88,7 +89,12 @@ async fn seed(store: &Arc<dyn Store>) {
     })
     .unwrap();
     let states: Vec<(String, serde_json::Value)> = (0..SUSPENDED)
-        .map(|i| (format!("00000000-0000-4000-8000-{:012}", i * 97), suspended.clone()))
+        .map(|i| {
+            (
+                format!("00000000-0000-4000-8000-{:012}", i * 97),
+                suspended.clone(),
+            )
+        })
         .collect();
     store.save_user_states(&states).await.expect("states");
 }
@@ -138,11 +144,23 @@ async fn run(backend: &str, url: &str) {
     for (label, path, bearer) in [
         ("API first page (100)", "/api/v1/users", true),
         ("API page 500 (100)", "/api/v1/users?page=500", true),
-        ("API search \"person 04217\"", "/api/v1/users?query=person%2004217", true),
+        (
+            "API search \"person 04217\"",
+            "/api/v1/users?query=person%2004217",
+            true,
+        ),
         ("API state=suspended", "/api/v1/users?state=suspended", true),
-        ("API state=no_teams_user", "/api/v1/users?state=no_teams_user", true),
+        (
+            "API state=no_teams_user",
+            "/api/v1/users?state=no_teams_user",
+            true,
+        ),
         ("team page, first page (100)", "/", false),
-        ("team page, search \"person 04217\"", "/?query=person%2004217", false),
+        (
+            "team page, search \"person 04217\"",
+            "/?query=person%2004217",
+            false,
+        ),
     ] {
         measure(&http, label, &format!("{base}{path}"), bearer).await;
     }
@@ -153,7 +171,11 @@ async fn run(backend: &str, url: &str) {
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
-    run("sqlite", &format!("sqlite://{}/console.db", dir.path().display())).await;
+    run(
+        "sqlite",
+        &format!("sqlite://{}/console.db", dir.path().display()),
+    )
+    .await;
     if let Ok(base) = std::env::var("PRESENCE_BRIDGE_TEST_POSTGRES_URL") {
         let schema = ScratchSchema::create(&base, "console_bench").await;
         run("postgres", &schema.url).await;

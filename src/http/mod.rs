@@ -148,18 +148,21 @@ async fn track_metrics(State(metrics): State<Metrics>, req: Request, next: Next)
 }
 
 /// Error responses produced below the handlers (body limit, timeouts) come as plain text;
-/// turn every non-JSON error into the JSON error shape so clients see one format.
+/// turn every other error into the JSON error shape so clients see one format.
 async fn json_errors(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let is_json = response
+    // JSON errors are already in shape; the console's HTML error pages are for people.
+    let shaped = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
+    if shaped {
         return response;
     }
     let (mut parts, _) = response.into_parts();

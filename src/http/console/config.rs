@@ -151,8 +151,16 @@ mod tests {
             ..ConsoleConfig::default()
         };
         let mut errs = ConfigErrors::default();
-        c.validate("console", listen.parse().unwrap(), Some("t"), Some("c"), &mut errs);
-        errs.iter().map(|e| format!("{}: {}", e.path, e.message)).collect()
+        c.validate(
+            "console",
+            listen.parse().unwrap(),
+            Some("t"),
+            Some("c"),
+            &mut errs,
+        );
+        errs.iter()
+            .map(|e| format!("{}: {}", e.path, e.message))
+            .collect()
     }
 
     #[test]
@@ -174,7 +182,13 @@ mod tests {
             ..ConsoleConfig::default()
         };
         let mut errs = ConfigErrors::default();
-        c.validate("console", "0.0.0.0:80".parse().unwrap(), None, None, &mut errs);
+        c.validate(
+            "console",
+            "0.0.0.0:80".parse().unwrap(),
+            None,
+            None,
+            &mut errs,
+        );
         let paths: Vec<String> = errs.iter().map(|e| e.path.clone()).collect();
         assert_eq!(paths, ["console.tenant_id", "console.client_id", "console"]);
     }

@@ -43,9 +43,22 @@ async fn users_are_paged_with_a_total_and_bad_parameters_are_refused() {
         .iter()
         .map(|u| u["display_name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["Person 021", "Person 022", "Person 023", "Person 024", "Person 025"]);
+    assert_eq!(
+        names,
+        [
+            "Person 021",
+            "Person 022",
+            "Person 023",
+            "Person 024",
+            "Person 025"
+        ]
+    );
 
-    let body: Value = get("?query=person%20007&state=unmatched").await.json().await.unwrap();
+    let body: Value = get("?query=person%20007&state=unmatched")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["total"], 1, "{body}");
     assert_eq!(body["users"][0]["sync_state"], "unmatched");
 

@@ -11,6 +11,7 @@ use presence_bridge::app::Application;
 use presence_bridge::cli::demo::{
     DEMO_CONNECTOR, DEMO_OPERATOR, demo_config, demo_user_id, start_simulators,
 };
+use presence_bridge::connectors::config::ConnectorConfig;
 use presence_bridge::sim::contact_center::SimContactCenter;
 use presence_bridge::sim::graph::SimGraphHandle;
 use presence_bridge::sim::graph::oidc::SIM_SIGN_IN_PASSWORD;
@@ -34,10 +35,18 @@ struct Demo {
 }
 
 impl Demo {
-    async fn start() -> Demo {
+    /// The demo; with `poll_secs` the contact center's statuses are also polled (so the
+    /// connector notices at once when the contact center stops answering).
+    async fn start(poll_secs: Option<u64>) -> Demo {
         let (graph, cc) = start_simulators(PEOPLE).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = demo_config(&graph, &cc, Some("127.0.0.1:0".parse().unwrap())).unwrap();
+        if let (Some(secs), Some(ConnectorConfig::Http(http))) =
+            (poll_secs, cfg.connectors.first_mut())
+            && let Some(poll) = http.poll.as_mut()
+        {
+            poll.interval_secs = secs;
+        }
         cfg.store.url = format!("sqlite://{}/console.db", dir.path().display()).into();
         cfg.sync.hold_down_secs = 0;
         let app = Application::build(cfg).await.unwrap();
@@ -84,7 +93,7 @@ fn row(i: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_team_page_tel_links_and_live_updates() {
-    let demo = Demo::start().await;
+    let demo = Demo::start(None).await;
     let b = Browser::start().await;
 
     // The page sends the signed-out to the tenant's login form.
@@ -156,7 +165,7 @@ async fn sign_in_team_page_tel_links_and_live_updates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspended_user_is_resumed_from_the_page() {
-    let demo = Demo::start().await;
+    let demo = Demo::start(None).await;
     let user = demo_user_id(1);
     // Agent 1 flaps between a contact and available until the oscillation breaker suspends
     // them (demo.toml: more than 6 writes in 2 minutes).
@@ -247,7 +256,7 @@ async fn a_suspended_user_is_resumed_from_the_page() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contact_center_light_goes_red_when_it_is_unreachable_and_green_when_it_returns() {
-    let demo = Demo::start().await;
+    let demo = Demo::start(Some(1)).await;
     let b = Browser::start().await;
     sign_in(&b, &demo.base, DEMO_OPERATOR).await;
     b.wait_for("#team-rows").await;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::helpers::eventually;
 
 /// The W3C key of an element reference.
-const ELEMENT: &str = "element-6066-11e4-a5cc-4f6c6a0f3e1b";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// How long page conditions may take (page loads, live updates, sign-in round trips).
 pub const PAGE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -105,14 +105,6 @@ impl Browser {
             .await;
     }
 
-    pub async fn url(&self) -> String {
-        self.call(reqwest::Method::GET, "/url", None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
     /// The first element `css` selects, if any.
     pub async fn find(&self, css: &str) -> Option<String> {
         let v = self
@@ -125,13 +117,19 @@ impl Browser {
         v[ELEMENT].as_str().map(str::to_owned)
     }
 
-    /// Waits until `css` selects an element.
+    /// Waits until `css` selects an element; fails showing where the browser is and what it
+    /// shows.
     pub async fn wait_for(&self, css: &str) -> String {
-        eventually(&format!("an element {css}"), PAGE_TIMEOUT, || async {
-            self.find(css).await.is_some()
-        })
-        .await;
-        self.find(css).await.expect("found above")
+        let deadline = tokio::time::Instant::now() + PAGE_TIMEOUT;
+        loop {
+            if let Some(el) = self.find(css).await {
+                return el;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.fail(&format!("an element {css}")).await;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn click(&self, css: &str) {
@@ -177,10 +175,29 @@ impl Browser {
             .to_owned()
     }
 
-    /// Waits until the text of `css` satisfies `cond`; returns it.
+    /// Waits until the text of `css` satisfies `cond`; returns it. Fails showing where the
+    /// browser is and what it shows.
     pub async fn wait_text(&self, what: &str, css: &str, cond: impl Fn(&str) -> bool) -> String {
-        eventually(what, PAGE_TIMEOUT, || async { cond(&self.text(css).await) }).await;
-        self.text(css).await
+        let deadline = tokio::time::Instant::now() + PAGE_TIMEOUT;
+        loop {
+            let text = self.text(css).await;
+            if cond(&text) {
+                return text;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.fail(what).await;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Panics naming `what` with the page's address and text.
+    pub async fn fail(&self, what: &str) -> ! {
+        let at = self.call(reqwest::Method::GET, "/url", None).await;
+        let shown = self
+            .script("return document.body ? document.body.innerText : '';")
+            .await;
+        panic!("timed out waiting for {what} at {at}; the page shows: {shown}");
     }
 
     /// Saves a PNG of the page under `target/console-screenshots/`.
