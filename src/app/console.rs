@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{AppError, Core};
+use crate::http::console::accounts::AccountSignIns;
 use crate::http::console::config::ConsoleAuth;
 use crate::http::console::signin::{Access, Entra};
 use crate::http::console::{ConsoleAuthMode, ConsoleSettings, ConsoleState};
@@ -67,6 +68,12 @@ pub(super) fn state(
             secure_cookies: public.starts_with("https://"),
             session_ttl: Duration::from_secs(c.session_ttl_secs),
             shutdown: cancel.clone(),
+            accounts: AccountSignIns::new(
+                cfg.graph
+                    .enabled()
+                    .then(|| std::sync::Arc::new(cfg.graph.clone())),
+                core.health.clone(),
+            ),
         },
         core.store.clone(),
         core.inbox.clone(),

@@ -1,11 +1,13 @@
 //! The operator console: server-rendered pages at `/` (team, person, health) with a little
 //! hand-written JavaScript for live updates (server-sent events), sign-in with Microsoft Entra
-//! ID, and the actions an operator takes (reconcile now, resume a suspended user). Templates
+//! ID, and the actions an operator takes (reconcile now, resume a suspended user, sign a sync
+//! account in again). Templates
 //! and assets are compiled into the binary; nothing is fetched from elsewhere.
 //!
 //! Owns only presentation and access: the data comes from the store and the readiness
 //! registry, actions go through the inbox like the API's.
 
+pub mod accounts;
 pub mod config;
 mod pages;
 pub mod session;
@@ -39,6 +41,8 @@ pub struct ConsoleSettings {
     pub session_ttl: Duration,
     /// Cancelled when the daemon stops: live-update streams end with it.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Device-code sign-ins of sync accounts.
+    pub accounts: accounts::AccountSignIns,
 }
 
 /// The console's sub-state; `None` inside when the console is off.
@@ -57,6 +61,7 @@ struct Inner {
     local: Session,
     templates: minijinja::Environment<'static>,
     shutdown: tokio_util::sync::CancellationToken,
+    accounts: accounts::AccountSignIns,
 }
 
 impl ConsoleState {
@@ -83,6 +88,7 @@ impl ConsoleState {
                 local,
                 templates: pages::templates(),
                 shutdown: settings.shutdown,
+                accounts: settings.accounts,
             })),
         }
     }
@@ -108,6 +114,18 @@ where
         .route("/console/sign-out", post(pages::sign_out))
         .route("/console/actions/reconcile", post(pages::reconcile))
         .route("/console/actions/resume", post(pages::resume))
+        .route(
+            "/console/actions/account-sign-in",
+            post(pages::account_sign_in),
+        )
+        .route(
+            "/console/accounts/sign-in/{id}",
+            get(pages::account_sign_in_page),
+        )
+        .route(
+            "/console/events/account-sign-in/{id}",
+            get(pages::account_sign_in_events),
+        )
         .route("/console/assets/console.js", get(pages::script))
         .route("/console/assets/console.css", get(pages::style))
 }

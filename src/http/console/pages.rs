@@ -17,6 +17,7 @@ use futures::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::accounts::SignInState;
 use super::session::{Role, Session, csrf_ok};
 use super::{ConsoleAuthMode, ConsoleState, Inner};
 use crate::http::people::{self, PeopleParams};
@@ -48,6 +49,11 @@ pub(super) fn templates() -> minijinja::Environment<'static> {
         ("lights.html", include_str!("templates/lights.html")),
         ("person.html", include_str!("templates/person.html")),
         ("message.html", include_str!("templates/message.html")),
+        ("account.html", include_str!("templates/account.html")),
+        (
+            "account_state.html",
+            include_str!("templates/account_state.html"),
+        ),
     ] {
         env.add_template(name, text)
             .expect("console templates are valid");
@@ -247,7 +253,6 @@ pub(super) async fn team(
         "page": "team",
         "session": session_json(&session),
         "operator": session.role == Role::Operator,
-        "notice": params_notice(&headers),
         "people": view.people,
         "total": view.total,
         "pages": view.pages,
@@ -261,11 +266,6 @@ pub(super) async fn team(
         "next_link": (u64::from(q.page) < view.pages).then(|| format!("/?{}", query_string(q, q.page + 1))),
     });
     inner.render("team.html", ctx)
-}
-
-/// Nothing to say after a plain page load; actions answer with their own page.
-fn params_notice(_headers: &HeaderMap) -> Option<String> {
-    None
 }
 
 /// An event stream that sends `render()`'s HTML each time it differs from the last sent, and
@@ -396,6 +396,7 @@ pub(super) async fn health(State(state): State<ConsoleState>, headers: HeaderMap
     let ctx = json!({
         "title": "Health",
         "page": "health",
+        "operator": session.role == Role::Operator,
         "session": session_json(&session),
         "checks": lights_json(&checks),
         "accounts": accounts,
@@ -633,6 +634,90 @@ pub(super) async fn resume(
         &format!("Sync resumes for {} (asked by {}).", f.user, s.user),
         Some(("/", "Back to the team")),
     )
+}
+
+pub(super) async fn account_sign_in(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let inner = inner(&state);
+    let s = match inner.operator(&headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match inner
+        .accounts
+        .start(inner.store.clone(), s.user.clone(), inner.shutdown.clone())
+    {
+        Ok(id) => {
+            tracing::info!(by = %s.user, action = "account_sign_in_started", "console action");
+            Redirect::to(&format!("/console/accounts/sign-in/{id}")).into_response()
+        }
+        Err(why) => inner.message(
+            StatusCode::CONFLICT,
+            "Cannot sign in",
+            &format!("A sync account cannot be signed in: {why}."),
+            Some(("/console/health", "Back to health")),
+        ),
+    }
+}
+
+fn account_state_json(state: Option<SignInState>) -> Value {
+    match state {
+        None => {
+            json!({ "kind": "failed", "reason": "this sign-in is unknown (the daemon restarted?)" })
+        }
+        Some(SignInState::Starting) => json!({ "kind": "starting" }),
+        Some(SignInState::Waiting { url, code }) => {
+            json!({ "kind": "waiting", "url": url, "code": code })
+        }
+        Some(SignInState::Done(upn)) => json!({ "kind": "done", "upn": upn }),
+        Some(SignInState::Failed(reason)) => json!({ "kind": "failed", "reason": reason }),
+    }
+}
+
+pub(super) async fn account_sign_in_page(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let inner = inner(&state);
+    let session = match inner.viewer(&headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let ctx = json!({
+        "title": "Sign in a sync account",
+        "page": "health",
+        "session": session_json(&session),
+        "id": id,
+        "state": account_state_json(inner.accounts.state(&id)),
+    });
+    inner.render("account.html", ctx)
+}
+
+pub(super) async fn account_sign_in_events(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let inner = inner(&state).clone();
+    if inner.viewer(&headers).is_err() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    live(inner, move |inner: Arc<Inner>| {
+        let id = id.clone();
+        async move {
+            let ctx = json!({ "state": account_state_json(inner.accounts.state(&id)) });
+            inner
+                .templates
+                .get_template("account_state.html")
+                .and_then(|t| t.render(ctx))
+                .ok()
+        }
+    })
+    .into_response()
 }
 
 pub(super) async fn script() -> Response {

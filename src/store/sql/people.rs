@@ -90,9 +90,16 @@ macro_rules! impl_people {
                 let mut people = Vec::new();
                 let mut users_total: i64 = 0;
                 if users_wanted {
-                    let mut b = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT COUNT(*) FROM users u LEFT JOIN user_state s ON s.user_id = u.teams_id",
+                    // The engine's state is read only when the state filter needs it.
+                    let needs_state = matches!(
+                        q.state,
+                        Some(PeopleState::Ok | PeopleState::Holding | PeopleState::Suspended)
                     );
+                    let mut b = sqlx::QueryBuilder::<$db>::new(if needs_state {
+                        "SELECT COUNT(*) FROM users u LEFT JOIN user_state s ON s.user_id = u.teams_id"
+                    } else {
+                        "SELECT COUNT(*) FROM users u"
+                    });
                     user_filter(&mut b);
                     users_total = b.build_query_scalar::<i64>().fetch_one(&self.pool).await.map_err(db_err)?;
                     if offset < users_total {

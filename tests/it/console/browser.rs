@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use presence_bridge::app::Application;
+use presence_bridge::app::config::Config;
 use presence_bridge::cli::demo::{
     DEMO_CONNECTOR, DEMO_OPERATOR, demo_config, demo_user_id, start_simulators,
 };
@@ -35,18 +36,12 @@ struct Demo {
 }
 
 impl Demo {
-    /// The demo; with `poll_secs` the contact center's statuses are also polled (so the
-    /// connector notices at once when the contact center stops answering).
-    async fn start(poll_secs: Option<u64>) -> Demo {
+    /// The demo, its configuration changed by `tweak`.
+    async fn start(tweak: impl FnOnce(&mut Config)) -> Demo {
         let (graph, cc) = start_simulators(PEOPLE).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = demo_config(&graph, &cc, Some("127.0.0.1:0".parse().unwrap())).unwrap();
-        if let (Some(secs), Some(ConnectorConfig::Http(http))) =
-            (poll_secs, cfg.connectors.first_mut())
-            && let Some(poll) = http.poll.as_mut()
-        {
-            poll.interval_secs = secs;
-        }
+        tweak(&mut cfg);
         cfg.store.url = format!("sqlite://{}/console.db", dir.path().display()).into();
         cfg.sync.hold_down_secs = 0;
         let app = Application::build(cfg).await.unwrap();
@@ -93,7 +88,7 @@ fn row(i: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_team_page_tel_links_and_live_updates() {
-    let demo = Demo::start(None).await;
+    let demo = Demo::start(|_| {}).await;
     let b = Browser::start().await;
 
     // The page sends the signed-out to the tenant's login form.
@@ -165,7 +160,7 @@ async fn sign_in_team_page_tel_links_and_live_updates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspended_user_is_resumed_from_the_page() {
-    let demo = Demo::start(None).await;
+    let demo = Demo::start(|_| {}).await;
     let user = demo_user_id(1);
     // Agent 1 flaps between a contact and available until the oscillation breaker suspends
     // them (demo.toml: more than 6 writes in 2 minutes).
@@ -256,7 +251,16 @@ async fn a_suspended_user_is_resumed_from_the_page() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contact_center_light_goes_red_when_it_is_unreachable_and_green_when_it_returns() {
-    let demo = Demo::start(Some(1)).await;
+    // The contact center's statuses are also polled, every second, so the connector notices at
+    // once when the contact center stops answering.
+    let demo = Demo::start(|cfg| {
+        if let Some(ConnectorConfig::Http(http)) = cfg.connectors.first_mut()
+            && let Some(poll) = http.poll.as_mut()
+        {
+            poll.interval_secs = 1;
+        }
+    })
+    .await;
     let b = Browser::start().await;
     sign_in(&b, &demo.base, DEMO_OPERATOR).await;
     b.wait_for("#team-rows").await;
@@ -297,6 +301,45 @@ async fn the_contact_center_light_goes_red_when_it_is_unreachable_and_green_when
     b.wait_text("the light green again", &light, |t| t.contains("ok"))
         .await;
     b.screenshot("health-green-again").await;
+    b.quit().await;
+    demo.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_account_signs_in_again_from_the_health_page() {
+    let demo = Demo::start(|cfg| {
+        // 32 bytes, base64: where the refresh token is kept encrypted.
+        cfg.graph.token_encryption_key = Some(secrecy::SecretString::from(
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ));
+    })
+    .await;
+    let b = Browser::start().await;
+    sign_in(&b, &demo.base, DEMO_OPERATOR).await;
+    b.wait_for("#team-rows").await;
+    b.goto(&format!("{}/console/health", demo.base)).await;
+    b.click("button#account-sign-in").await;
+    let code = b
+        .wait_text("the device code", "#device-code", |t| !t.is_empty())
+        .await;
+    b.screenshot("account-sign-in-code").await;
+    // The person signs in with the code (in the simulated tenant's device-code page).
+    assert!(
+        demo.graph
+            .state
+            .approve_device_code(&code, "agent3@example.com")
+    );
+    let done = b
+        .wait_text("the page noticing the sign-in", "#account-status", |t| {
+            t.starts_with("Signed in")
+        })
+        .await;
+    assert!(done.contains("agent3@example.com"), "{done}");
+    b.screenshot("account-sign-in-done").await;
+    let accounts = demo.store.list_accounts().await.unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].upn, "agent3@example.com");
+    assert_eq!(accounts[0].state, "healthy");
     b.quit().await;
     demo.stop().await;
 }
