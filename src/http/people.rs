@@ -88,12 +88,9 @@ fn side_json(o: &Option<crate::store::ObservedStatus>) -> Value {
 /// One person: both statuses (with when and where each was seen), phones, sync state.
 pub fn person_json(p: &Person, now: DateTime<Utc>) -> Value {
     match p {
-        Person::User {
-            user: u,
-            teams,
-            contact_center,
-            engine_state,
-        } => {
+        Person::User(p) => {
+            let (u, teams, contact_center, engine_state) =
+                (&p.user, &p.teams, &p.contact_center, &p.engine_state);
             let sync = engine_state.as_ref().and_then(|b| sync_of(b, now));
             let state = match (&u.cc_agent_id, &sync) {
                 (None, _) => "unmatched",

@@ -199,7 +199,7 @@ impl Worker {
                     let Some(st) = self.users.get_mut(&r.user) else {
                         continue;
                     };
-                    if !st.suspended_until.is_some_and(|u| u > now) {
+                    if st.suspended_until.is_none_or(|u| u <= now) {
                         continue;
                     }
                     st.suspended_until = Some(now);

@@ -65,16 +65,20 @@ pub struct PeopleQuery {
 /// One person on a page.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Person {
-    /// An active Teams user, with the newest status seen on each side and the engine's state
-    /// blob when it holds one.
-    User {
-        user: UserRecord,
-        teams: Option<ObservedStatus>,
-        contact_center: Option<ObservedStatus>,
-        engine_state: Option<serde_json::Value>,
-    },
+    /// An active Teams user.
+    User(Box<PersonUser>),
     /// An agent matched to no active Teams user.
     Agent(AgentRecord),
+}
+
+/// An active Teams user, with the newest status seen on each side and the engine's state blob
+/// when it holds one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonUser {
+    pub user: UserRecord,
+    pub teams: Option<ObservedStatus>,
+    pub contact_center: Option<ObservedStatus>,
+    pub engine_state: Option<serde_json::Value>,
 }
 
 /// A page and the number of people matching the query on all pages.

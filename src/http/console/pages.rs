@@ -118,41 +118,41 @@ impl Inner {
     }
 
     /// The signed-in person, or where to send them.
-    fn viewer(&self, headers: &HeaderMap) -> Result<Session, Response> {
+    fn viewer(&self, headers: &HeaderMap) -> Result<Session, Box<Response>> {
         match &self.auth {
             ConsoleAuthMode::None => Ok(self.local.clone()),
             ConsoleAuthMode::Entra(_) => self
                 .sessions
                 .current(headers)
-                .ok_or_else(|| Redirect::to("/console/sign-in").into_response()),
+                .ok_or_else(|| Box::new(Redirect::to("/console/sign-in").into_response())),
         }
     }
 
     /// The signed-in operator whose form carries their CSRF token.
-    fn operator(&self, headers: &HeaderMap, csrf: &str) -> Result<Session, Response> {
+    fn operator(&self, headers: &HeaderMap, csrf: &str) -> Result<Session, Box<Response>> {
         let s = self.viewer(headers).map_err(|_| {
-            self.message(
+            Box::new(self.message(
                 StatusCode::UNAUTHORIZED,
                 "Signed out",
                 "Sign in to act.",
                 Some(("/console/sign-in", "Sign in")),
-            )
+            ))
         })?;
         if !csrf_ok(&s, csrf) {
-            return Err(self.message(
+            return Err(Box::new(self.message(
                 StatusCode::FORBIDDEN,
                 "Refused",
                 "The form is out of date; reload the page and try again.",
                 Some(("/", "Team")),
-            ));
+            )));
         }
         if s.role != Role::Operator {
-            return Err(self.message(
+            return Err(Box::new(self.message(
                 StatusCode::FORBIDDEN,
                 "Refused",
                 "Viewers may look but not act; ask for the operator role.",
                 Some(("/", "Team")),
-            ));
+            )));
         }
         Ok(s)
     }
@@ -194,12 +194,14 @@ struct TeamView {
     q: crate::store::people::PeopleQuery,
 }
 
-async fn team_view(inner: &Inner, params: &PeopleParams) -> Result<TeamView, Response> {
+async fn team_view(inner: &Inner, params: &PeopleParams) -> Result<TeamView, Box<Response>> {
     let now = Utc::now();
-    let q = params.to_query(now).map_err(IntoResponse::into_response)?;
+    let q = params
+        .to_query(now)
+        .map_err(|e| Box::new(e.into_response()))?;
     let page = people::page(inner.store.as_ref(), &q)
         .await
-        .map_err(IntoResponse::into_response)?;
+        .map_err(|e| Box::new(e.into_response()))?;
     let list = people::page_json(&page, &q);
     let people = list["users"]
         .as_array()
@@ -241,11 +243,11 @@ pub(super) async fn team(
     let inner = inner(&state);
     let session = match inner.viewer(&headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let view = match team_view(inner, &params).await {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let q = &view.q;
     let ctx = json!({
@@ -351,7 +353,7 @@ pub(super) async fn health(State(state): State<ConsoleState>, headers: HeaderMap
     let inner = inner(&state);
     let session = match inner.viewer(&headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let checks = inner.readiness.checks().await;
     let now = Utc::now();
@@ -433,7 +435,7 @@ pub(super) async fn person(
     let inner = inner(&state);
     let session = match inner.viewer(&headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let user = match inner.store.get_user(&id).await {
         Ok(u) => u,
@@ -458,7 +460,7 @@ pub(super) async fn person(
             .into_iter()
             .find(|p| p["teams_id"] == json!(id))
             .unwrap_or_else(|| json!({ "upn": user.upn, "display_name": user.display_name, "sync_words": "inactive" })),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let decisions = audit::explain(inner.store.as_ref(), &id, PERSON_DECISIONS)
         .await
@@ -586,7 +588,7 @@ pub(super) async fn reconcile(
     let inner = inner(&state);
     let s = match inner.operator(&headers, &f.csrf) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(e) = reconcile::request(&inner.inbox).await {
         return crate::http::ApiError::Internal(e.to_string()).into_response();
@@ -618,7 +620,7 @@ pub(super) async fn resume(
     let inner = inner(&state);
     let s = match inner.operator(&headers, &f.csrf) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let item = InboxPayload::ResumeUser(ResumeUser {
         user: f.user.clone(),
@@ -644,7 +646,7 @@ pub(super) async fn account_sign_in(
     let inner = inner(&state);
     let s = match inner.operator(&headers, &f.csrf) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match inner
         .accounts
@@ -685,7 +687,7 @@ pub(super) async fn account_sign_in_page(
     let inner = inner(&state);
     let session = match inner.viewer(&headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let ctx = json!({
         "title": "Sign in a sync account",

@@ -127,25 +127,24 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn check_request(sim: &SimGraph, tenant: &str, p: &AuthorizeParams) -> Result<(), Response> {
-    if tenant != sim.options.tenant_id {
-        return Err(bad_request("AADSTS90002: Tenant not found."));
+fn check_request(sim: &SimGraph, tenant: &str, p: &AuthorizeParams) -> Result<(), Box<Response>> {
+    let refusal = if tenant != sim.options.tenant_id {
+        Some("AADSTS90002: Tenant not found.")
+    } else if p.client_id != sim.options.client_id {
+        Some("AADSTS700016: Application not found.")
+    } else if p.response_type != "code" {
+        Some("AADSTS70005: response_type must be code.")
+    } else if !p.scope.split(' ').any(|s| s == "openid") {
+        Some("AADSTS900144: the scope must include openid.")
+    } else if p.code_challenge.is_none() || p.code_challenge_method.as_deref() != Some("S256") {
+        Some("AADSTS9002325: Proof Key for Code Exchange (S256) is required.")
+    } else {
+        None
+    };
+    match refusal {
+        Some(message) => Err(Box::new(bad_request(message))),
+        None => Ok(()),
     }
-    if p.client_id != sim.options.client_id {
-        return Err(bad_request("AADSTS700016: Application not found."));
-    }
-    if p.response_type != "code" {
-        return Err(bad_request("AADSTS70005: response_type must be code."));
-    }
-    if !p.scope.split(' ').any(|s| s == "openid") {
-        return Err(bad_request("AADSTS900144: the scope must include openid."));
-    }
-    if p.code_challenge.is_none() || p.code_challenge_method.as_deref() != Some("S256") {
-        return Err(bad_request(
-            "AADSTS9002325: Proof Key for Code Exchange (S256) is required.",
-        ));
-    }
-    Ok(())
 }
 
 fn login_page(p: &AuthorizeParams, error: Option<&str>) -> Response {
@@ -184,7 +183,7 @@ async fn authorize_form(
     Query(p): Query<AuthorizeParams>,
 ) -> Response {
     if let Err(r) = check_request(&sim, &tenant, &p) {
-        return r;
+        return *r;
     }
     login_page(&p, None)
 }
@@ -204,7 +203,7 @@ async fn authorize_submit(
 ) -> Response {
     let p = f.request;
     if let Err(r) = check_request(&sim, &tenant, &p) {
-        return r;
+        return *r;
     }
     let now = sim.now();
     let user = {

@@ -179,12 +179,14 @@ macro_rules! impl_people {
             let teams = side("t", $crate::model::Side::Teams)?;
             let contact_center = side("c", $crate::model::Side::ContactCenter)?;
             let engine_state: Option<Json<serde_json::Value>> = r.try_get("engine_state")?;
-            Ok($crate::store::people::Person::User {
-                user,
-                teams,
-                contact_center,
-                engine_state: engine_state.map(|j| j.0),
-            })
+            Ok($crate::store::people::Person::User(Box::new(
+                $crate::store::people::PersonUser {
+                    user,
+                    teams,
+                    contact_center,
+                    engine_state: engine_state.map(|j| j.0),
+                },
+            )))
         }
     };
 }

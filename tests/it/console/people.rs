@@ -115,7 +115,7 @@ async fn keys(store: &dyn Store, query: PeopleQuery) -> (Vec<String>, u64) {
         .people
         .iter()
         .map(|p| match p {
-            Person::User { user, .. } => user.teams_id.clone(),
+            Person::User(u) => u.user.teams_id.clone(),
             Person::Agent(a) => format!("{}/{}", a.connector, a.agent_id),
         })
         .collect();
@@ -212,15 +212,10 @@ async fn order_filters_and_total(db: TestDb) {
         .await
         .unwrap();
     match &page.people[0] {
-        Person::User {
-            teams,
-            contact_center,
-            engine_state,
-            ..
-        } => {
-            assert_eq!(teams.as_ref().unwrap().status["activity"], "InACall");
-            assert!(contact_center.is_none());
-            assert!(engine_state.is_some());
+        Person::User(u) => {
+            assert_eq!(u.teams.as_ref().unwrap().status["activity"], "InACall");
+            assert!(u.contact_center.is_none());
+            assert!(u.engine_state.is_some());
         }
         other => panic!("not a user: {other:?}"),
     }
