@@ -158,6 +158,28 @@ impl Inner {
     }
 }
 
+/// The signed-in person; without one a page answers with the way to sign in.
+pub(super) struct Viewer(Session);
+
+impl<S> axum::extract::FromRequestParts<S> for Viewer
+where
+    S: Send + Sync,
+    ConsoleState: axum::extract::FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Response> {
+        let console = <ConsoleState as axum::extract::FromRef<S>>::from_ref(state);
+        inner(&console)
+            .viewer(&parts.headers)
+            .map(Viewer)
+            .map_err(|r| *r)
+    }
+}
+
 fn session_json(s: &Session) -> Value {
     json!({ "name": s.name, "user": s.user, "role": s.role, "csrf": s.csrf })
 }
@@ -237,14 +259,10 @@ fn query_string(q: &crate::store::people::PeopleQuery, page: u32) -> String {
 
 pub(super) async fn team(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
+    Viewer(session): Viewer,
     Query(params): Query<PeopleParams>,
 ) -> Response {
     let inner = inner(&state);
-    let session = match inner.viewer(&headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let view = match team_view(inner, &params).await {
         Ok(v) => v,
         Err(r) => return *r,
@@ -303,14 +321,10 @@ where
 
 pub(super) async fn team_events(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
+    Viewer(session): Viewer,
     Query(params): Query<PeopleParams>,
 ) -> Response {
     let inner = inner(&state).clone();
-    let session = match inner.viewer(&headers) {
-        Ok(s) => s,
-        Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
-    };
     live(inner, move |inner: Arc<Inner>| {
         let params = params.clone();
         let session = session.clone();
@@ -349,12 +363,8 @@ fn lights_json(checks: &[ComponentHealth]) -> Vec<Value> {
         .collect()
 }
 
-pub(super) async fn health(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
+pub(super) async fn health(State(state): State<ConsoleState>, Viewer(session): Viewer) -> Response {
     let inner = inner(&state);
-    let session = match inner.viewer(&headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let checks = inner.readiness.checks().await;
     let now = Utc::now();
     let accounts: Vec<Value> = inner
@@ -408,14 +418,8 @@ pub(super) async fn health(State(state): State<ConsoleState>, headers: HeaderMap
     inner.render("health.html", ctx)
 }
 
-pub(super) async fn health_events(
-    State(state): State<ConsoleState>,
-    headers: HeaderMap,
-) -> Response {
+pub(super) async fn health_events(State(state): State<ConsoleState>, _viewer: Viewer) -> Response {
     let inner = inner(&state).clone();
-    if inner.viewer(&headers).is_err() {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
     live(inner, |inner: Arc<Inner>| async move {
         let checks = inner.readiness.checks().await;
         inner
@@ -429,14 +433,10 @@ pub(super) async fn health_events(
 
 pub(super) async fn person(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
+    Viewer(session): Viewer,
     Path(id): Path<String>,
 ) -> Response {
     let inner = inner(&state);
-    let session = match inner.viewer(&headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let user = match inner.store.get_user(&id).await {
         Ok(u) => u,
         Err(crate::store::StoreError::NotFound) => {
@@ -551,6 +551,41 @@ pub(super) struct CsrfForm {
     csrf: String,
 }
 
+/// A form that carries the session's CSRF token.
+pub(super) trait WithCsrf {
+    fn csrf(&self) -> &str;
+}
+
+impl WithCsrf for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// An action's form, taken from a signed-in operator whose form carries their CSRF token.
+pub(super) struct Act<F>(Session, F);
+
+impl<S, F> axum::extract::FromRequest<S> for Act<F>
+where
+    S: Send + Sync,
+    ConsoleState: axum::extract::FromRef<S>,
+    F: serde::de::DeserializeOwned + WithCsrf + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let console = <ConsoleState as axum::extract::FromRef<S>>::from_ref(state);
+        let headers = req.headers().clone();
+        let Form(form) = Form::<F>::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let session = inner(&console)
+            .operator(&headers, form.csrf())
+            .map_err(|r| *r)?;
+        Ok(Act(session, form))
+    }
+}
+
 pub(super) async fn sign_out(
     State(state): State<ConsoleState>,
     headers: HeaderMap,
@@ -582,14 +617,9 @@ pub(super) async fn sign_out(
 
 pub(super) async fn reconcile(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
+    Act(s, _f): Act<CsrfForm>,
 ) -> Response {
     let inner = inner(&state);
-    let s = match inner.operator(&headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     if let Err(e) = reconcile::request(&inner.inbox).await {
         return crate::http::ApiError::Internal(e.to_string()).into_response();
     }
@@ -612,16 +642,17 @@ pub(super) struct ResumeForm {
     user: String,
 }
 
+impl WithCsrf for ResumeForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub(super) async fn resume(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    Form(f): Form<ResumeForm>,
+    Act(s, f): Act<ResumeForm>,
 ) -> Response {
     let inner = inner(&state);
-    let s = match inner.operator(&headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let item = InboxPayload::ResumeUser(ResumeUser {
         user: f.user.clone(),
         by: s.user.clone(),
@@ -640,14 +671,9 @@ pub(super) async fn resume(
 
 pub(super) async fn account_sign_in(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
+    Act(s, _f): Act<CsrfForm>,
 ) -> Response {
     let inner = inner(&state);
-    let s = match inner.operator(&headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     match inner
         .accounts
         .start(inner.store.clone(), s.user.clone(), inner.shutdown.clone())
@@ -681,14 +707,10 @@ fn account_state_json(state: Option<SignInState>) -> Value {
 
 pub(super) async fn account_sign_in_page(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
+    Viewer(session): Viewer,
     Path(id): Path<String>,
 ) -> Response {
     let inner = inner(&state);
-    let session = match inner.viewer(&headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let ctx = json!({
         "title": "Sign in a sync account",
         "page": "health",
@@ -701,13 +723,10 @@ pub(super) async fn account_sign_in_page(
 
 pub(super) async fn account_sign_in_events(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
+    _viewer: Viewer,
     Path(id): Path<String>,
 ) -> Response {
     let inner = inner(&state).clone();
-    if inner.viewer(&headers).is_err() {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
     live(inner, move |inner: Arc<Inner>| {
         let id = id.clone();
         async move {

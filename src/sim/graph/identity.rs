@@ -124,12 +124,7 @@ impl SimGraph {
     /// Signs in `upn` for a pending device code (as the person would in a browser).
     pub fn approve_device_code(&self, user_code: &str, upn: &str) -> bool {
         let mut t = self.lock();
-        let Some(user_id) = t
-            .users
-            .values()
-            .find(|u| u.user_principal_name.eq_ignore_ascii_case(upn))
-            .map(|u| u.id.clone())
-        else {
+        let Some(user_id) = t.user_id_by_upn(upn) else {
             return false;
         };
         match t

@@ -66,12 +66,7 @@ impl SimGraph {
     /// Assigns app roles (their values, e.g. `PresenceBridge.Operator`) to a user by UPN.
     pub fn assign_app_roles(&self, upn: &str, roles: &[&str]) -> bool {
         let mut t = self.lock();
-        let Some(id) = t
-            .users
-            .values()
-            .find(|u| u.user_principal_name.eq_ignore_ascii_case(upn))
-            .map(|u| u.id.clone())
-        else {
+        let Some(id) = t.user_id_by_upn(upn) else {
             return false;
         };
         t.oidc
@@ -83,6 +78,16 @@ impl SimGraph {
     /// `{origin}/{tenant}/v2.0`, the issuer of the id tokens.
     pub fn issuer(&self) -> String {
         format!("{}/{}/v2.0", self.origin, self.options.tenant_id)
+    }
+}
+
+impl super::Tenant {
+    /// The id of the user with this user principal name (compared case-insensitively).
+    pub fn user_id_by_upn(&self, upn: &str) -> Option<String> {
+        self.users
+            .values()
+            .find(|u| u.user_principal_name.eq_ignore_ascii_case(upn))
+            .map(|u| u.id.clone())
     }
 }
 
@@ -208,11 +213,11 @@ async fn authorize_submit(
     let now = sim.now();
     let user = {
         let t = sim.lock();
-        t.users
-            .values()
-            .find(|u| u.user_principal_name.eq_ignore_ascii_case(f.login.trim()))
-            .filter(|u| u.account_enabled && !u.deleted)
-            .map(|u| u.id.clone())
+        t.user_id_by_upn(f.login.trim()).filter(|id| {
+            t.users
+                .get(id)
+                .is_some_and(|u| u.account_enabled && !u.deleted)
+        })
     };
     let Some(user_id) = user.filter(|_| f.password == SIM_SIGN_IN_PASSWORD) else {
         return login_page(&p, Some("Your account or password is incorrect."));

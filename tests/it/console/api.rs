@@ -5,18 +5,10 @@ use presence_bridge::store::UserRecord;
 use serde_json::Value;
 
 fn user(i: usize) -> UserRecord {
-    UserRecord {
-        teams_id: format!("t{i:03}"),
-        upn: format!("person{i:03}@example.com"),
-        mail: None,
-        display_name: Some(format!("Person {i:03}")),
-        business_phones: vec![],
-        mobile_phone: None,
-        cc_connector: None,
-        cc_agent_id: None,
-        active: true,
-        updated_at: chrono::Utc::now(),
-    }
+    let mut u = crate::store::user(&format!("t{i:03}"), None);
+    u.display_name = Some(format!("Person {i:03}"));
+    u.upn = format!("person{i:03}@example.com");
+    u
 }
 
 #[tokio::test]
@@ -70,15 +62,7 @@ async fn users_are_paged_with_a_total_and_bad_parameters_are_refused() {
     }
 
     // The OpenAPI document describes the endpoint and needs no token.
-    let doc: Value = app
-        .client
-        .get(format!("{}/api/v1/openapi.json", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let params: Vec<&str> = doc["paths"]["/api/v1/users"]["get"]["parameters"]
         .as_array()

@@ -249,6 +249,12 @@ async fn a_suspended_user_is_resumed_from_the_page() {
     demo.stop().await;
 }
 
+/// The class of the light `css` selects (its colour).
+async fn light_class(b: &Browser, css: &str) -> String {
+    let js = format!("return document.querySelector({}).className;", json!(css));
+    b.script(&js).await.as_str().unwrap_or_default().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contact_center_light_goes_red_when_it_is_unreachable_and_green_when_it_returns() {
     // The contact center's statuses are also polled, every second, so the connector notices at
@@ -268,15 +274,7 @@ async fn the_contact_center_light_goes_red_when_it_is_unreachable_and_green_when
     let light = format!("#lights li[data-component=\"connector:{DEMO_CONNECTOR}\"]");
     b.wait_text("the connector light", &light, |t| t.contains("ok"))
         .await;
-    assert!(
-        b.script(&format!(
-            "return document.querySelector('{light}').className;"
-        ))
-        .await
-        .as_str()
-        .unwrap()
-        .contains("light-green")
-    );
+    assert!(light_class(&b, &light).await.contains("light-green"));
     b.screenshot("health").await;
 
     // The contact center stops answering: its tokens stop working and new ones are refused.
@@ -286,15 +284,7 @@ async fn the_contact_center_light_goes_red_when_it_is_unreachable_and_green_when
         .wait_text("the light red", &light, |t| t.contains("down"))
         .await;
     assert!(red.contains("down"), "{red}");
-    assert!(
-        b.script(&format!(
-            "return document.querySelector('{light}').className;"
-        ))
-        .await
-        .as_str()
-        .unwrap()
-        .contains("light-red")
-    );
+    assert!(light_class(&b, &light).await.contains("light-red"));
     b.screenshot("health-red").await;
 
     demo.cc.reject_credentials(false);
