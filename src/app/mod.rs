@@ -8,6 +8,7 @@
 mod alerts;
 mod cluster;
 pub mod config;
+mod console;
 mod dynamics;
 mod engine;
 pub mod graph;
@@ -250,7 +251,8 @@ impl ApplicationBuilder {
                     .await?,
             );
         }
-        let mut state = AppState::new(&core, receiver.clone(), connectors.clone())
+        let console = console::state(&core, addr, &cancel)?;
+        let mut state = AppState::new(&core, receiver.clone(), connectors.clone(), console)
             .with_screen_pops(dynamics.screen_pops);
         if let Some((endpoints, messaging_jobs)) =
             messaging::build(&core, client.as_ref(), &cancel)?

@@ -7,6 +7,7 @@ use crate::app::Core;
 use crate::connectors::ConnectorRegistry;
 use crate::graph::notifications::NotificationReceiver;
 use crate::http::api::ApiState;
+use crate::http::console::ConsoleState;
 use crate::http::graph::GraphWebhook;
 use crate::http::health::Readiness;
 use crate::http::messaging::MessagingHttp;
@@ -22,6 +23,7 @@ pub struct AppState {
     api: ApiState,
     screen_pops: ScreenPops,
     messaging: MessagingHttp,
+    console: ConsoleState,
 }
 
 impl AppState {
@@ -29,9 +31,11 @@ impl AppState {
         core: &Core,
         receiver: NotificationReceiver,
         connectors: ConnectorRegistry,
+        console: ConsoleState,
     ) -> Self {
         let cfg = &core.config;
         AppState {
+            console,
             readiness: Readiness::new(core.store.clone(), core.health.clone()),
             metrics: core.metrics.clone(),
             webhook: GraphWebhook::new(receiver, cfg.graph.webhook.max_body_bytes),

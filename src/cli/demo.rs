@@ -291,8 +291,20 @@ async fn start_graph(users: usize) -> sim_graph::SimGraphHandle {
             .state
             .set_user_status(&demo_user_id(i), Some(("Available", "Available")));
     }
+    // The console's sign-in: the first person operates, the second only views, the others
+    // have no console role.
+    graph
+        .state
+        .assign_app_roles(DEMO_OPERATOR, &["PresenceBridge.Operator"]);
+    graph
+        .state
+        .assign_app_roles(DEMO_VIEWER, &["PresenceBridge.Viewer"]);
     graph
 }
+
+/// The demo person who signs in to the console as an operator, and one who only views.
+pub const DEMO_OPERATOR: &str = "agent1@example.com";
+pub const DEMO_VIEWER: &str = "agent2@example.com";
 
 /// Runs the demo until Ctrl-C.
 pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
@@ -339,6 +351,10 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     )?;
     outln!(
         "  last reconciliation:     curl -H 'Authorization: Bearer demo-token' {base}/api/v1/reconcile/last"
+    )?;
+    outln!(
+        "  console:                 {base}/ (sign in as {DEMO_OPERATOR}, password {}; {DEMO_VIEWER} views only)",
+        sim_graph::oidc::SIM_SIGN_IN_PASSWORD
     )?;
     outln!("  readiness:               {base}/health/ready")?;
     outln!("  metrics:                 {base}/metrics")?;

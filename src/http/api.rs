@@ -1,17 +1,18 @@
 //! The management API under `/api/v1`, behind the bearer token of `api.bearer_token`
 //! (compared in constant time). Without a configured token the API does not exist (404).
 //!
-//! - `GET /api/v1/users`: synced users with both statuses, phones, last change per side and
-//!   sync state (`ok`, `holding`, `suspended`, `unmatched`), then the contact-center agents
-//!   matched to no Teams user (`teams_id` null, sync state `no_teams_user`), as the vendors'
-//!   team views list every agent.
+//! - `GET /api/v1/users?query=&state=&connector=&page=&per_page=`: one page of synced users
+//!   with both statuses, phones, last change per side and sync state (`ok`, `holding`,
+//!   `suspended`, `unmatched`), by name, then the contact-center agents matched to no Teams
+//!   user (`teams_id` null, sync state `no_teams_user`), as the vendors' team views list every
+//!   agent; with `total`, `page` and `per_page`.
 //! - `GET /api/v1/users/{id}/decisions`: the user's last decisions (newest first).
 //! - `GET /api/v1/reconcile/last`: the last reconciliation report.
 //! - `POST /api/v1/reconcile`: requests a reconciliation now (202).
 //! - `GET /api/v1/contacts?agent=…[&connector=…][&limit=…]`: an agent's recent contacts,
 //!   each with its events in order (read-only; kept a week).
+//! - `GET /api/v1/openapi.json`: the OpenAPI document of the above (no token needed).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{FromRef, Path, Request, State};
@@ -25,8 +26,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::ApiError;
-use crate::engine::state::SyncState;
-use crate::runtime::{audit, reconcile, users};
+use crate::runtime::{audit, reconcile};
 use crate::store::Store;
 use crate::store::inbox::Inbox;
 
@@ -63,6 +63,15 @@ where
         .route("/api/v1/reconcile", post(request_reconcile))
         .route("/api/v1/contacts", get(contacts))
         .route_layer(middleware::from_fn_with_state(state, require_token))
+        // The description of the endpoints above is public: it holds no data.
+        .route("/api/v1/openapi.json", get(openapi))
+}
+
+/// The OpenAPI document of `/api/v1`, written by hand next to the handlers.
+const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
 pub(crate) async fn require_token(
@@ -93,72 +102,15 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
-async fn users(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let store = &state.store;
-    let list = store.list_users().await.map_err(internal)?;
-    let states = users::sync_states(store.as_ref(), chrono::Utc::now())
-        .await
-        .map_err(internal)?;
-    let mut observed: HashMap<(String, &'static str), Value> = HashMap::new();
-    for o in store.list_observed().await.map_err(internal)? {
-        observed.insert(
-            (o.user_id.clone(), o.side.as_str()),
-            json!({ "status": o.status, "at": o.observed_at, "source": o.source }),
-        );
-    }
-    let agents = store.list_agents(None).await.map_err(internal)?;
-    let matched: std::collections::HashSet<(&str, &str)> = list
-        .iter()
-        .filter(|u| u.active)
-        .filter_map(|u| Some((u.cc_connector.as_deref()?, u.cc_agent_id.as_deref()?)))
-        .collect();
-    let agents_only: Vec<Value> = agents
-        .iter()
-        .filter(|a| !matched.contains(&(a.connector.as_str(), a.agent_id.as_str())))
-        .map(|a| {
-            json!({
-                "teams_id": null,
-                "upn": null,
-                "display_name": a.display_name,
-                "business_phones": [],
-                "mobile_phone": null,
-                "cc_connector": a.connector,
-                "cc_agent_id": a.agent_id,
-                "cc_email": a.email,
-                "teams": null,
-                "contact_center": null,
-                "suspended_until": null,
-                "sync_state": "no_teams_user",
-            })
-        })
-        .collect();
-    let mut list: Vec<Value> = list
-        .into_iter()
-        .filter(|u| u.active)
-        .map(|u| {
-            let st = states.get(&u.teams_id);
-            let sync = match (&u.cc_agent_id, st) {
-                (None, _) => json!("unmatched"),
-                (Some(_), Some(st)) => json!(st.state),
-                (Some(_), None) => json!(SyncState::Ok),
-            };
-            json!({
-                "teams_id": u.teams_id,
-                "upn": u.upn,
-                "display_name": u.display_name,
-                "business_phones": u.business_phones,
-                "mobile_phone": u.mobile_phone,
-                "cc_connector": u.cc_connector,
-                "cc_agent_id": u.cc_agent_id,
-                "teams": observed.get(&(u.teams_id.clone(), "teams")),
-                "contact_center": observed.get(&(u.teams_id.clone(), "contact_center")),
-                "suspended_until": st.and_then(|s| s.suspended_until),
-                "sync_state": sync,
-            })
-        })
-        .collect();
-    list.extend(agents_only);
-    Ok(Json(json!({ "users": list })))
+/// One page of the team (`?query=&state=&connector=&page=&per_page=`), users by name, then
+/// the agents matched to no Teams user, with the total over all pages.
+async fn users(
+    State(state): State<ApiState>,
+    axum::extract::Query(params): axum::extract::Query<super::people::PeopleParams>,
+) -> Result<Json<Value>, ApiError> {
+    let q = params.to_query(chrono::Utc::now())?;
+    let page = super::people::page(state.store.as_ref(), &q).await?;
+    Ok(Json(super::people::page_json(&page, &q)))
 }
 
 async fn decisions(

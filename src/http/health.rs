@@ -78,32 +78,40 @@ async fn live() -> impl IntoResponse {
     Json(json!({ "status": "live" }))
 }
 
-async fn ready(State(state): State<Readiness>) -> impl IntoResponse {
-    let db = match tokio::time::timeout(DB_PING_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => (
-            HealthState::Up,
-            format!("{} reachable", state.store.backend()),
-        ),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness: database check failed");
-            (
+impl Readiness {
+    /// The database (pinged now) and every component's reported state.
+    pub async fn checks(&self) -> Vec<ComponentHealth> {
+        let db = match tokio::time::timeout(DB_PING_TIMEOUT, self.store.ping()).await {
+            Ok(Ok(())) => (
+                HealthState::Up,
+                format!("{} reachable", self.store.backend()),
+            ),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: database check failed");
+                (
+                    HealthState::Down,
+                    format!("{} unreachable", self.store.backend()),
+                )
+            }
+            Err(_) => (
                 HealthState::Down,
-                format!("{} unreachable", state.store.backend()),
-            )
-        }
-        Err(_) => (
-            HealthState::Down,
-            format!("{} did not answer in time", state.store.backend()),
-        ),
-    };
-    let mut checks = vec![ComponentHealth {
-        name: "database".into(),
-        state: db.0,
-        critical: true,
-        detail: db.1,
-        updated_at: Utc::now(),
-    }];
-    checks.extend(state.health.snapshot());
+                format!("{} did not answer in time", self.store.backend()),
+            ),
+        };
+        let mut checks = vec![ComponentHealth {
+            name: "database".into(),
+            state: db.0,
+            critical: true,
+            detail: db.1,
+            updated_at: Utc::now(),
+        }];
+        checks.extend(self.health.snapshot());
+        checks
+    }
+}
+
+async fn ready(State(state): State<Readiness>) -> impl IntoResponse {
+    let checks = state.checks().await;
     let ready = !checks
         .iter()
         .any(|c| c.critical && c.state == HealthState::Down);

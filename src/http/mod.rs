@@ -24,10 +24,12 @@ use crate::telemetry::Metrics;
 pub mod api;
 pub mod config;
 pub mod connectors;
+pub mod console;
 pub mod error;
 pub mod graph;
 pub mod health;
 pub mod messaging;
+pub mod people;
 pub mod screen_pop;
 pub mod serve;
 
@@ -48,6 +50,7 @@ where
     api::ApiState: FromRef<S>,
     screen_pop::ScreenPops: FromRef<S>,
     messaging::MessagingHttp: FromRef<S>,
+    console::ConsoleState: FromRef<S>,
 {
     let body_limit = server.body_limit_bytes;
     let timeout = Duration::from_secs(server.request_timeout_secs);
@@ -62,6 +65,7 @@ where
         .merge(messaging::routes(
             messaging::MessagingHttp::from_ref(&state).max_body_bytes(),
         ))
+        .merge(console::routes(console::ConsoleState::from_ref(&state)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -152,18 +156,21 @@ async fn track_metrics(State(metrics): State<Metrics>, req: Request, next: Next)
 }
 
 /// Error responses produced below the handlers (body limit, timeouts) come as plain text;
-/// turn every non-JSON error into the JSON error shape so clients see one format.
+/// turn every other error into the JSON error shape so clients see one format.
 async fn json_errors(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let is_json = response
+    // JSON errors are already in shape; the console's HTML error pages are for people.
+    let shaped = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
+    if shaped {
         return response;
     }
     let (mut parts, _) = response.into_parts();

@@ -4,7 +4,7 @@
 //! The stored JSON predates these types and is kept as it was, so records written before
 //! read back unchanged:
 //! `{"input": {"side", "source", "status"} | {"reconcile": {"teams", "contact_center"}} |
-//! {"timer": true}, "decision": {…}}`.
+//! {"timer": true} | {"operator": "upn"}, "decision": {…}}`.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +31,8 @@ pub enum AuditInput {
     },
     /// A timer of the engine's (hold-down, keep-alive, suspension end).
     Timer,
+    /// Someone acting from the console (their user principal name).
+    Operator { by: String },
 }
 
 /// The stored shape of [`AuditInput`].
@@ -39,6 +41,9 @@ pub enum AuditInput {
 enum InputWire {
     Timer {
         timer: bool,
+    },
+    Operator {
+        operator: String,
     },
     Reconcile {
         reconcile: ReconcileWire,
@@ -74,6 +79,7 @@ impl From<AuditInput> for InputWire {
                 },
             },
             AuditInput::Timer => InputWire::Timer { timer: true },
+            AuditInput::Operator { by } => InputWire::Operator { operator: by },
         }
     }
 }
@@ -89,6 +95,7 @@ impl From<InputWire> for AuditInput {
                 contact_center: reconcile.contact_center,
             },
             InputWire::Timer { .. } => AuditInput::Timer,
+            InputWire::Operator { operator } => AuditInput::Operator { by: operator },
         }
     }
 }

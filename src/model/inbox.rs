@@ -17,6 +17,16 @@ pub enum InboxPayload {
     TeamsRefresh(TeamsRefresh),
     /// A reconciliation requested now (from the API).
     ReconcileRequest,
+    /// Ends a user's flapping suspension now (from the console).
+    ResumeUser(ResumeUser),
+}
+
+/// Payload of [`InboxPayload::ResumeUser`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeUser {
+    pub user: UserId,
+    /// Who asked (a user principal name), for the audit trail.
+    pub by: String,
 }
 
 /// Payload of [`InboxPayload::TeamsRefresh`].
@@ -32,6 +42,7 @@ impl InboxPayload {
             InboxPayload::Observation(_) => "observation",
             InboxPayload::TeamsRefresh(_) => "teams_refresh",
             InboxPayload::ReconcileRequest => "reconcile_request",
+            InboxPayload::ResumeUser(_) => "resume_user",
         }
     }
 
@@ -39,6 +50,7 @@ impl InboxPayload {
     pub fn user(&self) -> Option<&UserId> {
         match self {
             InboxPayload::Observation(o) => Some(&o.user),
+            InboxPayload::ResumeUser(r) => Some(&r.user),
             InboxPayload::TeamsRefresh(_) | InboxPayload::ReconcileRequest => None,
         }
     }
@@ -62,6 +74,10 @@ mod tests {
                 user_ids: vec!["u1".into(), "u2".into()],
             }),
             InboxPayload::ReconcileRequest,
+            InboxPayload::ResumeUser(ResumeUser {
+                user: "u1".into(),
+                by: "ops@example.com".into(),
+            }),
         ]
     }
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use audit::{AuditInput, AuditRecord};
 pub use clock::Clock;
-pub use inbox::{InboxPayload, TeamsRefresh};
+pub use inbox::{InboxPayload, ResumeUser, TeamsRefresh};
 
 /// The bridge's key for a person: the Microsoft Graph user object id (a GUID string).
 pub type UserId = String;

@@ -95,6 +95,7 @@ pub fn describe(e: &AuditEntry) -> String {
     };
     let what = match &record.input {
         AuditInput::Timer => "a timer fired".to_owned(),
+        AuditInput::Operator { by } => format!("{by} acted from the console"),
         AuditInput::Reconcile {
             teams,
             contact_center,

@@ -400,6 +400,7 @@ impl Dispatcher {
         let mut observations: Vec<Observation> = Vec::new();
         let mut refresh: BTreeSet<String> = BTreeSet::new();
         let mut refresh_ids = Vec::new();
+        let mut resumes: Vec<crate::model::ResumeUser> = Vec::new();
         for item in items {
             let kind = match &item.payload {
                 Ok(p) => p.kind(),
@@ -416,6 +417,7 @@ impl Dispatcher {
                     continue;
                 }
                 Ok(InboxPayload::ReconcileRequest) => s.reconcile_now.notify_one(),
+                Ok(InboxPayload::ResumeUser(r)) => resumes.push(r),
                 Err(e) => tracing::warn!(id = item.id, error = %e, "inbox item dropped"),
             }
             ack.push(item.id);
@@ -447,6 +449,15 @@ impl Dispatcher {
             }
         }
         self.route(observations).await;
+        if !resumes.is_empty() {
+            self.workers
+                .scatter(
+                    resumes,
+                    |r| &r.user,
+                    |items, done| WorkerMsg::Resume { items, done },
+                )
+                .await;
+        }
         if !ack.is_empty()
             && let Err(e) = s.store.inbox_ack(&ack).await
         {

@@ -23,18 +23,31 @@ pub async fn sync_states(
     store: &dyn Store,
     now: DateTime<Utc>,
 ) -> StoreResult<HashMap<UserId, UserSync>> {
-    let now = now.timestamp_millis();
     Ok(store
         .load_user_states()
         .await?
         .into_iter()
-        .filter_map(|(user, v)| {
-            let st: UserState = serde_json::from_value(v).ok()?;
-            let view = UserSync {
-                state: st.sync_state(now),
-                suspended_until: st.suspended_until.map(to_utc),
-            };
-            Some((user, view))
-        })
+        .filter_map(|(user, v)| Some((user, sync_of(&v, now)?.0)))
         .collect())
+}
+
+/// A user's sync state from the engine's stored state blob, as of `now` (`None` when the blob
+/// does not read), with when a held status is due.
+pub fn sync_of(
+    blob: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Option<(UserSync, Option<DateTime<Utc>>)> {
+    let st: UserState = serde_json::from_value(blob.clone()).ok()?;
+    let now = now.timestamp_millis();
+    let view = UserSync {
+        state: st.sync_state(now),
+        suspended_until: st.suspended_until.map(to_utc),
+    };
+    let due = [st.t2c.pending.as_ref(), st.c2t.pending.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|p| p.due)
+        .min()
+        .map(to_utc);
+    Some((view, due))
 }

@@ -45,6 +45,11 @@ pub enum WorkerMsg {
     },
     /// One connector's status catalog (each connector keeps its own).
     Catalog(String, Vec<CatalogStatus>),
+    /// Ends these users' flapping suspensions now, as if their cooldown had run out.
+    Resume {
+        items: Vec<crate::model::ResumeUser>,
+        done: oneshot::Sender<()>,
+    },
 }
 
 pub struct Worker {
@@ -196,6 +201,22 @@ impl Worker {
             }
             WorkerMsg::Catalog(connector, catalog) => {
                 self.engine.rules.set_connector_catalog(&connector, catalog)
+            }
+            WorkerMsg::Resume { items, done } => {
+                let now = self.shared.clock.now_millis();
+                for r in items {
+                    let Some(st) = self.users.get_mut(&r.user) else {
+                        continue;
+                    };
+                    if st.suspended_until.is_none_or(|u| u <= now) {
+                        continue;
+                    }
+                    st.suspended_until = Some(now);
+                    let input = AuditInput::Operator { by: r.by };
+                    self.process(&r.user, input, |e, st, out| e.tick(st, now, out));
+                }
+                self.flush().await;
+                let _ = done.send(());
             }
         }
     }

@@ -18,6 +18,7 @@ use crate::model::contact_center::ContactEvent;
 pub mod config;
 pub mod inbox;
 pub mod lease;
+pub mod people;
 pub mod postgres;
 pub mod prune;
 mod sql;
@@ -384,6 +385,10 @@ pub trait Store: Send + Sync + 'static {
         integration: &str,
         before: DateTime<Utc>,
     ) -> StoreResult<u64>;
+    // the team, paged
+    /// One page of the active users (by name, then id), then the agents matched to no active
+    /// user (by name, then connector and id), searched and filtered, with the total.
+    async fn list_people(&self, query: &people::PeopleQuery) -> StoreResult<people::PeoplePage>;
 }
 
 /// Opens the store named by the URL (`sqlite://…` or `postgres://…`) and applies migrations.

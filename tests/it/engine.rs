@@ -1003,6 +1003,14 @@ impl Store for RealTimeStore {
         self.run(async move { s.contact_state_prune(&i, before).await })
             .await
     }
+
+    async fn list_people(
+        &self,
+        query: &presence_bridge::store::people::PeopleQuery,
+    ) -> StoreResult<presence_bridge::store::people::PeoplePage> {
+        let (s, q) = (self.inner.clone(), query.clone());
+        self.run(async move { s.list_people(&q).await }).await
+    }
 }
 
 mod api {

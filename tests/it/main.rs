@@ -15,6 +15,7 @@ mod connectors_genesys;
 mod connectors_http;
 #[cfg(feature = "demo")]
 mod connectors_innovaphone;
+mod console;
 #[cfg(feature = "demo")]
 mod contact_states;
 #[cfg(feature = "demo")]

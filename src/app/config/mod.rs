@@ -65,6 +65,9 @@ pub struct Config {
     /// When a condition becomes an alert.
     #[serde(default)]
     pub alerting: AlertingConfig,
+    /// The operator console at `/` and its sign-in.
+    #[serde(default)]
+    pub console: crate::http::console::config::ConsoleConfig,
 }
 
 /// Why a configuration could not be loaded.
@@ -162,6 +165,13 @@ impl Config {
             "messaging",
             &self.graph,
             self.server.public_url.is_some(),
+            &mut errs,
+        );
+        self.console.validate(
+            "console",
+            self.server.listen,
+            self.graph.tenant_id.as_deref(),
+            self.graph.client_id.as_deref(),
             &mut errs,
         );
         let names: Vec<&str> = self.connectors.iter().map(ConnectorConfig::name).collect();

@@ -74,7 +74,8 @@ impl JwksCache {
         }
     }
 
-    async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, JwtError> {
+    /// The key `kid` names, fetching the set again when it is unknown or old.
+    pub async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, JwtError> {
         {
             let c = self.cache.read().await;
             let fresh = c.fetched_at.is_some_and(|t| t.elapsed() < MAX_KEY_AGE);

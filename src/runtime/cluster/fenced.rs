@@ -235,6 +235,12 @@ impl Store for FencedStore {
     async fn prune_jobs(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         self.inner.prune_jobs(before).await
     }
+    async fn list_people(
+        &self,
+        query: &crate::store::people::PeopleQuery,
+    ) -> StoreResult<crate::store::people::PeoplePage> {
+        self.inner.list_people(query).await
+    }
     // The integrations' per-contact state is written by queue jobs, which lease themselves:
     // not fenced, like the queue.
     async fn contact_state_get(

@@ -124,12 +124,7 @@ impl SimGraph {
     /// Signs in `upn` for a pending device code (as the person would in a browser).
     pub fn approve_device_code(&self, user_code: &str, upn: &str) -> bool {
         let mut t = self.lock();
-        let Some(user_id) = t
-            .users
-            .values()
-            .find(|u| u.user_principal_name.eq_ignore_ascii_case(upn))
-            .map(|u| u.id.clone())
-        else {
+        let Some(user_id) = t.user_id_by_upn(upn) else {
             return false;
         };
         match t
@@ -155,7 +150,7 @@ impl SimGraph {
         };
     }
 
-    fn issue(&self, grant: &str, user_id: Option<String>) -> serde_json::Value {
+    pub(super) fn issue(&self, grant: &str, user_id: Option<String>) -> serde_json::Value {
         let now = self.now();
         let lifetime = self.options.token_lifetime_secs;
         let mut t = self.lock();
@@ -289,6 +284,7 @@ async fn token(
                 }
             }
         }
+        "authorization_code" => sim.redeem_code(&tenant, &form),
         "refresh_token" => {
             let rt = form.get("refresh_token").cloned().unwrap_or_default();
             let user = sim.lock().identity.refresh_tokens.get(&rt).cloned();

@@ -34,6 +34,7 @@ pub mod delivery;
 pub mod encrypt;
 pub mod groups;
 pub mod identity;
+pub mod oidc;
 pub mod presence;
 mod subscription_update;
 pub mod subscriptions;
@@ -136,6 +137,8 @@ pub struct Tenant {
     pub groups: BTreeMap<String, Vec<String>>,
     /// Teams chats, their messages and attachments.
     pub chats: chats::ChatState,
+    /// Web sign-in: codes handed out, app roles assigned.
+    pub oidc: oidc::OidcState,
 }
 
 /// The shared state; cheap to clone.
@@ -236,6 +239,7 @@ pub fn router(state: SimGraph) -> Router {
         .merge(users::routes())
         .merge(groups::routes())
         .merge(batch::routes())
+        .merge(oidc::routes())
         .merge(subscriptions::routes())
         .merge(chats::routes())
         .route_layer(axum::middleware::from_fn_with_state(

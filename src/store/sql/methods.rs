@@ -11,6 +11,7 @@ macro_rules! impl_store {
         $crate::store::sql::impl_contacts!($store, $db);
         $crate::store::sql::impl_contact_state!($store, $db);
         $crate::store::sql::impl_queue!($store, $db, $lock);
+        $crate::store::sql::impl_people!($store, $db);
         use $crate::store::sql::{OBSERVED, WRITES, newest_by_key};
 
         const USERS: &str = "SELECT teams_id, upn, mail, display_name, business_phones, \
@@ -485,6 +486,13 @@ macro_rules! impl_store {
 
             async fn prune_ingest(&self, before: chrono::DateTime<chrono::Utc>, per_agent: u32) -> StoreResult<u64> {
                 self.prune_ingest_ids(before, per_agent).await
+            }
+
+            async fn list_people(
+                &self,
+                query: &$crate::store::people::PeopleQuery,
+            ) -> StoreResult<$crate::store::people::PeoplePage> {
+                self.people_page(query).await
             }
         }
     };

@@ -15,6 +15,7 @@ mod contacts;
 mod cursors;
 mod ingest;
 mod methods;
+mod people;
 mod queue;
 mod support;
 
@@ -23,6 +24,7 @@ pub(crate) use contacts::impl_contacts;
 pub(crate) use cursors::impl_cursors;
 pub(crate) use ingest::impl_ingest;
 pub(crate) use methods::impl_store;
+pub(crate) use people::impl_people;
 pub(crate) use queue::impl_queue;
 pub(crate) use support::{from_row, impl_support};
 
