@@ -34,6 +34,7 @@ pub(crate) async fn build(
         metrics: core.metrics.clone(),
         health: core.health.clone(),
         clock: core.clock.clone(),
+        scope_changes: core.scope_changes.clone(),
     };
     Ok(EngineRuntime::new(deps, cancel.clone()).await?.jobs())
 }

@@ -28,7 +28,8 @@ pub(crate) fn build(
         "no token requested yet",
     );
     let sync = DirectorySync::new(client.clone(), core.store.clone())
-        .with_scope(core.config.sync.presence_scope());
+        .with_scope(core.config.sync.presence_scope())
+        .with_changes(core.scope_changes.clone());
     let jobs: Vec<Job> = vec![("graph_directory_sync", Box::pin(sync.run(cancel.clone())))];
     Ok(Some((client, jobs)))
 }

@@ -132,7 +132,14 @@ impl Reconciler {
         let s = &self.shared;
         matching::apply(&s.config, s.store.as_ref()).await?;
         let dir = load_directory(s.store.as_ref()).await?;
+        s.metrics
+            .gauge("engine_matched_users", &[])
+            .set(dir.len() as f64);
+        let changed = *s.directory.read().expect("directory lock") != dir;
         *s.directory.write().expect("directory lock") = dir;
+        if changed {
+            s.scope_changes.notify();
+        }
         refresh_pilot(s).await?;
         Ok(())
     }
