@@ -130,6 +130,14 @@ pub fn default_statuses() -> Vec<SimStatus> {
 
 /// Starts a simulator on 127.0.0.1 with a free port.
 pub async fn spawn(opts: SimOptions) -> std::io::Result<SimContactCenter> {
+    spawn_on(tokio::net::TcpListener::bind("127.0.0.1:0").await?, opts)
+}
+
+/// Starts a simulator serving on `listener`.
+pub fn spawn_on(
+    listener: tokio::net::TcpListener,
+    opts: SimOptions,
+) -> std::io::Result<SimContactCenter> {
     let now = chrono::Utc::now();
     let agents = (1..=opts.agents)
         .map(|i| {
@@ -164,7 +172,6 @@ pub async fn spawn(opts: SimOptions) -> std::io::Result<SimContactCenter> {
         .route("/control/failures", post(control_failures))
         .route("/control/webhook", post(control_webhook))
         .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
