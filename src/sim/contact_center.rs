@@ -171,6 +171,7 @@ pub fn spawn_on(
         .route("/control/writes", get(control_writes))
         .route("/control/failures", post(control_failures))
         .route("/control/webhook", post(control_webhook))
+        .route("/control/stats", get(control_stats))
         .with_state(state.clone());
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
@@ -434,6 +435,13 @@ async fn put_status(
 #[derive(Deserialize)]
 struct SetBody {
     status_id: String,
+}
+
+/// Requests served so far (for a benchmark in another process).
+async fn control_stats(State(state): State<Shared>) -> Response {
+    let s = state.lock().expect("sim lock");
+    Json(json!({"api_requests": s.api_requests, "token_requests": s.token_requests}))
+        .into_response()
 }
 
 async fn control_set(
