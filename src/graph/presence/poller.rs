@@ -59,7 +59,7 @@ impl Poller {
     pub async fn run(self, cancel: CancellationToken) {
         let mut changes = self.changes.subscribe();
         changes.mark_unchanged();
-        let mut plan = self.schedule(Vec::new(), None).await;
+        let mut plan = self.schedule(Vec::new(), None, &cancel).await;
         let fast = Duration::from_secs(self.cfg.interval_secs);
         let mut round_started = tokio::time::Instant::now();
         let mut next_full = round_started;
@@ -96,7 +96,7 @@ impl Poller {
                     Ok(()) = changes.changed() => {
                         let old = std::mem::take(&mut plan.users);
                         let old_count = old.len();
-                        plan = self.schedule(old, Some(old_count)).await;
+                        plan = self.schedule(old, Some(old_count), &cancel).await;
                         if let (PresenceSource::Poll, Some(every)) = (self.mode, plan.every) {
                             next_full = next_full.min(round_started + every);
                             until = until.min(next_full);
@@ -110,7 +110,12 @@ impl Poller {
     /// Reads the users in scope from the store, recomputes the cadence (logged and shown in
     /// the metrics when the count changed) and reads the people new in scope at once.
     /// `previous` is the set before (empty at start); on a store error it is kept.
-    async fn schedule(&self, previous: Vec<String>, logged: Option<usize>) -> Schedule {
+    async fn schedule(
+        &self,
+        previous: Vec<String>,
+        logged: Option<usize>,
+        cancel: &CancellationToken,
+    ) -> Schedule {
         let users = match self.active_users().await {
             Ok(users) => users,
             Err(e) => {
@@ -135,8 +140,7 @@ impl Poller {
                 .cloned()
                 .collect();
             if !added.is_empty() {
-                let cancel = CancellationToken::new();
-                if let Err(e) = self.poll_users(&added, &cancel).await {
+                if let Err(e) = self.poll_users(&added, cancel).await {
                     tracing::error!(error = %e, users = added.len(), "presence read of users new in scope failed");
                 }
             }
