@@ -238,17 +238,30 @@ fn rsa_limit(rate: f64) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let secs = env("BENCH_OPENSSL_SECS", 3).to_string();
     let out = std::process::Command::new("openssl")
-        .args(["speed", "-seconds", &secs, "-multi", &cores.to_string(), "rsa2048"])
+        .args([
+            "speed",
+            "-seconds",
+            &secs,
+            "-multi",
+            &cores.to_string(),
+            "rsa2048",
+        ])
         .stderr(std::process::Stdio::null())
         .output();
     let text = match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
         Ok(o) => {
-            println!("{:>17}: `openssl speed` failed ({}); no ratio", "RSA limit", o.status);
+            println!(
+                "{:>17}: `openssl speed` failed ({}); no ratio",
+                "RSA limit", o.status
+            );
             return;
         }
         Err(e) => {
-            println!("{:>17}: openssl is not installed ({e}); no ratio", "RSA limit");
+            println!(
+                "{:>17}: openssl is not installed ({e}); no ratio",
+                "RSA limit"
+            );
             return;
         }
     };
@@ -257,14 +270,17 @@ fn rsa_limit(rate: f64) {
         .lines()
         .filter(|l| l.starts_with("rsa 2048 bits") || l.starts_with("rsa  2048 bits"))
         .filter_map(|l| l.split_whitespace().nth(5)?.parse::<f64>().ok())
-        .last();
+        .next_back();
     match sign_per_sec {
         Some(limit) => println!(
             "{:>17}: {limit:>8.0} RSA-2048 private-key operations/s by openssl on {cores} cores, measured now; rich notifications reach {:.2} of it (goal 0.80)",
             "RSA limit",
             rate / limit
         ),
-        None => println!("{:>17}: `openssl speed` output not understood; no ratio", "RSA limit"),
+        None => println!(
+            "{:>17}: `openssl speed` output not understood; no ratio",
+            "RSA limit"
+        ),
     }
 }
 

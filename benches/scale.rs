@@ -194,18 +194,17 @@ async fn run(n: usize) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let config = dir.path().join("sim.toml");
-    let (mut sim, cc_url) = start_sim(
-        n,
-        &config,
-        &format!("{base}/connectors/simcc/events"),
-    );
+    let (mut sim, cc_url) = start_sim(n, &config, &format!("{base}/connectors/simcc/events"));
     let seen = Arc::new(Seen::default());
     let t0 = Instant::now();
     let mut daemon = Command::new(BIN)
         .arg("--config")
         .arg(&config)
         .arg("run")
-        .env("PRESENCE_BRIDGE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "PRESENCE_BRIDGE__SERVER__LISTEN",
+            format!("127.0.0.1:{port}"),
+        )
         .env(
             "PRESENCE_BRIDGE__STORE__URL",
             format!("sqlite://{}/daemon.db", dir.path().display()),
@@ -221,8 +220,16 @@ async fn run(n: usize) {
         .spawn()
         .expect("start the daemon");
     let pid = daemon.id();
-    watch_lines(daemon.stdout.take().expect("stdout"), DAEMON_MARKS, seen.clone());
-    watch_lines(daemon.stderr.take().expect("stderr"), DAEMON_MARKS, seen.clone());
+    watch_lines(
+        daemon.stdout.take().expect("stdout"),
+        DAEMON_MARKS,
+        seen.clone(),
+    );
+    watch_lines(
+        daemon.stderr.take().expect("stderr"),
+        DAEMON_MARKS,
+        seen.clone(),
+    );
     let http = reqwest::Client::new();
     let floor_calls = n.div_ceil(650);
 
@@ -345,10 +352,7 @@ async fn run(n: usize) {
         (_, Some(_)) => "drain did NOT finish in time",
         _ => "no drain line logged",
     };
-    println!(
-        "{n:>7} people: SIGTERM to exit {} ({drain})",
-        secs(exited)
-    );
+    println!("{n:>7} people: SIGTERM to exit {} ({drain})", secs(exited));
     let _ = Command::new("kill")
         .args(["-TERM", &sim.id().to_string()])
         .status();
@@ -437,7 +441,7 @@ async fn drive_changes(
             made += 1;
             let i = 1 + (made * 7919) % n;
             busy[i] = !busy[i];
-            let req = if made % 2 == 0 {
+            let req = if made.is_multiple_of(2) {
                 let pair = if busy[i] {
                     serde_json::json!({"availability": "Busy", "activity": "InACall"})
                 } else {

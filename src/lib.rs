@@ -150,7 +150,10 @@ pub mod fuzzing {
         } else {
             "application/x-www-form-urlencoded"
         };
-        headers.insert(reqwest::header::CONTENT_TYPE, content_type.parse().expect("ct"));
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            content_type.parse().expect("ct"),
+        );
         let _ = inbound::extract(&cfg, &headers, body, chrono::Utc::now(), |s| {
             crate::model::CcStatus {
                 id: s.to_owned(),

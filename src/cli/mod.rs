@@ -8,10 +8,10 @@ mod connectors;
 mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;
-#[cfg(feature = "demo")]
-pub mod sim;
 mod engine;
 mod out;
+#[cfg(feature = "demo")]
+pub mod sim;
 
 use std::path::PathBuf;
 

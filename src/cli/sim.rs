@@ -149,7 +149,11 @@ async fn drive_changes(
                 graph.set_user_status(&demo_user_id(i), Some(pair));
             } else {
                 cc_busy[i] = !cc_busy[i];
-                let status = if cc_busy[i] { "on_contact" } else { "available" };
+                let status = if cc_busy[i] {
+                    "on_contact"
+                } else {
+                    "available"
+                };
                 let cc = cc.clone();
                 tokio::spawn(async move {
                     cc.set_agent_status(&format!("agent-{i}"), status).await;

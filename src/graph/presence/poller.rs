@@ -139,10 +139,10 @@ impl Poller {
                 .filter(|u| previous.binary_search(u).is_err())
                 .cloned()
                 .collect();
-            if !added.is_empty() {
-                if let Err(e) = self.poll_users(&added, cancel).await {
-                    tracing::error!(error = %e, users = added.len(), "presence read of users new in scope failed");
-                }
+            if !added.is_empty()
+                && let Err(e) = self.poll_users(&added, cancel).await
+            {
+                tracing::error!(error = %e, users = added.len(), "presence read of users new in scope failed");
             }
         }
         Schedule { users, every }
@@ -481,14 +481,23 @@ mod tests {
         let (store, metrics, changes) = (p.store.clone(), p.metrics.clone(), p.changes.clone());
         let cancel = CancellationToken::new();
         let job = tokio::spawn(p.run(cancel.clone()));
-        until("first round", || metric(&metrics, "graph_presence_poll_rounds_total") >= 1.0).await;
+        until("first round", || {
+            metric(&metrics, "graph_presence_poll_rounds_total") >= 1.0
+        })
+        .await;
         assert_eq!(metric(&metrics, "graph_presence_poll_users"), 2.0);
-        assert_eq!(metric(&metrics, "graph_presence_poll_interval_seconds"), 1.0);
+        assert_eq!(
+            metric(&metrics, "graph_presence_poll_interval_seconds"),
+            1.0
+        );
 
         // The directory grows, but nobody says so yet: the rounds keep to the users known.
         let more: Vec<UserRecord> = (0..700).map(|i| user(format!("v{i:03}"))).collect();
         store.upsert_users(&more).await.unwrap();
-        until("two more rounds", || metric(&metrics, "graph_presence_poll_rounds_total") >= 3.0).await;
+        until("two more rounds", || {
+            metric(&metrics, "graph_presence_poll_rounds_total") >= 3.0
+        })
+        .await;
         assert!(
             api.asked.lock().unwrap().iter().all(|u| u.starts_with('u')),
             "the store is not read again for each round"
@@ -501,7 +510,10 @@ mod tests {
         })
         .await;
         assert_eq!(metric(&metrics, "graph_presence_poll_users"), 702.0);
-        assert_eq!(metric(&metrics, "graph_presence_poll_interval_seconds"), 2.0);
+        assert_eq!(
+            metric(&metrics, "graph_presence_poll_interval_seconds"),
+            2.0
+        );
         let rounds = metric(&metrics, "graph_presence_poll_rounds_total");
         until("a full round of everyone", || {
             metric(&metrics, "graph_presence_poll_rounds_total") > rounds

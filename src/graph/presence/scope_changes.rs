@@ -19,7 +19,9 @@ impl Default for ScopeChanges {
 
 impl std::fmt::Debug for ScopeChanges {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("ScopeChanges").field(&*self.0.borrow()).finish()
+        f.debug_tuple("ScopeChanges")
+            .field(&*self.0.borrow())
+            .finish()
     }
 }
 
