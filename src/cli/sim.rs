@@ -96,10 +96,12 @@ pub async fn run(opts: SimOptions) -> anyhow::Result<()> {
     outln!("ready")?;
 
     let stop = CancellationToken::new();
+    // Held here until the end: dropping the handle stops the contact center's server.
+    let cc = Arc::new(cc);
     let driver = (opts.change_every_secs > 0).then(|| {
         tokio::spawn(drive_changes(
             graph.state.clone(),
-            Arc::new(cc),
+            cc.clone(),
             opts.users,
             opts.change_every_secs,
             stop.clone(),

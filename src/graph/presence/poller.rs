@@ -363,21 +363,7 @@ mod tests {
             ..Default::default()
         };
         let store = crate::store::open(&cfg).await.unwrap();
-        let users: Vec<UserRecord> = ["u1", "u2"]
-            .iter()
-            .map(|id| UserRecord {
-                teams_id: (*id).into(),
-                upn: format!("{id}@contoso.example"),
-                mail: None,
-                display_name: None,
-                business_phones: vec![],
-                mobile_phone: None,
-                cc_connector: None,
-                cc_agent_id: None,
-                active: true,
-                updated_at: Utc::now(),
-            })
-            .collect();
+        let users: Vec<UserRecord> = ["u1", "u2"].iter().map(|id| user(id.to_string())).collect();
         store.upsert_users(&users).await.unwrap();
         let api = Arc::new(FakeGraph::default());
         for id in ["u1", "u2"] {
