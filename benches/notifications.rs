@@ -2,8 +2,11 @@
 //! loopback, persisted in a SQLite inbox. Prints notifications/s accepted and persisted and
 //! the p50/p99 time to the 202.
 //!
+//! After the rich run it measures the RSA limit of the machine with `openssl speed rsa2048
+//! -multi <cores>` and prints the ratio of the rich rate to it.
+//!
 //! `cargo bench --bench notifications` (env: `BENCH_BATCHES`, `BENCH_BATCH_SIZE`,
-//! `BENCH_CONCURRENCY`).
+//! `BENCH_CONCURRENCY`, `BENCH_OPENSSL_SECS`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -213,16 +216,72 @@ async fn run() {
         let pct =
             |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
         let kind = if rich { "rich (decrypted)" } else { "basic" };
+        let rate = (batches * batch_size) as f64 / elapsed.as_secs_f64();
         println!(
-            "{kind:>17}: {:>8.0} notifications/s accepted and persisted ({stored} inbox items in {:.2} s); ack p50 {:.1} ms, p99 {:.1} ms; {retried} batches answered 503 and retried",
-            (batches * batch_size) as f64 / elapsed.as_secs_f64(),
+            "{kind:>17}: {rate:>8.0} notifications/s accepted and persisted ({stored} inbox items in {:.2} s); ack p50 {:.1} ms, p99 {:.1} ms; {retried} batches answered 503 and retried",
             elapsed.as_secs_f64(),
             pct(0.50).as_secs_f64() * 1000.0,
             pct(0.99).as_secs_f64() * 1000.0,
         );
+        if rich {
+            rsa_limit(rate);
+        }
     }
     inbox_alone(&store).await;
     cancel.cancel();
+}
+
+/// Every rich notification costs one RSA-2048 private-key operation: compares `rate` with what
+/// OpenSSL does on every core of this machine, measured now (`openssl speed rsa2048 -multi N`,
+/// its `sign/s`: a signature is the same private-key operation as an OAEP decryption).
+fn rsa_limit(rate: f64) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let secs = env("BENCH_OPENSSL_SECS", 3).to_string();
+    let out = std::process::Command::new("openssl")
+        .args([
+            "speed",
+            "-seconds",
+            &secs,
+            "-multi",
+            &cores.to_string(),
+            "rsa2048",
+        ])
+        .stderr(std::process::Stdio::null())
+        .output();
+    let text = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) => {
+            println!(
+                "{:>17}: `openssl speed` failed ({}); no ratio",
+                "RSA limit", o.status
+            );
+            return;
+        }
+        Err(e) => {
+            println!(
+                "{:>17}: openssl is not installed ({e}); no ratio",
+                "RSA limit"
+            );
+            return;
+        }
+    };
+    // `rsa 2048 bits 0.000110s 0.000003s   9120.0 300000.0`: sign/s is the third number.
+    let sign_per_sec = text
+        .lines()
+        .filter(|l| l.starts_with("rsa 2048 bits") || l.starts_with("rsa  2048 bits"))
+        .filter_map(|l| l.split_whitespace().nth(5)?.parse::<f64>().ok())
+        .next_back();
+    match sign_per_sec {
+        Some(limit) => println!(
+            "{:>17}: {limit:>8.0} RSA-2048 private-key operations/s by openssl on {cores} cores, measured now; rich notifications reach {:.2} of it (goal 0.80)",
+            "RSA limit",
+            rate / limit
+        ),
+        None => println!(
+            "{:>17}: `openssl speed` output not understood; no ratio",
+            "RSA limit"
+        ),
+    }
 }
 
 /// The inbox by itself: many concurrent single-observation pushes, as a burst of small

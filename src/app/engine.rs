@@ -44,6 +44,7 @@ pub(crate) async fn build(
         health: core.health.clone(),
         clock: core.clock.clone(),
         alerts: core.alerts.clone(),
+        scope_changes: core.scope_changes.clone(),
     };
     Ok(EngineRuntime::new(deps, cancel.clone()).await?.jobs())
 }

@@ -34,6 +34,7 @@ pub(crate) fn build(
 /// The directory sync job over `core`'s store.
 pub(crate) fn directory_job(core: &Core, client: &GraphClient, cancel: &CancellationToken) -> Job {
     let sync = DirectorySync::new(client.clone(), core.store.clone())
-        .with_scope(core.config.sync.presence_scope());
+        .with_scope(core.config.sync.presence_scope())
+        .with_changes(core.scope_changes.clone());
     ("graph_directory_sync", Box::pin(sync.run(cancel.clone())))
 }

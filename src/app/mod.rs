@@ -29,6 +29,7 @@ use crate::app::config::Config;
 use crate::connectors::{ConnectorRegistry, ContactCenter};
 use crate::graph::PresenceApi;
 use crate::graph::notifications::NotificationReceiver;
+use crate::graph::presence::scope_changes::ScopeChanges;
 use crate::http;
 use crate::job::Job;
 use crate::model::clock::Clock;
@@ -84,6 +85,8 @@ pub(crate) struct Core {
     pub(crate) clock: Clock,
     /// Where the engine reports what alerts are about (no-op without `[[alerts]]`).
     pub(crate) alerts: crate::runtime::alerts::Signals,
+    /// Fires when the users in the presence scope may have changed (directory, matching).
+    pub(crate) scope_changes: ScopeChanges,
 }
 
 /// Starts the daemon: the configuration, plus what tests replace.
@@ -176,6 +179,7 @@ impl ApplicationBuilder {
             health: HealthRegistry::new(),
             metrics: Metrics::new(),
             clock: clock.unwrap_or_default(),
+            scope_changes: ScopeChanges::default(),
             config: Arc::new(config),
         };
         for warning in core.config.warnings() {
@@ -385,8 +389,12 @@ impl Application {
         }
         let grace = Duration::from_secs(core.config.server.shutdown_grace_secs);
         let tracker = TaskTracker::new();
+        // Each job gets most of the grace to stop after the cancel, so the drain ends in time
+        // even when one of them is stuck (the rest is left to the HTTP server's drain).
+        let job_grace = grace.mul_f64(JOB_GRACE_SHARE);
         for (name, job) in jobs {
             let span = tracing::info_span!("job", job = name);
+            let job = crate::job::bounded(name, job, cancel.clone(), job_grace);
             tracker.spawn(tracing::Instrument::instrument(job, span));
         }
         tracker.close();
@@ -447,6 +455,10 @@ impl Application {
         Ok(())
     }
 }
+
+/// Share of `server.shutdown_grace_secs` each background job has to stop after shutdown
+/// begins: the remainder covers in-flight HTTP requests and the log line after the drain.
+const JOB_GRACE_SHARE: f64 = 0.8;
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

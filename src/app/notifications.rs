@@ -199,12 +199,14 @@ pub(crate) async fn parts(
         cfg: cfg.graph.poll.clone(),
         metrics: core.metrics.clone(),
         scope: cfg.sync.presence_scope(),
+        changes: core.scope_changes.clone(),
     };
     let directory_on_change = (manager.is_some() && cfg.graph.subscriptions.users_subscription)
         .then(|| {
             (
                 DirectorySync::new(client.clone(), core.store.clone())
-                    .with_scope(cfg.sync.presence_scope()),
+                    .with_scope(cfg.sync.presence_scope())
+                    .with_changes(core.scope_changes.clone()),
                 receiver.directory_changed(),
             )
         });

@@ -215,6 +215,22 @@ fn build_config(
     rules: &str,
     listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<Config> {
+    let text = config_text(graph, connector, rules)?;
+    let mut cfg = Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new())?;
+    if let Some(addr) = listen {
+        cfg.server.listen = addr;
+    }
+    cfg.resolve_and_validate()?;
+    Ok(cfg)
+}
+
+/// The demo configuration's text for simulators at the given addresses: demo.toml (or its
+/// settings with `rules` in place of its rules), `[graph]` and the `connector` entry.
+pub(crate) fn config_text(
+    graph: &sim_graph::SimGraphHandle,
+    connector: String,
+    rules: &str,
+) -> anyhow::Result<String> {
     let opts = &graph.state.options;
     // Another contact center brings its own rules: demo.toml's name the generic one's statuses.
     let base = if rules.is_empty() {
@@ -236,12 +252,7 @@ fn build_config(
         base_url = graph.base_url,
         authority = graph.authority_url,
     );
-    let mut cfg = Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new())?;
-    if let Some(addr) = listen {
-        cfg.server.listen = addr;
-    }
-    cfg.resolve_and_validate()?;
-    Ok(cfg)
+    Ok(text)
 }
 
 /// Starts the simulators, seeds `users` people on both sides, and returns them.
@@ -282,24 +293,23 @@ pub async fn start_simulators_for(
 /// The simulated Teams tenant with `users` people (`agent{i}@example.com`), all Available.
 async fn start_graph(users: usize) -> sim_graph::SimGraphHandle {
     let graph = sim_graph::spawn(SimGraphOptions::default()).await;
+    seed_people(&graph.state, users);
+    graph
+}
+
+/// Adds the demo's `users` people to a simulated tenant, all Available.
+pub(crate) fn seed_people(graph: &SimGraph, users: usize) {
     for i in 1..=users {
         let mut user = SimUser::licensed(&demo_user_id(i), &format!("agent{i}@example.com"));
         user.display_name = Some(format!("Agent {i}"));
         user.business_phones = vec![format!("+1 425 555 {:04}", i)];
-        graph.state.upsert_user(user);
-        graph
-            .state
-            .set_user_status(&demo_user_id(i), Some(("Available", "Available")));
+        graph.upsert_user(user);
+        graph.set_user_status(&demo_user_id(i), Some(("Available", "Available")));
     }
     // The console's sign-in: the first person operates, the second only views, the others
     // have no console role.
-    graph
-        .state
-        .assign_app_roles(DEMO_OPERATOR, &["PresenceBridge.Operator"]);
-    graph
-        .state
-        .assign_app_roles(DEMO_VIEWER, &["PresenceBridge.Viewer"]);
-    graph
+    graph.assign_app_roles(DEMO_OPERATOR, &["PresenceBridge.Operator"]);
+    graph.assign_app_roles(DEMO_VIEWER, &["PresenceBridge.Viewer"]);
 }
 
 /// The demo person who signs in to the console as an operator, and one who only views.

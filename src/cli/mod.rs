@@ -14,6 +14,8 @@ mod demo_messaging;
 mod dynamics;
 mod engine;
 mod out;
+#[cfg(feature = "demo")]
+pub mod sim;
 
 use std::path::PathBuf;
 
@@ -94,8 +96,8 @@ pub enum Command {
     #[cfg(feature = "demo")]
     Demo {
         /// How many simulated people.
-        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=10000))]
-        users: u16,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        users: u32,
         /// Address to listen on (default 127.0.0.1:8080 from config/demo.toml).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
@@ -107,6 +109,37 @@ pub enum Command {
         /// (Teams chat ⇄ Open Messaging).
         #[arg(long)]
         messaging: bool,
+    },
+    /// Run the demo's simulated Teams tenant and contact center alone (no daemon), print the
+    /// daemon configuration that points at them, and serve until Ctrl-C (ignores --config).
+    #[cfg(feature = "demo")]
+    Sim {
+        /// How many simulated people.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=200_000))]
+        users: u32,
+        /// Address of the simulated Graph (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Address of the simulated contact center (default: the same host, any free port).
+        #[arg(long)]
+        cc_listen: Option<std::net::SocketAddr>,
+        /// Agents per page of the contact center's list and poll endpoints.
+        #[arg(long, default_value_t = 1000)]
+        page_size: usize,
+        /// Requests per second the printed connector entry allows towards the contact center.
+        #[arg(long, default_value_t = 20.0)]
+        cc_requests_per_sec: f64,
+        /// Each person changes status about once every this many seconds, in Teams and in the
+        /// contact center by turns (0: nobody changes; 600 = once per 10 minutes).
+        #[arg(long, default_value_t = 0)]
+        change_every_secs: u64,
+        /// Where the contact center posts its event webhooks (the daemon's
+        /// /connectors/simcc/events).
+        #[arg(long)]
+        webhook_url: Option<String>,
+        /// Write the daemon configuration to this file instead of printing it.
+        #[arg(long)]
+        config_out: Option<std::path::PathBuf>,
     },
 }
 
@@ -171,12 +204,36 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     } = cli.command
     {
         let opts = demo::DemoOptions {
-            users: usize::from(users),
+            users: users as usize,
             listen,
             cc,
             messaging,
         };
         return demo::run(opts).await;
+    }
+    #[cfg(feature = "demo")]
+    if let Command::Sim {
+        users,
+        listen,
+        cc_listen,
+        page_size,
+        cc_requests_per_sec,
+        change_every_secs,
+        webhook_url,
+        config_out,
+    } = cli.command
+    {
+        return sim::run(sim::SimOptions {
+            users: users as usize,
+            listen,
+            cc_listen,
+            page_size,
+            cc_requests_per_sec,
+            change_every_secs,
+            webhook_url,
+            config_out,
+        })
+        .await;
     }
     let config = load_config(&cli)?;
     match cli.command {
@@ -214,6 +271,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Users { report, online } => engine::users(&config, report, online).await,
         #[cfg(feature = "demo")]
         Command::Demo { .. } => unreachable!("handled before the configuration is loaded"),
+        #[cfg(feature = "demo")]
+        Command::Sim { .. } => unreachable!("handled before the configuration is loaded"),
     }
 }
 

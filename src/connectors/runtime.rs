@@ -229,8 +229,15 @@ async fn refresh_agents(h: &ConnectorHandle, store: &Arc<dyn Store>) {
                 .into_iter()
                 .map(|a| AgentRecord::listed(name, a, now))
                 .collect();
-            if let Err(e) = store.replace_agents(name, &records).await {
-                tracing::warn!(connector = name, error = %e, "saving the agent list failed");
+            match store.replace_agents(name, &records).await {
+                Ok(()) => tracing::info!(
+                    connector = name,
+                    agents = records.len(),
+                    "agent list stored"
+                ),
+                Err(e) => {
+                    tracing::warn!(connector = name, error = %e, "saving the agent list failed")
+                }
             }
         }
         Err(e) => tracing::warn!(connector = name, error = %e, "agent list read failed"),

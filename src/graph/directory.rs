@@ -16,6 +16,7 @@ use super::GraphError;
 use super::client::{GraphClient, GraphRequest};
 use crate::engine::config::PresenceScope;
 use crate::graph::client::ApiFamily;
+use crate::graph::presence::scope_changes::ScopeChanges;
 use crate::graph::scope;
 use crate::store::{Store, StoreError, UserRecord};
 
@@ -219,6 +220,7 @@ pub struct DirectorySync {
     client: GraphClient,
     store: Arc<dyn Store>,
     scope: PresenceScope,
+    changes: Option<ScopeChanges>,
 }
 
 impl DirectorySync {
@@ -227,7 +229,14 @@ impl DirectorySync {
             client,
             store,
             scope: PresenceScope::default(),
+            changes: None,
         }
+    }
+
+    /// Signals `changes` after each sync that stored users (the poller reads its scope again).
+    pub fn with_changes(mut self, changes: ScopeChanges) -> Self {
+        self.changes = Some(changes);
+        self
     }
 
     /// The sync scope whose groups' members are read with each sync.
@@ -244,6 +253,9 @@ impl DirectorySync {
             scope::refresh_group_members(&self.client, self.store.as_ref(), &self.scope).await
         {
             tracing::warn!(error = %e, "sync scope: group members not all read");
+        }
+        if let Some(changes) = &self.changes {
+            changes.notify();
         }
         Ok(report)
     }

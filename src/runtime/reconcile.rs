@@ -132,8 +132,15 @@ impl Reconciler {
         let s = &self.shared;
         matching::apply(&s.config, s.store.as_ref()).await?;
         let (dir, names) = load_people(s.store.as_ref()).await?;
+        s.metrics
+            .gauge("engine_matched_users", &[])
+            .set(dir.len() as f64);
+        let changed = *s.directory.read().expect("directory lock") != dir;
         *s.directory.write().expect("directory lock") = dir;
         *s.names.write().expect("names lock") = names;
+        if changed {
+            s.scope_changes.notify();
+        }
         refresh_pilot(s).await?;
         Ok(())
     }

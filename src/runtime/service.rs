@@ -15,6 +15,7 @@ use crate::engine::config::{EngineConfig, check_rule_connectors};
 use crate::engine::state::UserState;
 use crate::engine::{Engine, rules};
 use crate::graph::PresenceApi;
+use crate::graph::presence::scope_changes::ScopeChanges;
 use crate::job::Job;
 use crate::model::health::{HealthRegistry, HealthState};
 use crate::model::{Clock, InboxPayload, Observation, Source, Status, UserId};
@@ -56,6 +57,8 @@ pub struct RuntimeDeps {
     pub clock: Clock,
     /// Where the engine reports suspensions and resumptions for alerts.
     pub alerts: crate::runtime::alerts::Signals,
+    /// Signalled when a matching pass changed who is matched (the poller's scope).
+    pub scope_changes: ScopeChanges,
 }
 
 /// State shared by the dispatcher, the workers and the reconciler: the dependencies (read

@@ -52,6 +52,11 @@ pub enum WorkerMsg {
     },
 }
 
+/// Most rows of one kind (states, audit entries, observed statuses, writes) a worker holds
+/// before writing them: at 100,000 people a reconciliation's records held to its end took
+/// gigabytes; 1,000 keeps a write's commit cost shared while memory stays a few megabytes.
+const FLUSH_AT: usize = 1_000;
+
 pub struct Worker {
     pub engine: Engine,
     pub users: HashMap<UserId, UserState>,
@@ -156,6 +161,7 @@ impl Worker {
                     if !stale {
                         self.observed.push(observed);
                     }
+                    self.flush_if_full().await;
                 }
                 self.flush().await;
                 let _ = done.send(());
@@ -195,6 +201,7 @@ impl Worker {
                         drift = e.reconcile_at(st, teams, cc, read_at, now, out);
                     });
                     results.push((user, drift, writes));
+                    self.flush_if_full().await;
                 }
                 self.flush().await;
                 let _ = done.send(results);
@@ -364,6 +371,20 @@ impl Worker {
             None => {
                 self.scheduled.remove(user);
             }
+        }
+    }
+
+    /// Flushes once FLUSH_AT rows of any kind wait: a batch (a reconciliation hands each
+    /// worker its share of everyone) is written as it goes, not held whole until its end.
+    async fn flush_if_full(&mut self) {
+        let pending = self
+            .touched
+            .len()
+            .max(self.audit.len())
+            .max(self.observed.len())
+            .max(self.writes.len());
+        if pending >= FLUSH_AT {
+            self.flush().await;
         }
     }
 

@@ -130,6 +130,14 @@ pub fn default_statuses() -> Vec<SimStatus> {
 
 /// Starts a simulator on 127.0.0.1 with a free port.
 pub async fn spawn(opts: SimOptions) -> std::io::Result<SimContactCenter> {
+    spawn_on(tokio::net::TcpListener::bind("127.0.0.1:0").await?, opts)
+}
+
+/// Starts a simulator serving on `listener`.
+pub fn spawn_on(
+    listener: tokio::net::TcpListener,
+    opts: SimOptions,
+) -> std::io::Result<SimContactCenter> {
     let now = chrono::Utc::now();
     let agents = (1..=opts.agents)
         .map(|i| {
@@ -163,8 +171,8 @@ pub async fn spawn(opts: SimOptions) -> std::io::Result<SimContactCenter> {
         .route("/control/writes", get(control_writes))
         .route("/control/failures", post(control_failures))
         .route("/control/webhook", post(control_webhook))
+        .route("/control/stats", get(control_stats))
         .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -427,6 +435,13 @@ async fn put_status(
 #[derive(Deserialize)]
 struct SetBody {
     status_id: String,
+}
+
+/// Requests served so far (for a benchmark in another process).
+async fn control_stats(State(state): State<Shared>) -> Response {
+    let s = state.lock().expect("sim lock");
+    Json(json!({"api_requests": s.api_requests, "token_requests": s.token_requests}))
+        .into_response()
 }
 
 async fn control_set(

@@ -60,6 +60,10 @@ pub const METRICS: &[(&str, &str)] = &[
         "Inbox items processed by the engine, by kind and outcome.",
     ),
     (
+        "engine_matched_users",
+        "Users matched to a contact-center agent after the last matching pass.",
+    ),
+    (
         "engine_not_in_sync_only_total",
         "Observations and timers of users outside sync.only (the pilot group): no decision made.",
     ),
@@ -98,6 +102,26 @@ pub const METRICS: &[(&str, &str)] = &[
     (
         "graph_notifications_dropped_total",
         "Graph change notifications dropped, by reason.",
+    ),
+    (
+        "graph_presence_poll_interval_seconds",
+        "Time between two full presence polling rounds for the users in scope now (the budget's floor or graph.poll.interval_secs).",
+    ),
+    (
+        "graph_presence_poll_round_calls",
+        "getPresencesByUserId calls the last full presence polling round made.",
+    ),
+    (
+        "graph_presence_poll_round_seconds",
+        "Duration of the last full presence polling round.",
+    ),
+    (
+        "graph_presence_poll_rounds_total",
+        "Full presence polling rounds completed.",
+    ),
+    (
+        "graph_presence_poll_users",
+        "Users whose presence is polled (in the sync scope), as the poller last read them.",
     ),
     (
         "graph_presence_polls_total",

@@ -206,6 +206,8 @@ async fn include_and_exclude_by_group_and_upn_reach_the_poller() {
         cfg: PollConfig::default(),
         metrics: Metrics::new(),
         scope,
+
+        changes: Default::default(),
     };
     poller.poll_all(&CancellationToken::new()).await.unwrap();
     let items = store.inbox_claim(1000, 30).await.unwrap();

@@ -2,16 +2,24 @@
 //! encrypts that key with the public key of a certificate we uploaded. Decryption order
 //! (reference/graph.md §3.7): pick the private key by `encryptionCertificateId`, RSA-OAEP-SHA1
 //! the `dataKey`, verify HMAC-SHA256(key, data) in constant time, and only then AES-256-CBC
-//! (PKCS7, IV = first 16 key bytes) the `data`. All primitives come from the RustCrypto crates.
+//! (PKCS7, IV = first 16 key bytes) the `data`. The RSA private-key operation (the cost of a
+//! rich notification: about 1 ms of CPU in pure Rust) is done by `aws-lc-rs`, the library
+//! rustls already links, about 3.5 times faster; keys and certificates are read and checked
+//! with the RustCrypto crates, which also do HMAC and AES.
+//!
+//! [`Decryptor::decrypt_batch`] opens a whole batch: items sharing an encrypted `dataKey` cost
+//! one RSA operation, and the rest are spread over the machine's cores.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use aes::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
+use aws_lc_rs::rsa::{OAEP_SHA1_MGF1SHA1, OaepPrivateDecryptingKey, PrivateDecryptingKey};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
+use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use x509_cert::der::{Decode, DecodePem, Encode};
@@ -56,6 +64,8 @@ pub enum PemError {
     PublicKey,
     #[error("private key does not belong to the certificate")]
     KeyMismatch,
+    #[error("unsupported RSA key (2,048 to 8,192 bits are accepted)")]
+    Unsupported,
 }
 
 /// The `encryptedContent` object of a rich notification.
@@ -75,7 +85,7 @@ pub struct EncryptedContent {
 pub struct NotificationKey {
     pub id: String,
     pub certificate_b64: String,
-    private_key: RsaPrivateKey,
+    private_key: OaepPrivateDecryptingKey,
 }
 
 impl std::fmt::Debug for NotificationKey {
@@ -109,15 +119,38 @@ impl NotificationKey {
         if public != key.to_public_key() {
             return Err(parse_err(private_key)(PemError::KeyMismatch));
         }
-        Ok(Self::new(id, B64.encode(cert_der), key))
+        Self::new(id, B64.encode(cert_der), &key).map_err(parse_err(private_key))
     }
 
-    pub fn new(id: &str, certificate_b64: String, private_key: RsaPrivateKey) -> Self {
-        Self {
+    pub fn new(
+        id: &str,
+        certificate_b64: String,
+        private_key: &RsaPrivateKey,
+    ) -> Result<Self, PemError> {
+        let der = private_key
+            .to_pkcs8_der()
+            .map_err(|_| PemError::Unsupported)?;
+        let key = PrivateDecryptingKey::from_pkcs8(der.as_bytes())
+            .ok()
+            .and_then(|k| OaepPrivateDecryptingKey::new(k).ok())
+            .ok_or(PemError::Unsupported)?;
+        Ok(Self {
             id: id.to_owned(),
             certificate_b64,
-            private_key,
-        }
+            private_key: key,
+        })
+    }
+
+    /// RSA-OAEP-SHA1 (MGF1-SHA1, no label) of an encrypted `dataKey`: the AES/HMAC key.
+    fn unwrap_data_key(&self, data_key: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut out = vec![0u8; self.private_key.min_output_size()];
+        let n = self
+            .private_key
+            .decrypt(&OAEP_SHA1_MGF1SHA1, data_key, &mut out, None)
+            .map_err(|_| CryptoError::DataKey)?
+            .len();
+        out.truncate(n);
+        Ok(out)
     }
 }
 
@@ -164,10 +197,8 @@ impl Decryptor {
         self.keys.first()
     }
 
-    /// Verifies and decrypts one item; returns the plaintext (UTF-8 JSON of the resource).
-    pub fn decrypt(&self, content: &EncryptedContent) -> Result<Vec<u8>, CryptoError> {
-        let key = self
-            .keys
+    fn key_for(&self, content: &EncryptedContent) -> Result<&NotificationKey, CryptoError> {
+        self.keys
             .iter()
             .find(|k| {
                 bool::from(
@@ -175,30 +206,90 @@ impl Decryptor {
                         .ct_eq(content.encryption_certificate_id.as_bytes()),
                 )
             })
-            .ok_or(CryptoError::UnknownCertificate)?;
+            .ok_or(CryptoError::UnknownCertificate)
+    }
+
+    /// Verifies and decrypts one item; returns the plaintext (UTF-8 JSON of the resource).
+    pub fn decrypt(&self, content: &EncryptedContent) -> Result<Vec<u8>, CryptoError> {
+        let key = self.key_for(content)?;
         let data_key = B64
             .decode(&content.data_key)
             .map_err(|_| CryptoError::Base64)?;
-        let data = B64.decode(&content.data).map_err(|_| CryptoError::Base64)?;
-        let signature = B64
-            .decode(&content.data_signature)
-            .map_err(|_| CryptoError::Base64)?;
-        let sym = key
-            .private_key
-            .decrypt(Oaep::new::<sha1::Sha1>(), &data_key)
-            .map_err(|_| CryptoError::DataKey)?;
-        if sym.len() != 32 {
-            return Err(CryptoError::DataKey);
-        }
-        let mut mac = Hmac::<Sha256>::new_from_slice(&sym).map_err(|_| CryptoError::DataKey)?;
-        mac.update(&data);
-        // verify_slice compares in constant time.
-        mac.verify_slice(&signature)
-            .map_err(|_| CryptoError::Signature)?;
-        let dec = Aes256CbcDec::new_from_slices(&sym, &sym[..16]).map_err(|_| CryptoError::Data)?;
-        dec.decrypt_padded_vec_mut::<Pkcs7>(&data)
-            .map_err(|_| CryptoError::Data)
+        let sym = key.unwrap_data_key(&data_key)?;
+        open_data(&sym, content)
     }
+
+    /// Verifies and decrypts a batch, in order. An encrypted `dataKey` that several items
+    /// carry is decrypted once (only within the batch: nothing secret outlives it), and the
+    /// distinct keys are decrypted on up to `threads` threads (of the calling blocking
+    /// context: call it off the async runtime).
+    pub fn decrypt_batch(
+        &self,
+        contents: &[&EncryptedContent],
+        threads: usize,
+    ) -> Vec<Result<Vec<u8>, CryptoError>> {
+        // The distinct (certificate, dataKey) pairs, each with the key that opens it.
+        let mut slot_of: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut jobs: Vec<(&NotificationKey, &str)> = Vec::new();
+        let slots: Vec<Result<usize, CryptoError>> = contents
+            .iter()
+            .map(|c| {
+                let key = self.key_for(c)?;
+                let id = (c.encryption_certificate_id.as_str(), c.data_key.as_str());
+                Ok(*slot_of.entry(id).or_insert_with(|| {
+                    jobs.push((key, c.data_key.as_str()));
+                    jobs.len() - 1
+                }))
+            })
+            .collect();
+        let unwrap = |(key, data_key): &(&NotificationKey, &str)| {
+            let bytes = B64.decode(data_key).map_err(|_| CryptoError::Base64)?;
+            key.unwrap_data_key(&bytes)
+        };
+        let threads = threads.clamp(1, jobs.len().max(1));
+        let syms: Vec<Result<Vec<u8>, CryptoError>> = if threads == 1 {
+            jobs.iter().map(unwrap).collect()
+        } else {
+            let per = jobs.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = jobs
+                    .chunks(per)
+                    .map(|part| s.spawn(move || part.iter().map(unwrap).collect::<Vec<_>>()))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("decryption thread"))
+                    .collect()
+            })
+        };
+        contents
+            .iter()
+            .zip(slots)
+            .map(|(c, slot)| {
+                let sym = syms[slot?].as_ref().map_err(Clone::clone)?;
+                open_data(sym, c)
+            })
+            .collect()
+    }
+}
+
+/// Checks the item's HMAC-SHA256 with the unwrapped key, then AES-256-CBC decrypts its data.
+fn open_data(sym: &[u8], content: &EncryptedContent) -> Result<Vec<u8>, CryptoError> {
+    let data = B64.decode(&content.data).map_err(|_| CryptoError::Base64)?;
+    let signature = B64
+        .decode(&content.data_signature)
+        .map_err(|_| CryptoError::Base64)?;
+    if sym.len() != 32 {
+        return Err(CryptoError::DataKey);
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(sym).map_err(|_| CryptoError::DataKey)?;
+    mac.update(&data);
+    // verify_slice compares in constant time.
+    mac.verify_slice(&signature)
+        .map_err(|_| CryptoError::Signature)?;
+    let dec = Aes256CbcDec::new_from_slices(sym, &sym[..16]).map_err(|_| CryptoError::Data)?;
+    dec.decrypt_padded_vec_mut::<Pkcs7>(&data)
+        .map_err(|_| CryptoError::Data)
 }
 
 #[cfg(test)]
@@ -297,6 +388,39 @@ mod tests {
             ..current
         };
         assert_eq!(d.decrypt(&c), Err(CryptoError::Base64));
+    }
+
+    #[test]
+    fn a_batch_opens_like_single_items_in_order_with_repeated_keys_and_failures_in_place() {
+        let d = Decryptor::new(vec![key("current"), key("next")]);
+        let [current, next] = contents();
+        let unknown = EncryptedContent {
+            encryption_certificate_id: "nobody".into(),
+            ..current.clone()
+        };
+        let mut signature = B64.decode(&current.data_signature).unwrap();
+        signature[0] ^= 0x01;
+        let tampered = EncryptedContent {
+            data_signature: B64.encode(&signature),
+            ..current.clone()
+        };
+        let batch = [&current, &next, &unknown, &current, &tampered, &next];
+        for threads in [1, 2, 8] {
+            let got = d.decrypt_batch(&batch, threads);
+            assert_eq!(
+                got,
+                vec![
+                    Ok(plaintext(0)),
+                    Ok(plaintext(1)),
+                    Err(CryptoError::UnknownCertificate),
+                    Ok(plaintext(0)),
+                    Err(CryptoError::Signature),
+                    Ok(plaintext(1)),
+                ],
+                "{threads} threads"
+            );
+        }
+        assert!(d.decrypt_batch(&[], 2).is_empty());
     }
 
     #[test]

@@ -74,6 +74,18 @@ impl JwksCache {
         }
     }
 
+    /// A cache that already holds `keys` (by `kid`), as if just fetched from `url`: for the
+    /// fuzz targets, which must not reach the network.
+    #[doc(hidden)]
+    pub fn preloaded(url: url::Url, keys: Vec<(String, DecodingKey)>) -> Self {
+        let cache = Self::new(url, reqwest::Client::new());
+        *cache.cache.try_write().expect("new cache is free") = KeyCache {
+            keys: keys.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
+            fetched_at: Some(Instant::now()),
+        };
+        cache
+    }
+
     /// The key `kid` names, fetching the set again when it is unknown or old.
     pub async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, JwtError> {
         {

@@ -67,6 +67,8 @@ struct Inner {
     lifecycle_rx: Mutex<Option<mpsc::UnboundedReceiver<LifecycleEvent>>>,
     directory_changed: Arc<Notify>,
     decrypt_slots: Arc<tokio::sync::Semaphore>,
+    /// Threads one batch's decryption is spread over (the machine's cores).
+    decrypt_threads: usize,
 }
 
 /// What one notification turned into.
@@ -90,6 +92,7 @@ impl NotificationReceiver {
         max_batch: usize,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             inner: Arc::new(Inner {
                 store: inbox.store().clone(),
@@ -106,9 +109,8 @@ impl NotificationReceiver {
                 lifecycle_tx: tx,
                 lifecycle_rx: Mutex::new(Some(rx)),
                 directory_changed: Arc::new(Notify::new()),
-                decrypt_slots: Arc::new(tokio::sync::Semaphore::new(
-                    std::thread::available_parallelism().map_or(2, |n| n.get()),
-                )),
+                decrypt_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
+                decrypt_threads: cores,
             }),
         }
     }
@@ -208,8 +210,19 @@ impl NotificationReceiver {
         self.commit(items).await
     }
 
-    /// Decrypts and classifies; drops (and counts) what fails.
+    /// Decrypts and classifies; drops (and counts) what fails. The rich items of the batch
+    /// are decrypted together ([`Decryptor::decrypt_batch`]) over the machine's cores.
     fn open_all(&self, trusted: Vec<(String, ChangeNotification)>) -> Vec<Item> {
+        let rich: Vec<&EncryptedContent> = trusted
+            .iter()
+            .filter(|(kind, n)| n.lifecycle_event.is_none() && kind != "users")
+            .filter_map(|(_, n)| n.encrypted_content.as_ref())
+            .collect();
+        let mut opened = self
+            .inner
+            .decryptor
+            .decrypt_batch(&rich, self.inner.decrypt_threads)
+            .into_iter();
         let mut out = Vec::with_capacity(trusted.len());
         for (kind, n) in trusted {
             if let Some(event) = n.lifecycle_event {
@@ -219,8 +232,9 @@ impl NotificationReceiver {
                 }));
             } else if kind == "users" {
                 out.push(Item::Directory);
-            } else if let Some(content) = &n.encrypted_content {
-                match self.open(content) {
+            } else if n.encrypted_content.is_some() {
+                let plain = opened.next().expect("one result per rich item");
+                match observation(plain) {
                     Ok(obs) => out.push(Item::Observation(obs)),
                     Err(reason) => self.drop_one(reason),
                 }
@@ -232,29 +246,6 @@ impl NotificationReceiver {
             }
         }
         out
-    }
-
-    fn open(&self, content: &EncryptedContent) -> Result<Observation, &'static str> {
-        let plain = self.inner.decryptor.decrypt(content).map_err(|e| match e {
-            CryptoError::UnknownCertificate => "unknown_certificate",
-            CryptoError::Signature => "bad_signature",
-            _ => "undecryptable",
-        })?;
-        let p: DecryptedPresence = serde_json::from_slice(&plain).map_err(|_| "undecryptable")?;
-        if !valid_user_id(&p.id) {
-            return Err("no_user_id");
-        }
-        Ok(Observation {
-            user: p.id,
-            status: Status::Teams(TeamsPresence {
-                availability: p.availability,
-                activity: p.activity,
-                sequence: p.sequence_number,
-            }),
-            observed_at: Utc::now(),
-            source: Source::GraphWebhook,
-            activity: None,
-        })
     }
 
     /// Writes the items, then updates the in-memory state (only after the commit).
@@ -398,4 +389,28 @@ impl NotificationReceiver {
             )
             .increment(n as u64);
     }
+}
+
+/// The observation in one decrypted rich item, or why it is dropped.
+fn observation(plain: Result<Vec<u8>, CryptoError>) -> Result<Observation, &'static str> {
+    let plain = plain.map_err(|e| match e {
+        CryptoError::UnknownCertificate => "unknown_certificate",
+        CryptoError::Signature => "bad_signature",
+        _ => "undecryptable",
+    })?;
+    let p: DecryptedPresence = serde_json::from_slice(&plain).map_err(|_| "undecryptable")?;
+    if !valid_user_id(&p.id) {
+        return Err("no_user_id");
+    }
+    Ok(Observation {
+        user: p.id,
+        status: Status::Teams(TeamsPresence {
+            availability: p.availability,
+            activity: p.activity,
+            sequence: p.sequence_number,
+        }),
+        observed_at: Utc::now(),
+        source: Source::GraphWebhook,
+        activity: None,
+    })
 }

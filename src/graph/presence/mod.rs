@@ -3,6 +3,7 @@
 
 pub mod memory;
 pub mod poller;
+pub mod scope_changes;
 
 use std::time::Duration;
 

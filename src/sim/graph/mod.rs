@@ -296,6 +296,11 @@ pub async fn spawn(options: SimGraphOptions) -> SimGraphHandle {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind simulated Graph on loopback");
+    spawn_on(listener, options)
+}
+
+/// Serves the simulated tenant on `listener` until the handle shuts it down.
+pub fn spawn_on(listener: tokio::net::TcpListener, options: SimGraphOptions) -> SimGraphHandle {
     let addr = listener.local_addr().expect("local addr");
     let origin = format!("http://{addr}");
     let state = SimGraph::new(options, origin.clone());

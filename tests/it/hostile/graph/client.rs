@@ -187,6 +187,8 @@ async fn a_retry_after_beyond_the_cap_holds_back_the_next_poll() {
         },
         metrics: Metrics::new(),
         scope: presence_bridge::engine::config::PresenceScope::all(),
+
+        changes: Default::default(),
     };
     let cancel = CancellationToken::new();
     let users = vec![user_id(0)];
