@@ -34,7 +34,7 @@ fn arn(id: &str) -> String {
 }
 
 #[derive(Default)]
-struct Fake {
+pub(crate) struct Fake {
     users: BTreeMap<String, String>,
     current: BTreeMap<String, (String, i64)>,
     puts: Vec<(String, Value)>,
@@ -43,7 +43,7 @@ struct Fake {
     failures: Vec<(u16, &'static str)>,
 }
 
-type Shared = Arc<Mutex<Fake>>;
+pub(crate) type Shared = Arc<Mutex<Fake>>;
 
 fn fail(s: &mut Fake) -> Option<Response> {
     if s.failures.is_empty() {
@@ -157,7 +157,7 @@ async fn put_status(
     Json(json!({})).into_response()
 }
 
-async fn spawn_fake(users: usize) -> (String, Shared) {
+pub(crate) async fn spawn_fake(users: usize) -> (String, Shared) {
     let mut f = Fake::default();
     for i in 1..=users {
         let id = format!("u{i:03}");

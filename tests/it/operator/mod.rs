@@ -5,6 +5,8 @@
 #[cfg(feature = "demo")]
 mod alerts;
 mod cli;
+#[cfg(feature = "demo")]
+mod example_online;
 mod metrics;
 #[cfg(feature = "demo")]
 mod online;
