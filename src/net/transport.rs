@@ -36,7 +36,14 @@ impl Failure {
 
 /// Describes `err`: "cannot reach HOST: CAUSE: CAUSE; HINT".
 pub fn describe(err: &(dyn Error + 'static)) -> String {
+    describe_at(None, err)
+}
+
+/// Like [`describe`], naming `host` when the error itself does not carry one (clients other
+/// than reqwest, e.g. a WebSocket connect).
+pub fn describe_at(host_hint: Option<&str>, err: &(dyn Error + 'static)) -> String {
     let (host, causes, failure) = analyse(err);
+    let host = host.or_else(|| host_hint.map(str::to_owned));
     let what = match failure {
         Failure::Dns => "cannot resolve",
         _ => "cannot reach",

@@ -462,3 +462,43 @@ async fn works_without_a_running_event_source_and_reports_set_presence_errors() 
     r.cancel.cancel();
     r.task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn an_unreachable_pbx_is_named_with_the_cause_and_what_to_check() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = format!(
+        "[[connectors]]\nname = \"pbx\"\nkind = \"innovaphone\"\nurl = \"ws://127.0.0.1:{port}/PBX0/APPS/websocket\"\napp = \"{INNOVAPHONE_APP}\"\npassword = \"pw\"\n[[connectors.agents]]\nsip = \"agent1\"\n"
+    );
+    let mut cfg = Config::from_toml_str_with_env(&text, Vec::<(String, String)>::new()).unwrap();
+    cfg.resolve_and_validate().unwrap();
+    let ConnectorConfig::Innovaphone(c) = cfg.connectors[0].clone() else {
+        panic!("innovaphone")
+    };
+    let r = start(InnovaphoneConnector::new(*c));
+    eventually(
+        "the connect failure in the connector's health",
+        Duration::from_secs(10),
+        || {
+            let c = r.c.clone();
+            async move {
+                let (state, d) = c.health().await;
+                state != HealthState::Up && d.contains("cannot reach")
+            }
+        },
+    )
+    .await;
+    let (_, detail) = r.c.health().await;
+    assert!(
+        detail.contains(&format!("127.0.0.1:{port}")),
+        "names the PBX: {detail}"
+    );
+    assert!(
+        detail.contains("nothing listens there"),
+        "says what to check: {detail}"
+    );
+    r.cancel.cancel();
+}

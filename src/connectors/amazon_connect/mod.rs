@@ -113,7 +113,18 @@ fn map_err<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
         SdkError::ConstructionFailure(_) => ConnectorError::Rejected {
             reason: crate::net::transport::causes(&e),
         },
-        _ => ConnectorError::Transport(crate::net::transport::describe(&e)),
+        _ => {
+            let causes = crate::net::transport::causes(&e);
+            if causes.contains("credentials") {
+                // The chain found none: not a network problem, and no retry will help.
+                ConnectorError::Unauthorized(format!(
+                    "no AWS credentials ({causes}); set access_key_id and secret_access_key, \
+                     or give the daemon a role"
+                ))
+            } else {
+                ConnectorError::Transport(crate::net::transport::describe(&e))
+            }
+        }
     }
 }
 

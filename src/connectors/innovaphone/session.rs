@@ -105,8 +105,19 @@ async fn open(c: &InnovaphoneConnector) -> Result<Socket, ConnectorError> {
         tokio_tungstenite::connect_async(c.cfg.url.as_str()),
     )
     .await
-    .map_err(|_| ConnectorError::Transport("connect timed out".into()))?
-    .map_err(|e| ConnectorError::Transport(format!("connect: {e}")))?;
+    .map_err(|_| {
+        ConnectorError::Transport(format!(
+            "no answer from {} within {} s; check the PBX address (url) and the network",
+            host_of(&c.cfg.url),
+            timeout.as_secs()
+        ))
+    })?
+    .map_err(|e| {
+        ConnectorError::Transport(crate::net::transport::describe_at(
+            Some(&host_of(&c.cfg.url)),
+            &e,
+        ))
+    })?;
     send(&mut ws, &json!({"mt": "AppChallenge"})).await?;
     let challenge = loop {
         let m = next_text(&mut ws, timeout).await?;
@@ -317,5 +328,14 @@ fn handle(c: &InnovaphoneConnector, v: &Value, fresh: &mut HashSet<String>) -> O
             })
         }
         _ => None,
+    }
+}
+
+/// "host:port" of the PBX URL, for messages (the path is not shown).
+fn host_of(url: &url::Url) -> String {
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => "the PBX".to_owned(),
     }
 }
