@@ -19,12 +19,16 @@ pub(super) async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// `presence-bridge check-config`: the effective configuration, secrets redacted.
-pub(super) fn check_config(path: &Path, config: &Config) -> anyhow::Result<()> {
+/// With `dump`, the effective configuration follows; `--online` leaves it out so its own
+/// verdict is what the operator reads last.
+pub(super) fn check_config(path: &Path, config: &Config, dump: bool) -> anyhow::Result<()> {
     outln!("# configuration is valid: {}", path.display())?;
     for warning in config.warnings() {
         eprintln!("warning: {warning}");
     }
-    out!("{}", config.to_redacted_toml())?;
+    if dump {
+        out!("{}", config.to_redacted_toml())?;
+    }
     Ok(())
 }
 

@@ -238,9 +238,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(&cli)?;
     match cli.command {
         Command::Run => daemon::run(config).await,
-        Command::CheckConfig { online: false } => daemon::check_config(&cli.config, &config),
+        Command::CheckConfig { online: false } => daemon::check_config(&cli.config, &config, true),
         Command::CheckConfig { online: true } => {
-            daemon::check_config(&cli.config, &config)?;
+            daemon::check_config(&cli.config, &config, false)?;
             daemon::check_online(&config).await
         }
         Command::Migrate => daemon::migrate(&config).await,

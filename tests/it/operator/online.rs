@@ -80,6 +80,10 @@ set = "clear"
         shown.contains("cc_to_teams[1].when.status") && shown.contains("Lunch Break"),
         "{shown}"
     );
+    assert!(
+        !shown.contains("[server]"),
+        "the online verdict is not buried under the effective configuration: {shown}"
+    );
 }
 
 #[tokio::test]
