@@ -94,7 +94,30 @@ async fn an_owner_paused_past_its_lease_is_fenced_and_follows_when_it_wakes() {
     let (next, _) = r.wait_owner("engine", Some(owner)).await;
     let n = r.teams_writes();
     r.wait_writes_past(n + WRITES_AFTER).await;
+
+    // Renewals wait while the test holds the leases table (reads go on), so the woken
+    // replica keeps running its work a moment longer, still believing it owns it: the inbox
+    // rows the traffic keeps adding wake its engine, whose writes its fence must refuse.
+    let mut hold = r.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE leases IN EXCLUSIVE MODE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
     r.signal(owner, libc::SIGCONT);
+    let deadline = Instant::now() + super::harness::WAIT;
+    while !std::fs::read_to_string(r.log_path(owner))
+        .unwrap()
+        .lines()
+        .any(|l| l.contains("fenced: write refused"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the woken replica tried no write under its old lease (or was not refused):\n{}",
+            r.log_tails()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    hold.rollback().await.unwrap();
 
     // It wakes, finds its leases gone, stops its work and follows.
     let http = reqwest::Client::new();
@@ -135,6 +158,21 @@ async fn an_owner_paused_past_its_lease_is_fenced_and_follows_when_it_wakes() {
         eprintln!("{}", &line[..line.len().min(300)]);
     }
     eprintln!("sigstop: replica {next} took over; the woken replica had {fenced} writes refused");
+    assert!(fenced > 0, "refused writes are logged");
+    let metrics = http
+        .get(format!("{}/metrics", r.replicas[owner].base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("cluster_fenced_writes_total{lease=\"engine\"}")),
+        "refused writes are counted:\n{metrics}"
+    );
     assert_eq!(r.owner("engine").await.map(|o| o.0), Some(next));
 
     let expected = traffic.stop().await;

@@ -88,6 +88,13 @@ pub struct Replicas {
     pub replicas: Vec<Replica>,
     pub lease_secs: u64,
     pub agents: usize,
+    /// The `[graph]` part of every replica's configuration (Teams presence polled unless a
+    /// test changes it).
+    pub graph_toml: String,
+    /// `server.public_url` of every replica (a load balancer in front of them), if any.
+    pub public_url: Option<String>,
+    /// Each replica's base URL while it runs, as a load balancer in front of them sees them.
+    pub backends: Arc<std::sync::Mutex<Vec<Option<String>>>>,
 }
 
 fn free_port() -> u16 {
@@ -103,7 +110,6 @@ impl Replicas {
         Replicas {
             db: Some(db),
             pool,
-            graph,
             cc: Arc::new(cc),
             dir: tempfile::tempdir().unwrap(),
             replicas: (0..n)
@@ -116,6 +122,10 @@ impl Replicas {
                 .collect(),
             lease_secs,
             agents,
+            graph_toml: graph.polled_graph_toml(),
+            public_url: None,
+            backends: Arc::new(std::sync::Mutex::new(vec![None; n])),
+            graph,
         }
     }
 
@@ -125,6 +135,7 @@ impl Replicas {
 [server]
 listen = "127.0.0.1:{port}"
 shutdown_grace_secs = 5
+{public_url}
 
 [store]
 url = "{db}"
@@ -154,7 +165,12 @@ set = {{ availability = "Busy", activity = "InACall" }}
             db = self.db.as_ref().expect("database").url,
             instance = self.replicas[i].instance,
             lease = self.lease_secs,
-            graph = self.graph.polled_graph_toml(),
+            graph = self.graph_toml,
+            public_url = self
+                .public_url
+                .as_ref()
+                .map(|u| format!("public_url = \"{u}\""))
+                .unwrap_or_default(),
             connector = self.cc.connector_toml(DEMO_CONNECTOR),
         )
     }
@@ -195,6 +211,7 @@ set = {{ availability = "Busy", activity = "InACall" }}
         r.child = Some(child);
         r.base = base.clone();
         r.runs += 1;
+        self.backends.lock().unwrap()[i] = Some(base.clone());
         let http = reqwest::Client::new();
         let deadline = Instant::now() + WAIT;
         while !http
@@ -308,11 +325,13 @@ set = {{ availability = "Busy", activity = "InACall" }}
         let mut child = self.replicas[i].child.take().expect("running");
         child.kill().unwrap();
         child.wait().unwrap();
+        self.backends.lock().unwrap()[i] = None;
     }
 
     /// SIGTERM replica `i` and waits for it to exit; returns its exit status.
     pub fn stop(&mut self, i: usize) -> std::process::ExitStatus {
         self.signal(i, libc::SIGTERM);
+        self.backends.lock().unwrap()[i] = None;
         self.replicas[i]
             .child
             .take()
