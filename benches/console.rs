@@ -1,5 +1,5 @@
 //! The team at 100,000 people: server time of `GET /api/v1/users` (first page, a search, a
-//! state filter) and of the console's team page (first page, a search), measured over
+//! state filter, each sort) and of the console's team page (first page, a search), measured over
 //! loopback HTTP against the real daemon on SQLite (a temp file) and, when
 //! `PRESENCE_BRIDGE_TEST_POSTGRES_URL` is set, on Postgres (a fresh schema, dropped
 //! afterwards). Goals: 50 ms for the API's first page, 100 ms for a page. Prints figures;
@@ -155,7 +155,14 @@ async fn run(backend: &str, url: &str) {
             "/api/v1/users?state=no_teams_user",
             true,
         ),
+        ("API sort=state", "/api/v1/users?sort=state", true),
+        (
+            "API sort=last_change",
+            "/api/v1/users?sort=last_change",
+            true,
+        ),
         ("team page, first page (100)", "/", false),
+        ("team page, sort=last_change", "/?sort=last_change", false),
         (
             "team page, search \"person 04217\"",
             "/?query=person%2004217",

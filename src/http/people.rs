@@ -7,15 +7,16 @@ use serde_json::{Value, json};
 
 use super::ApiError;
 use crate::engine::state::SyncState;
+use crate::model::contact_center::Activity;
 use crate::runtime::users::sync_of;
 use crate::store::Store;
-use crate::store::people::{PeoplePage, PeopleQuery, PeopleState, Person};
+use crate::store::people::{PeoplePage, PeopleQuery, PeopleSort, PeopleState, Person};
 
 /// People per page when `per_page` is not given, and the most one page may hold.
 pub const DEFAULT_PER_PAGE: u32 = 100;
 pub const MAX_PER_PAGE: u32 = 1_000;
 
-/// `?query=&state=&connector=&page=&per_page=`; empty values count as absent.
+/// `?query=&state=&connector=&sort=&page=&per_page=`; empty values count as absent.
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct PeopleParams {
     #[serde(default)]
@@ -24,6 +25,9 @@ pub struct PeopleParams {
     pub state: Option<String>,
     #[serde(default)]
     pub connector: Option<String>,
+    /// `name` (the default), `state` or `last_change`.
+    #[serde(default)]
+    pub sort: Option<String>,
     #[serde(default)]
     pub page: Option<String>,
     #[serde(default)]
@@ -53,10 +57,17 @@ impl PeopleParams {
                 )
             })?),
         };
+        let sort = match given(&self.sort) {
+            None => PeopleSort::default(),
+            Some(s) => PeopleSort::parse(s).ok_or_else(|| {
+                ApiError::BadRequest("sort must be one of name, state, last_change".into())
+            })?,
+        };
         Ok(PeopleQuery {
             query: given(&self.query).unwrap_or("").to_owned(),
             state,
             connector: given(&self.connector).map(str::to_owned),
+            sort,
             page: number(&self.page, "page", 1, 1_000_000)?,
             per_page: number(&self.per_page, "per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)?,
             now,
@@ -82,6 +93,19 @@ fn side_json(o: &Option<crate::store::ObservedStatus>) -> Value {
     match o {
         Some(o) => json!({ "status": o.status, "at": o.observed_at, "source": o.source }),
         None => Value::Null,
+    }
+}
+
+/// The contact activity the engine last heard of (`cc_activity` in its state blob):
+/// `{"activity", "channel"}`, or null.
+fn activity_json(blob: &Value) -> Value {
+    match blob
+        .get("cc_activity")
+        .cloned()
+        .map(serde_json::from_value::<Activity>)
+    {
+        Some(Ok(a)) => json!({ "activity": a.activity, "channel": a.channel }),
+        _ => Value::Null,
     }
 }
 
@@ -115,6 +139,7 @@ pub fn person_json(p: &Person, now: DateTime<Utc>) -> Value {
                 "cc_agent_id": u.cc_agent_id,
                 "teams": side_json(teams),
                 "contact_center": side_json(contact_center),
+                "contact_activity": engine_state.as_ref().map_or(Value::Null, activity_json),
                 "suspended_until": sync.as_ref().and_then(|(s, _)| s.suspended_until),
                 "holding_until": holding_until,
                 "sync_state": state,
@@ -131,6 +156,7 @@ pub fn person_json(p: &Person, now: DateTime<Utc>) -> Value {
             "cc_email": a.email,
             "teams": null,
             "contact_center": null,
+            "contact_activity": null,
             "suspended_until": null,
             "holding_until": null,
             "sync_state": "no_teams_user",

@@ -46,6 +46,37 @@ impl PeopleState {
     ];
 }
 
+/// The order of a page. Each is stable (ties broken by the key), and the users always come
+/// before the agents matched to no user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeopleSort {
+    /// By name (the user principal name, or the agent id, when there is none); indexed.
+    #[default]
+    Name,
+    /// By sync state as it is judged now (ok, holding, suspended, unmatched, then agents
+    /// without a Teams user), then by name.
+    State,
+    /// Most recent change on either side first (people never seen last), then by name.
+    LastChange,
+}
+
+impl PeopleSort {
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeopleSort::Name => "name",
+            PeopleSort::State => "state",
+            PeopleSort::LastChange => "last_change",
+        }
+    }
+
+    pub const ALL: [PeopleSort; 3] = [PeopleSort::Name, PeopleSort::State, PeopleSort::LastChange];
+}
+
 /// What to list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeopleQuery {
@@ -55,6 +86,7 @@ pub struct PeopleQuery {
     pub state: Option<PeopleState>,
     /// Only people matched on (users) or listed by (agents) this connector.
     pub connector: Option<String>,
+    pub sort: PeopleSort,
     /// 1-based.
     pub page: u32,
     pub per_page: u32,

@@ -46,6 +46,11 @@ impl AccountSignIns {
         }
     }
 
+    /// The Graph side's configuration, when it is on.
+    pub(super) fn graph(&self) -> Option<&GraphConfig> {
+        self.graph.as_deref()
+    }
+
     pub fn state(&self, id: &str) -> Option<SignInState> {
         self.running.lock().expect("sign-ins lock").get(id).cloned()
     }

@@ -9,6 +9,7 @@
 
 pub mod accounts;
 pub mod config;
+mod health;
 mod pages;
 pub mod session;
 pub mod signin;

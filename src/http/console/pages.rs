@@ -24,7 +24,7 @@ use crate::http::people::{self, PeopleParams};
 use crate::model::health::{ComponentHealth, HealthState};
 use crate::model::{InboxPayload, ResumeUser};
 use crate::runtime::{audit, reconcile};
-use crate::store::people::PeopleState;
+use crate::store::people::{PeopleSort, PeopleState};
 
 /// How often a live page is re-rendered to see whether it changed: well inside the two
 /// seconds in which a change must show, and one page query per second per open page.
@@ -206,7 +206,24 @@ fn with_words(mut p: Value, now: DateTime<Utc>) -> Value {
         other => other.to_owned(),
     };
     p["sync_words"] = json!(words);
+    p["activity_words"] = activity_words(&p["contact_activity"]).map_or(Value::Null, Value::from);
     p
+}
+
+/// The contact activity in words, with the channel when known: "on a contact (voice)".
+fn activity_words(a: &Value) -> Option<String> {
+    let words = match a["activity"].as_str()? {
+        "offered" => "contact offered",
+        "on_contact" => "on a contact",
+        "after_contact_work" => "after-contact work",
+        "idle" => "idle",
+        "logged_out" => "logged out",
+        other => other,
+    };
+    Some(match a["channel"].as_str() {
+        Some(c) => format!("{words} ({c})"),
+        None => words.to_owned(),
+    })
 }
 
 struct TeamView {
@@ -252,6 +269,9 @@ fn query_string(q: &crate::store::people::PeopleQuery, page: u32) -> String {
     if let Some(c) = &q.connector {
         s.append_pair("connector", c);
     }
+    if q.sort != PeopleSort::Name {
+        s.append_pair("sort", q.sort.as_str());
+    }
     s.append_pair("page", &page.to_string());
     s.append_pair("per_page", &q.per_page.to_string());
     s.finish()
@@ -277,9 +297,10 @@ pub(super) async fn team(
         "total": view.total,
         "pages": view.pages,
         "states": PeopleState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "sorts": PeopleSort::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         "params": {
             "query": q.query, "state": q.state.map(|s| s.as_str()),
-            "connector": q.connector, "page": q.page, "per_page": q.per_page,
+            "connector": q.connector, "sort": q.sort.as_str(), "page": q.page, "per_page": q.per_page,
         },
         "query_string": query_string(q, q.page),
         "prev_link": (q.page > 1).then(|| format!("/?{}", query_string(q, q.page - 1))),
@@ -392,14 +413,11 @@ pub(super) async fn health(State(state): State<ConsoleState>, Viewer(session): V
             json!({ "upn": a.upn, "state": a.state, "light": light, "light_word": word, "lapse": lapse })
         })
         .collect();
-    let subscriptions: Vec<Value> = inner
-        .store
-        .list_subscriptions()
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|s| json!({ "shard": s.shard, "account_id": s.account_id, "expires_at": s.expires_at, "state": s.state }))
-        .collect();
+    let subscriptions = super::health::subscriptions_json(
+        &inner.store.list_subscriptions().await.unwrap_or_default(),
+        now,
+    );
+    let credentials = super::health::credential_lights(inner.accounts.graph(), now);
     let report = reconcile::last_report(inner.store.as_ref())
         .await
         .ok()
@@ -413,6 +431,7 @@ pub(super) async fn health(State(state): State<ConsoleState>, Viewer(session): V
         "checks": lights_json(&checks),
         "accounts": accounts,
         "subscriptions": subscriptions,
+        "credentials": credentials,
         "report": report,
     });
     inner.render("health.html", ctx)

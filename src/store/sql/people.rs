@@ -13,7 +13,7 @@ macro_rules! impl_people {
                 &self,
                 q: &$crate::store::people::PeopleQuery,
             ) -> StoreResult<$crate::store::people::PeoplePage> {
-                use $crate::store::people::{PeoplePage, PeopleState, Person};
+                use $crate::store::people::{PeoplePage, PeopleSort, PeopleState, Person};
                 let pattern = format!("%{}%", escape_like(&q.query.to_lowercase()));
                 let search = !q.query.is_empty();
                 let now = q.now.timestamp_millis();
@@ -23,6 +23,8 @@ macro_rules! impl_people {
                 let agents_wanted = matches!(q.state, None | Some(PeopleState::NoTeamsUser));
 
                 // The filters of the users' part, after `FROM users u LEFT JOIN user_state s`.
+                const HOLDING: &str = "((s.state -> 't2c' ->> 'pending') IS NOT NULL \
+                    OR (s.state -> 'c2t' ->> 'pending') IS NOT NULL)";
                 let user_filter = |b: &mut sqlx::QueryBuilder<'_, $db>| {
                     b.push(" WHERE u.active");
                     if search {
@@ -44,8 +46,6 @@ macro_rules! impl_people {
                             .push_bind(now)
                             .push(", FALSE)");
                     };
-                    const HOLDING: &str = "((s.state -> 't2c' ->> 'pending') IS NOT NULL \
-                        OR (s.state -> 'c2t' ->> 'pending') IS NOT NULL)";
                     match q.state {
                         None | Some(PeopleState::NoTeamsUser) => {}
                         Some(PeopleState::Unmatched) => {
@@ -114,7 +114,30 @@ macro_rules! impl_people {
                              LEFT JOIN observed_status oc ON oc.user_id = u.teams_id AND oc.side = 'contact_center'",
                         );
                         user_filter(&mut b);
-                        b.push(" ORDER BY COALESCE(u.display_name, u.upn), u.teams_id LIMIT ")
+                        b.push(" ORDER BY ");
+                        match q.sort {
+                            PeopleSort::Name => {}
+                            // Needing attention first: suspended, holding, unmatched, ok.
+                            PeopleSort::State => {
+                                b.push("CASE WHEN u.cc_agent_id IS NULL THEN 2 \
+                                        WHEN COALESCE(CAST(s.state ->> 'suspended_until' AS BIGINT) > ")
+                                    .push_bind(now)
+                                    .push(", FALSE) THEN 0 WHEN COALESCE(")
+                                    .push(HOLDING)
+                                    .push(", FALSE) THEN 1 ELSE 3 END, ");
+                            }
+                            // The newer of the two sides' times; people never seen last (the
+                            // explicit rank keeps that the same on both backends).
+                            PeopleSort::LastChange => {
+                                b.push(
+                                    "CASE WHEN ot.observed_at IS NULL AND oc.observed_at IS NULL \
+                                     THEN 1 ELSE 0 END, CASE WHEN oc.observed_at IS NULL \
+                                     OR ot.observed_at > oc.observed_at THEN ot.observed_at \
+                                     ELSE oc.observed_at END DESC, ",
+                                );
+                            }
+                        }
+                        b.push("COALESCE(u.display_name, u.upn), u.teams_id LIMIT ")
                             .push_bind(per_page)
                             .push(" OFFSET ")
                             .push_bind(offset);

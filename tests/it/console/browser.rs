@@ -13,14 +13,15 @@ use presence_bridge::cli::demo::{
     DEMO_CONNECTOR, DEMO_OPERATOR, demo_config, demo_user_id, start_simulators,
 };
 use presence_bridge::connectors::config::ConnectorConfig;
+use presence_bridge::connectors::http::contact::ActivityConfig;
 use presence_bridge::sim::contact_center::SimContactCenter;
 use presence_bridge::sim::graph::SimGraphHandle;
 use presence_bridge::sim::graph::oidc::SIM_SIGN_IN_PASSWORD;
-use presence_bridge::store::Store;
+use presence_bridge::store::{Store, SubscriptionRecord};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::webdriver::{Browser, PAGE_TIMEOUT};
+use super::webdriver::{Browser, ENTER, PAGE_TIMEOUT, TAB};
 use crate::helpers::eventually;
 
 const PEOPLE: usize = 3;
@@ -162,54 +163,7 @@ async fn sign_in_team_page_tel_links_and_live_updates() {
 async fn a_suspended_user_is_resumed_from_the_page() {
     let demo = Demo::start(|_| {}).await;
     let user = demo_user_id(1);
-    // Agent 1 flaps between a contact and available until the oscillation breaker suspends
-    // them (demo.toml: more than 6 writes in 2 minutes).
-    let suspended = |store: Arc<dyn Store>| async move {
-        let q = presence_bridge::store::people::PeopleQuery {
-            query: String::new(),
-            state: Some(presence_bridge::store::people::PeopleState::Suspended),
-            connector: None,
-            page: 1,
-            per_page: 10,
-            now: chrono::Utc::now(),
-        };
-        store.list_people(&q).await.unwrap().total == 1
-    };
-    for i in 0..20 {
-        if suspended(demo.store.clone()).await {
-            break;
-        }
-        let status = if i % 2 == 0 {
-            "on_contact"
-        } else {
-            "available"
-        };
-        let before = demo
-            .graph
-            .state
-            .writes()
-            .iter()
-            .filter(|w| w.user_id == user)
-            .count();
-        assert_eq!(demo.cc.set_agent_status("agent-1", status).await, Some(202));
-        let (g, s, u) = (demo.graph.state.clone(), demo.store.clone(), user.clone());
-        eventually(
-            "the engine took the change",
-            Duration::from_secs(10),
-            || {
-                let (g, s, u) = (g.clone(), s.clone(), u.clone());
-                async move {
-                    g.writes().iter().filter(|w| w.user_id == u).count() > before
-                        || suspended(s).await
-                }
-            },
-        )
-        .await;
-    }
-    assert!(
-        suspended(demo.store.clone()).await,
-        "agent 1 was never suspended"
-    );
+    suspend_agent_1(&demo).await;
 
     let b = Browser::start().await;
     sign_in(&b, &demo.base, DEMO_OPERATOR).await;
@@ -226,7 +180,7 @@ async fn a_suspended_user_is_resumed_from_the_page() {
         .await;
     assert!(said.contains("resumes"), "{said}");
     eventually("agent 1 no longer suspended", PAGE_TIMEOUT, || async {
-        !suspended(demo.store.clone()).await
+        !is_suspended(demo.store.clone()).await
     })
     .await;
     // Audited with who did it.
@@ -330,6 +284,224 @@ async fn a_sync_account_signs_in_again_from_the_health_page() {
     assert_eq!(accounts.len(), 1);
     assert_eq!(accounts[0].upn, "agent3@example.com");
     assert_eq!(accounts[0].state, "healthy");
+    b.quit().await;
+    demo.stop().await;
+}
+
+/// Whether someone is suspended.
+async fn is_suspended(store: Arc<dyn Store>) -> bool {
+    let q = presence_bridge::store::people::PeopleQuery {
+        query: String::new(),
+        state: Some(presence_bridge::store::people::PeopleState::Suspended),
+        connector: None,
+        sort: Default::default(),
+        page: 1,
+        per_page: 10,
+        now: chrono::Utc::now(),
+    };
+    store.list_people(&q).await.unwrap().total == 1
+}
+
+/// Makes agent 1 flap between a contact and available until the oscillation breaker suspends
+/// them (demo.toml: more than 6 writes in 2 minutes).
+async fn suspend_agent_1(demo: &Demo) {
+    let user = demo_user_id(1);
+    for i in 0..20 {
+        if is_suspended(demo.store.clone()).await {
+            return;
+        }
+        let status = if i % 2 == 0 {
+            "on_contact"
+        } else {
+            "available"
+        };
+        let before = demo
+            .graph
+            .state
+            .writes()
+            .iter()
+            .filter(|w| w.user_id == user)
+            .count();
+        assert_eq!(demo.cc.set_agent_status("agent-1", status).await, Some(202));
+        let (g, s, u) = (demo.graph.state.clone(), demo.store.clone(), user.clone());
+        eventually(
+            "the engine took the change",
+            Duration::from_secs(10),
+            || {
+                let (g, s, u) = (g.clone(), s.clone(), u.clone());
+                async move {
+                    g.writes().iter().filter(|w| w.user_id == u).count() > before
+                        || is_suspended(s).await
+                }
+            },
+        )
+        .await;
+    }
+    assert!(
+        is_suspended(demo.store.clone()).await,
+        "agent 1 was never suspended"
+    );
+}
+
+fn presence_subscription(shard: i64, users: &[String], state: &str) -> SubscriptionRecord {
+    let now = chrono::Utc::now();
+    SubscriptionRecord {
+        id: format!("sub-{shard}"),
+        kind: "presence".into(),
+        shard: Some(shard),
+        account_id: Some("account-1".into()),
+        resource: presence_bridge::graph::subscriptions::api::presence_resource(users),
+        client_state: "secret".into(),
+        expires_at: now + chrono::Duration::hours(1),
+        created_at: now,
+        last_renewed_at: None,
+        last_reauthorized_at: None,
+        state: state.into(),
+        last_error: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_activity_sort_credential_expiry_and_shards_on_the_pages() {
+    let expires = chrono::Utc::now() + chrono::Duration::days(10) + chrono::Duration::hours(1);
+    let demo = Demo::start(|cfg| {
+        // The simulated contact center's status ids name the activity (`on_contact`).
+        if let Some(ConnectorConfig::Http(http)) = cfg.connectors.first_mut()
+            && let Some(inbound) = http.inbound.as_mut()
+        {
+            inbound.activity = Some(ActivityConfig {
+                pointer: "/status_id".into(),
+                values: [("available", "idle"), ("break", "idle")]
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .into(),
+                channel_pointer: None,
+                channels: Default::default(),
+            });
+        }
+        cfg.graph.client_secret_expires_at = Some(expires);
+    })
+    .await;
+    let b = Browser::start().await;
+    sign_in(&b, &demo.base, DEMO_OPERATOR).await;
+    b.wait_for("#team-rows").await;
+
+    // The contact activity shows next to the contact-center status, live.
+    assert_eq!(
+        demo.cc.set_agent_status("agent-2", "on_contact").await,
+        Some(202)
+    );
+    let cc = b
+        .wait_text(
+            "the activity on the page",
+            &format!("{} .cc-status", row(2)),
+            |t| t.contains("on a contact"),
+        )
+        .await;
+    assert!(cc.contains("On Contact"), "{cc}");
+    b.screenshot("team-contact-activity").await;
+
+    // Sort: a labelled control; by last change the newest change comes first.
+    let label = b
+        .script("var l = document.querySelector('label[for=sort]'); return l ? l.innerText : '';")
+        .await;
+    assert_eq!(label, json!("Sort by"));
+    b.script("document.getElementById('sort').value = 'last_change'; return true;")
+        .await;
+    b.click("#apply").await;
+    b.wait_text("the sorted caption", "#team caption", |t| {
+        t.contains("by last change")
+    })
+    .await;
+    let first = "return document.querySelector('#team-rows tr').getAttribute('data-person');";
+    assert_eq!(b.script(first).await, json!(demo_user_id(2)));
+    assert_eq!(
+        b.script("return document.getElementById('sort').value;")
+            .await,
+        json!("last_change")
+    );
+    b.screenshot("team-sorted-by-last-change").await;
+
+    // Health: the client secret's end as an amber light in words; the shards with the users
+    // each covers and whether a webhook or polling serves them.
+    let users: Vec<String> = (1..=PEOPLE).map(demo_user_id).collect();
+    demo.store
+        .upsert_subscription(&presence_subscription(0, &users[..2], "active"))
+        .await
+        .unwrap();
+    demo.store
+        .upsert_subscription(&presence_subscription(1, &users[2..], "failing"))
+        .await
+        .unwrap();
+    b.goto(&format!("{}/console/health", demo.base)).await;
+    let secret = "#credentials li[data-credential=\"client secret\"]";
+    let said = b
+        .wait_text("the client secret's light", secret, |t| !t.is_empty())
+        .await;
+    let date = expires.format("%-d %B %Y").to_string();
+    assert!(said.contains("degraded"), "{said}");
+    assert!(
+        said.contains(&format!("expires on {date}, in 10 days")),
+        "{said}"
+    );
+    assert!(light_class(&b, secret).await.contains("light-amber"));
+    assert!(
+        b.find("#credentials li[data-credential=\"certificate\"]")
+            .await
+            .is_none()
+    );
+    let shard = |n: usize| format!("#subscriptions tr[data-shard=\"{n}\"]");
+    assert_eq!(b.text(&format!("{} .users", shard(0))).await, "2");
+    assert_eq!(b.text(&format!("{} .served-by", shard(0))).await, "webhook");
+    assert_eq!(b.text(&format!("{} .users", shard(1))).await, "1");
+    assert!(
+        b.text(&format!("{} .served-by", shard(1)))
+            .await
+            .starts_with("polled")
+    );
+    b.screenshot("health-credentials-and-shards").await;
+    b.quit().await;
+    demo.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_team_page_works_from_the_keyboard_alone() {
+    let demo = Demo::start(|_| {}).await;
+    suspend_agent_1(&demo).await;
+    let b = Browser::start().await;
+    sign_in(&b, &demo.base, DEMO_OPERATOR).await;
+    b.wait_for("#team-rows").await;
+    let focused = "var e = document.activeElement; return e ? (e.id || e.className) : '';";
+
+    // Tab from the top of the page to the search box, type, submit with Enter.
+    let mut tabs = 0;
+    while b.script(focused).await != json!("query") {
+        tabs += 1;
+        assert!(tabs < 20, "the search box is not reachable with Tab");
+        b.keys(TAB).await;
+    }
+    b.keys(&format!("{DEMO_OPERATOR}{ENTER}")).await;
+    b.wait_text("the search result", "#summary", |t| {
+        t.starts_with("People: 1 ")
+    })
+    .await;
+    b.wait_text("the suspended row", &format!("{} .sync", row(1)), |t| {
+        t.contains("suspended")
+    })
+    .await;
+
+    // Tab on to Resume and press Enter.
+    let mut tabs = 0;
+    while b.script(focused).await != json!("resume") {
+        tabs += 1;
+        assert!(tabs < 40, "Resume is not reachable with Tab");
+        b.keys(TAB).await;
+    }
+    b.keys(ENTER).await;
+    let said = b
+        .wait_text("the answer", "#message", |t| !t.is_empty())
+        .await;
+    assert!(said.contains("resumes"), "{said}");
+    b.screenshot("keyboard-resumed").await;
     b.quit().await;
     demo.stop().await;
 }

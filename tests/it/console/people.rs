@@ -4,7 +4,7 @@
 use chrono::{Duration, Utc};
 use presence_bridge::engine::UserState;
 use presence_bridge::engine::state::Pending;
-use presence_bridge::store::people::{PeopleQuery, PeopleState, Person};
+use presence_bridge::store::people::{PeopleQuery, PeopleSort, PeopleState, Person};
 use presence_bridge::store::{AgentRecord, Store};
 
 use crate::store::{TestDb, user, with_postgres, with_sqlite};
@@ -102,6 +102,7 @@ fn q(
         query: query.into(),
         state,
         connector: connector.map(Into::into),
+        sort: PeopleSort::Name,
         page,
         per_page,
         now: Utc::now() + Duration::milliseconds(0),
@@ -229,4 +230,88 @@ async fn people_order_filters_and_total_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_order_filters_and_total_postgres() {
     with_postgres(module_path!(), order_filters_and_total).await
+}
+
+fn observed(
+    user: &str,
+    side: presence_bridge::model::Side,
+    secs_ago: i64,
+) -> presence_bridge::store::ObservedStatus {
+    let status = match side {
+        presence_bridge::model::Side::Teams => {
+            serde_json::json!({"side": "teams", "availability": "Available", "activity": "Available"})
+        }
+        presence_bridge::model::Side::ContactCenter => {
+            serde_json::json!({"side": "contact_center", "id": "available", "name": "Available"})
+        }
+    };
+    presence_bridge::store::ObservedStatus {
+        user_id: user.into(),
+        side,
+        status,
+        observed_at: Utc::now() - Duration::seconds(secs_ago),
+        source: "reconcile".into(),
+    }
+}
+
+async fn sorted(db: TestDb) {
+    use presence_bridge::model::Side::{ContactCenter, Teams};
+    let store = db.open().await;
+    let store = store.as_ref();
+    seed(store).await;
+    let all = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let by = |sort: PeopleSort, page: u32, per_page: u32| PeopleQuery {
+        sort,
+        ..q("", None, None, page, per_page)
+    };
+
+    // By state: needing attention first (suspended, holding, unmatched, ok), ties by name,
+    // then the agents without a Teams user; pages cut the same order.
+    assert_eq!(
+        keys(store, by(PeopleSort::State, 1, 100)).await,
+        (all(&["u3", "u2", "u1", "u5", "u6", "cc/a4", "cc/a9"]), 7)
+    );
+    assert_eq!(
+        keys(store, by(PeopleSort::State, 2, 2)).await,
+        (all(&["u1", "u5"]), 7)
+    );
+
+    // By last change: the newer side's time, newest first; never seen last, by name.
+    store
+        .put_observed(&[
+            observed("u2", Teams, 30),
+            observed("u2", ContactCenter, 1),
+            observed("u6", Teams, 10),
+            observed("u1", ContactCenter, 20),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(store, by(PeopleSort::LastChange, 1, 100)).await,
+        (all(&["u2", "u6", "u1", "u3", "u5", "cc/a4", "cc/a9"]), 7)
+    );
+    assert_eq!(
+        keys(store, by(PeopleSort::LastChange, 2, 3)).await,
+        (all(&["u3", "u5", "cc/a4"]), 7)
+    );
+    // The default stays by name, and filters apply to every order.
+    assert_eq!(
+        keys(store, by(PeopleSort::Name, 1, 3)).await,
+        (all(&["u3", "u1", "u2"]), 7)
+    );
+    let unmatched = PeopleQuery {
+        sort: PeopleSort::LastChange,
+        ..q("", Some(PeopleState::Unmatched), None, 1, 100)
+    };
+    assert_eq!(keys(store, unmatched).await, (all(&["u1", "u5"]), 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_sorted_by_state_and_last_change_sqlite() {
+    with_sqlite(sorted).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_sorted_by_state_and_last_change_postgres() {
+    with_postgres(module_path!(), sorted).await
 }

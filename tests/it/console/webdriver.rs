@@ -14,6 +14,10 @@ use crate::helpers::eventually;
 /// The W3C key of an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// WebDriver's codes of the Tab and Enter keys (W3C WebDriver, "Keyboard actions").
+pub const TAB: &str = "\u{E004}";
+pub const ENTER: &str = "\u{E007}";
+
 /// How long page conditions may take (page loads, live updates, sign-in round trips).
 pub const PAGE_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -150,6 +154,20 @@ impl Browser {
             Some(json!({ "text": text })),
         )
         .await;
+    }
+
+    /// Types `text` (which may hold key codes such as [`TAB`]) into whatever has the focus,
+    /// as a person at the keyboard would.
+    pub async fn keys(&self, text: &str) {
+        let mut actions = Vec::new();
+        for c in text.chars() {
+            let c = c.to_string();
+            actions.push(json!({ "type": "keyDown", "value": c }));
+            actions.push(json!({ "type": "keyUp", "value": c }));
+        }
+        let body = json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": actions }] });
+        self.call(reqwest::Method::POST, "/actions", Some(body))
+            .await;
     }
 
     /// Runs a script in the page and returns its result.
