@@ -113,7 +113,10 @@ pub mod fuzzing {
                     "99999999-8888-7777-6666-555555555555",
                     "https://login.microsoftonline.com",
                 ),
+                // Timers and I/O on: a token naming an unknown key makes the cache try to
+                // fetch the key set again (from a closed port here), with a timeout.
                 runtime: tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
                     .build()
                     .expect("runtime"),
             }

@@ -13,6 +13,7 @@
 //! - `cli`: DSN redaction in every form, broken pipes.
 
 mod cli;
+mod fuzz_finds;
 mod graph;
 mod ingest;
 mod ordering;
