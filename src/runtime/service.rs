@@ -90,11 +90,6 @@ pub struct EngineRuntime {
     cancel: CancellationToken,
 }
 
-/// Loads the user → (connector, agent) map from the store.
-pub async fn load_directory(store: &dyn Store) -> StoreResult<HashMap<UserId, (String, String)>> {
-    Ok(load_people(store).await?.0)
-}
-
 /// How the engine shows people in its log: matched user → "Name (upn)".
 pub type Names = Arc<RwLock<HashMap<UserId, String>>>;
 

@@ -221,13 +221,8 @@ impl AlertJob {
     ) -> (Vec<Condition>, Vec<ConditionKind>) {
         let a = &self.alerting;
         let mut out = Vec::new();
-        let mut kinds = vec![
-            ConditionKind::UserSuspended,
-            ConditionKind::SyncAccount,
-            ConditionKind::SubscriptionFallback,
-            ConditionKind::ConnectorDown,
-            ConditionKind::ClientCredential,
-        ];
+        // Every kind is looked at, except drift when the last report cannot be read.
+        let mut kinds = ALL_KINDS.to_vec();
         for (user, (name, until)) in &state.suspended {
             out.push(Condition {
                 key: format!("user_suspended:{user}"),
@@ -309,7 +304,6 @@ impl AlertJob {
         }
         match crate::runtime::reconcile::last_report(self.store.as_ref()).await {
             Ok(Some(r)) => {
-                kinds.push(ConditionKind::Drift);
                 let drifted: usize = r.drift.values().sum();
                 if drifted > a.drift_threshold {
                     out.push(Condition {
@@ -330,8 +324,11 @@ impl AlertJob {
                     });
                 }
             }
-            Ok(None) => kinds.push(ConditionKind::Drift),
-            Err(e) => tracing::debug!(error = %e, "no reconciliation report for the drift alert"),
+            Ok(None) => {}
+            Err(e) => {
+                kinds.retain(|k| *k != ConditionKind::Drift);
+                tracing::debug!(error = %e, "no reconciliation report for the drift alert");
+            }
         }
         (out, kinds)
     }
