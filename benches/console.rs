@@ -15,7 +15,7 @@ use presence_bridge::app::Application;
 use presence_bridge::app::config::Config;
 use presence_bridge::engine::UserState;
 use presence_bridge::model::Side;
-use presence_bridge::store::{AgentRecord, ObservedStatus, Store, UserRecord};
+use presence_bridge::store::{AgentRecord, JsonText, ObservedStatus, Store, UserRecord};
 use serde_json::json;
 
 #[path = "../tests/it/store/scratch.rs"]
@@ -83,12 +83,12 @@ async fn seed(store: &Arc<dyn Store>) {
         })
         .collect();
     store.replace_agents("cc", &agents).await.expect("agents");
-    let suspended = serde_json::to_value(UserState {
+    let suspended = JsonText::of(&UserState {
         suspended_until: Some(now.timestamp_millis() + 3_600_000),
         ..Default::default()
     })
     .unwrap();
-    let states: Vec<(String, serde_json::Value)> = (0..SUSPENDED)
+    let states: Vec<(String, JsonText)> = (0..SUSPENDED)
         .map(|i| {
             (
                 format!("00000000-0000-4000-8000-{:012}", i * 97),

@@ -140,22 +140,48 @@ pub struct SyncReport {
     pub deactivated: u64,
 }
 
+/// The pages of a paged Graph listing, read one at a time by following `@odata.nextLink`.
+pub struct Pages<'a> {
+    client: &'a GraphClient,
+    next: Option<GraphRequest>,
+    delta_link: Option<String>,
+}
+
+impl Pages<'_> {
+    /// The next page's users; `None` after the last page.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<DirectoryUser>>, GraphError> {
+        let Some(req) = self.next.take() else {
+            return Ok(None);
+        };
+        let page: Page = self.client.send_json(req.clone()).await?;
+        match page.next_link {
+            Some(next) => self.next = Some(GraphRequest { url: next, ..req }),
+            None => self.delta_link = page.delta_link,
+        }
+        Ok(Some(page.value))
+    }
+}
+
 impl GraphClient {
+    fn pages(&self, first: GraphRequest) -> Pages<'_> {
+        Pages {
+            client: self,
+            next: Some(first),
+            delta_link: None,
+        }
+    }
+
     /// Follows `@odata.nextLink` from `first`; returns the users and the final delta link.
     async fn follow(
         &self,
         first: GraphRequest,
     ) -> Result<(Vec<DirectoryUser>, Option<String>), GraphError> {
         let mut out = Vec::new();
-        let mut req = first;
-        loop {
-            let page: Page = self.send_json(req.clone()).await?;
-            out.extend(page.value);
-            match page.next_link {
-                Some(next) => req.url = next,
-                None => return Ok((out, page.delta_link)),
-            }
+        let mut pages = self.pages(first);
+        while let Some(page) = pages.next_page().await? {
+            out.extend(page);
         }
+        Ok((out, pages.delta_link))
     }
 
     /// Every enabled user holding one of `plans` with capabilityStatus Enabled.
@@ -163,6 +189,15 @@ impl GraphClient {
         &self,
         plans: &[String],
     ) -> Result<Vec<DirectoryUser>, GraphError> {
+        Ok(self.follow(self.teams_users_request(plans)?).await?.0)
+    }
+
+    /// [`Self::list_teams_users`] a page at a time.
+    pub fn teams_users_pages(&self, plans: &[String]) -> Result<Pages<'_>, GraphError> {
+        Ok(self.pages(self.teams_users_request(plans)?))
+    }
+
+    fn teams_users_request(&self, plans: &[String]) -> Result<GraphRequest, GraphError> {
         let any: Vec<String> = plans
             .iter()
             .map(|p| {
@@ -177,9 +212,10 @@ impl GraphClient {
             .append_pair("$select", USER_FIELDS)
             .append_pair("$count", "true")
             .append_pair("$top", &PAGE_SIZE.to_string());
-        let req = GraphRequest::new(Method::GET, url.to_string(), ApiFamily::Directory)
-            .header("ConsistencyLevel", "eventual");
-        Ok(self.follow(req).await?.0)
+        Ok(
+            GraphRequest::new(Method::GET, url.to_string(), ApiFamily::Directory)
+                .header("ConsistencyLevel", "eventual"),
+        )
     }
 
     /// Changes since `link`; or, with `None`, a fresh link without data (`$deltatoken=latest`).
@@ -288,14 +324,19 @@ impl DirectorySync {
         // Take the link first so that changes made during the listing come with the next delta.
         let (_, link) = self.client.users_delta(None).await?;
         let plans = &self.client.config().teams_service_plan_ids;
-        let users = self.client.list_teams_users(plans).await?;
         let known = self.known().await?;
-        let seen: HashSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
-        let records: Vec<UserRecord> = users
-            .iter()
-            .map(|u| u.to_record(known.get(&u.id)))
-            .collect();
-        self.store.upsert_users(&records).await?;
+        // A page at a time: each page's users are stored before the next is read, so only
+        // the ids seen are kept for the whole listing (not every user with its plans).
+        let mut pages = self.client.teams_users_pages(plans)?;
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut upserted = 0;
+        while let Some(page) = pages.next_page().await? {
+            let records: Vec<UserRecord> =
+                page.iter().map(|u| u.to_record(known.get(&u.id))).collect();
+            self.store.upsert_users(&records).await?;
+            upserted += records.len();
+            seen.extend(page.into_iter().map(|u| u.id));
+        }
         let gone: Vec<String> = known
             .values()
             .filter(|u| u.active && !seen.contains(u.teams_id.as_str()))
@@ -305,7 +346,7 @@ impl DirectorySync {
         self.store.put_kv(DELTA_LINK_KEY, &link).await?;
         Ok(SyncReport {
             full: true,
-            upserted: records.len(),
+            upserted,
             deactivated,
         })
     }

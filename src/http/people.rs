@@ -9,8 +9,8 @@ use super::ApiError;
 use crate::engine::state::SyncState;
 use crate::model::contact_center::Activity;
 use crate::runtime::users::sync_of;
-use crate::store::Store;
 use crate::store::people::{PeoplePage, PeopleQuery, PeopleSort, PeopleState, Person};
+use crate::store::{JsonText, Store};
 
 /// People per page when `per_page` is not given, and the most one page may hold.
 pub const DEFAULT_PER_PAGE: u32 = 100;
@@ -98,13 +98,15 @@ fn side_json(o: &Option<crate::store::ObservedStatus>) -> Value {
 
 /// The contact activity the engine last heard of (`cc_activity` in its state blob):
 /// `{"activity", "channel"}`, or null.
-fn activity_json(blob: &Value) -> Value {
-    match blob
-        .get("cc_activity")
-        .cloned()
-        .map(serde_json::from_value::<Activity>)
-    {
-        Some(Ok(a)) => json!({ "activity": a.activity, "channel": a.channel }),
+fn activity_json(blob: &JsonText) -> Value {
+    #[derive(Deserialize)]
+    struct WithActivity {
+        cc_activity: Option<Activity>,
+    }
+    match blob.parse::<WithActivity>() {
+        Ok(WithActivity {
+            cc_activity: Some(a),
+        }) => json!({ "activity": a.activity, "channel": a.channel }),
         _ => Value::Null,
     }
 }

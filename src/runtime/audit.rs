@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::config::WriteMode;
 use crate::engine::state::{Action, Decision, Reason, Trigger};
 use crate::model::{AuditInput, AuditRecord, CcStatus, Status, TeamsPresence, UserId};
-use crate::store::{AuditEntry, Store, StoreResult};
+use crate::store::{AuditEntry, JsonText, Store, StoreResult};
 
 /// The engine's account of one decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +74,7 @@ pub(crate) fn entry(user: &str, input: AuditInput, d: &Decision, shadow: bool) -
         id: 0,
         user_id: user.to_owned(),
         at: to_utc(d.at),
-        input: serde_json::to_value(&record).expect("audit records serialize"),
+        input: JsonText::of(&record).expect("audit records serialize"),
         rule: d.rule_label(),
         action: action_label(d.action.as_ref()).to_owned(),
         reason: d.reason.words().to_owned(),
@@ -89,7 +89,7 @@ pub fn describe(e: &AuditEntry) -> String {
         .as_deref()
         .map(|r| format!(" [{r}]"))
         .unwrap_or_default();
-    let record = match serde_json::from_value::<Record>(e.input.clone()) {
+    let record = match e.input.parse::<Record>() {
         Ok(r) => r,
         Err(_) => return format!("{at}  an unreadable record{rule}, because {}.", e.reason),
     };
@@ -196,7 +196,7 @@ pub async fn decisions(store: &dyn Store, user: &str, limit: u32) -> StoreResult
     let entries = store.list_audit(user, limit).await?;
     Ok(entries
         .into_iter()
-        .filter_map(|e| match serde_json::from_value(e.input) {
+        .filter_map(|e| match e.input.parse() {
             Ok(input) => Some(Decided {
                 id: e.id,
                 user_id: e.user_id,

@@ -25,7 +25,7 @@ use crate::runtime::shards::{Workers, shard};
 use crate::runtime::worker::{Worker, WorkerMsg};
 use crate::runtime::writer::{Directory, Writer};
 use crate::store::inbox::{Claimed, Inbox};
-use crate::store::{Store, StoreResult};
+use crate::store::{JsonText, Store, StoreResult};
 use crate::telemetry::Metrics;
 
 /// Items taken from the inbox at once: big enough to coalesce a burst of notifications into
@@ -180,8 +180,8 @@ impl EngineRuntime {
         let mut states: Vec<HashMap<UserId, UserState>> = vec![HashMap::new(); n];
         let saved = shared.store.load_user_states().await?;
         if discard {
-            let fresh = serde_json::to_value(UserState::default()).expect("state serializes");
-            let reset: Vec<(UserId, serde_json::Value)> = saved
+            let fresh = JsonText::of(&UserState::default()).expect("state serializes");
+            let reset: Vec<(UserId, JsonText)> = saved
                 .iter()
                 .map(|(u, _)| (u.clone(), fresh.clone()))
                 .collect();
@@ -198,7 +198,7 @@ impl EngineRuntime {
             shared.store.put_kv(MODE_KEY, mode).await?;
         }
         for (user, value) in saved.into_iter().filter(|_| !discard) {
-            match serde_json::from_value::<UserState>(value) {
+            match value.parse::<UserState>() {
                 Ok(st) => {
                     states[shard(&user, n)].insert(user, st);
                 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::engine::state::{SyncState, UserState};
 use crate::model::UserId;
 use crate::runtime::audit::to_utc;
-use crate::store::{Store, StoreResult};
+use crate::store::{JsonText, Store, StoreResult};
 
 /// One user's sync state as of a moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,11 +33,8 @@ pub async fn sync_states(
 
 /// A user's sync state from the engine's stored state blob, as of `now` (`None` when the blob
 /// does not read), with when a held status is due.
-pub fn sync_of(
-    blob: &serde_json::Value,
-    now: DateTime<Utc>,
-) -> Option<(UserSync, Option<DateTime<Utc>>)> {
-    let st: UserState = serde_json::from_value(blob.clone()).ok()?;
+pub fn sync_of(blob: &JsonText, now: DateTime<Utc>) -> Option<(UserSync, Option<DateTime<Utc>>)> {
+    let st: UserState = blob.parse().ok()?;
     let now = now.timestamp_millis();
     let view = UserSync {
         state: st.sync_state(now),

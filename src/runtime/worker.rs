@@ -19,7 +19,7 @@ use crate::model::{AuditInput, CcStatus, Observation, TeamsPresence, UserId};
 use crate::runtime::audit::{self, to_utc};
 use crate::runtime::pilot;
 use crate::runtime::service::Shared;
-use crate::store::{AuditEntry, ObservedStatus, WriteRecord};
+use crate::store::{AuditEntry, JsonText, ObservedStatus, WriteRecord};
 
 /// How long clearing sessions on shutdown may take in total.
 const SHUTDOWN_CLEAR_BUDGET: Duration = Duration::from_secs(5);
@@ -400,12 +400,12 @@ impl Worker {
             );
         }
         let store = &self.shared.store;
-        let states: Vec<(String, serde_json::Value)> = self
+        let states: Vec<(String, JsonText)> = self
             .touched
             .iter()
             .filter_map(|u| {
                 let st = self.users.get(u)?;
-                Some((u.clone(), serde_json::to_value(st).ok()?))
+                Some((u.clone(), JsonText::of(st).ok()?))
             })
             .collect();
         let result = async {

@@ -103,6 +103,61 @@ pub struct SyncAccountRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// A JSON document as its text: what the store keeps in a JSON column, made by serializing a
+/// typed value straight to text (no `serde_json::Value` tree per record, whose maps cost ~10
+/// times the text) and read back into a typed value by its reader.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JsonText(Box<serde_json::value::RawValue>);
+
+impl JsonText {
+    /// `value` as JSON text.
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Self> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+
+    /// The text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The document read as `T`.
+    pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> serde_json::Result<T> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// The document as a `serde_json::Value` (for tests and tools, not hot paths).
+    pub fn value(&self) -> serde_json::Value {
+        self.parse().unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl From<serde_json::Value> for JsonText {
+    fn from(v: serde_json::Value) -> Self {
+        Self::of(&v).expect("a JSON value serializes")
+    }
+}
+
+impl std::fmt::Debug for JsonText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.get())
+    }
+}
+
+impl std::fmt::Display for JsonText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.get())
+    }
+}
+
+/// Equal when the documents are (PostgreSQL's `jsonb` gives back the same document with
+/// other spacing and key order).
+impl PartialEq for JsonText {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get() || self.value() == other.value()
+    }
+}
+
 /// One decision the engine took, with its reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
@@ -110,8 +165,8 @@ pub struct AuditEntry {
     pub id: i64,
     pub user_id: String,
     pub at: DateTime<Utc>,
-    /// What came in (side, status, source), as JSON.
-    pub input: serde_json::Value,
+    /// The record: what came in and what was decided (`runtime::audit::Record`), as JSON.
+    pub input: JsonText,
     /// Which rule matched, e.g. `teams_to_cc[0]`.
     pub rule: Option<String>,
     /// `write_cc`, `write_teams`, `ignore`, `suspend`, ...
@@ -255,8 +310,8 @@ pub trait Store: Send + Sync + 'static {
     async fn put_writes(&self, writes: &[WriteRecord]) -> StoreResult<()>;
     async fn list_writes(&self) -> StoreResult<Vec<WriteRecord>>;
     /// Saves the engine's per-user state blobs (upsert by user).
-    async fn save_user_states(&self, states: &[(String, serde_json::Value)]) -> StoreResult<()>;
-    async fn load_user_states(&self) -> StoreResult<Vec<(String, serde_json::Value)>>;
+    async fn save_user_states(&self, states: &[(String, JsonText)]) -> StoreResult<()>;
+    async fn load_user_states(&self) -> StoreResult<Vec<(String, JsonText)>>;
 
     // Graph subscriptions and accounts
     /// Insert or update by id.

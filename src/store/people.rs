@@ -110,7 +110,7 @@ pub struct PersonUser {
     pub user: UserRecord,
     pub teams: Option<ObservedStatus>,
     pub contact_center: Option<ObservedStatus>,
-    pub engine_state: Option<serde_json::Value>,
+    pub engine_state: Option<super::JsonText>,
 }
 
 /// A page and the number of people matching the query on all pages.

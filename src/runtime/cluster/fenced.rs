@@ -101,11 +101,11 @@ impl Store for FencedStore {
     async fn list_writes(&self) -> StoreResult<Vec<WriteRecord>> {
         self.inner.list_writes().await
     }
-    async fn save_user_states(&self, states: &[(String, serde_json::Value)]) -> StoreResult<()> {
+    async fn save_user_states(&self, states: &[(String, JsonText)]) -> StoreResult<()> {
         self.check("store: engine state").await?;
         self.inner.save_user_states(states).await
     }
-    async fn load_user_states(&self) -> StoreResult<Vec<(String, serde_json::Value)>> {
+    async fn load_user_states(&self) -> StoreResult<Vec<(String, JsonText)>> {
         self.inner.load_user_states().await
     }
     async fn upsert_subscription(&self, sub: &SubscriptionRecord) -> StoreResult<()> {

@@ -161,12 +161,6 @@ fn matches_filter(u: &SimUser, filter: &str) -> bool {
     (plans.is_empty() || licensed) && enabled_ok
 }
 
-fn page(items: Vec<Value>, offset: usize, top: usize) -> (Vec<Value>, Option<usize>) {
-    let end = (offset + top).min(items.len());
-    let next = (end < items.len()).then_some(end);
-    (items[offset.min(end)..end].to_vec(), next)
-}
-
 async fn list_users(
     State(sim): State<SimGraph>,
     headers: HeaderMap,
@@ -205,15 +199,25 @@ async fn list_users(
         .and_then(|t| t.parse().ok())
         .unwrap_or(0);
     let select = q.get("$select").map(String::as_str);
-    let all: Vec<Value> = sim
-        .lock()
-        .users
-        .values()
-        .filter(|u| !u.deleted && matches_filter(u, &filter))
-        .map(|u| u.to_json(select))
-        .collect();
-    let count = all.len();
-    let (value, next) = page(all, offset, top);
+    // Count the matches and turn only the page's users into JSON: building every user's JSON
+    // for each page made a full listing quadratic in the tenant's size.
+    let (count, value) = {
+        let state = sim.lock();
+        let matching = || {
+            state
+                .users
+                .values()
+                .filter(|u| !u.deleted && matches_filter(u, &filter))
+        };
+        let value: Vec<Value> = matching()
+            .skip(offset)
+            .take(top)
+            .map(|u| u.to_json(select))
+            .collect();
+        (matching().count(), value)
+    };
+    let end = offset.saturating_add(top);
+    let next = (end < count).then_some(end);
     let mut body = json!({"@odata.context": format!("{}/$metadata#users", sim.graph_base()), "@odata.count": count, "value": value});
     if let Some(n) = next {
         let mut url = url::Url::parse(&format!("{}/users", sim.graph_base())).expect("valid");
@@ -225,6 +229,12 @@ async fn list_users(
         body["@odata.nextLink"] = json!(url.to_string());
     }
     Json(body).into_response()
+}
+
+fn page(items: Vec<Value>, offset: usize, top: usize) -> (Vec<Value>, Option<usize>) {
+    let end = (offset + top).min(items.len());
+    let next = (end < items.len()).then_some(end);
+    (items[offset.min(end)..end].to_vec(), next)
 }
 
 /// `$skiptoken` of a delta page: `{since}:{upto}:{offset}`.

@@ -60,7 +60,7 @@ macro_rules! impl_cursors {
                         list.push_bind(k);
                     }
                     qb.push(")");
-                    qb.build().execute(&mut *tx).await.map_err(db_err)?;
+                    built(&mut qb).execute(&mut *tx).await.map_err(db_err)?;
                 }
                 tx.commit().await.map_err(db_err)
             }

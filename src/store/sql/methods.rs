@@ -176,7 +176,7 @@ macro_rules! impl_store {
                     .collect())
             }
 
-            async fn save_user_states(&self, states: &[(String, serde_json::Value)]) -> StoreResult<()> {
+            async fn save_user_states(&self, states: &[(String, JsonText)]) -> StoreResult<()> {
                 let states = last_by_key(states, |s| s.0.as_str());
                 run_atomic(&self.pool, values_statements(
                     "INSERT INTO user_state (user_id, state) ",
@@ -190,7 +190,7 @@ macro_rules! impl_store {
                 .await.map(drop)
             }
 
-            async fn load_user_states(&self) -> StoreResult<Vec<(String, serde_json::Value)>> {
+            async fn load_user_states(&self) -> StoreResult<Vec<(String, JsonText)>> {
                 let sql = "SELECT user_id, state FROM user_state ORDER BY user_id";
                 fetch_all(&self.pool, sql, &[], state_row).await
             }

@@ -32,6 +32,10 @@ pub(crate) use support::{from_row, impl_support};
 /// (65,535) with room to spare, and large enough that a 1,000-item inbox push is one statement.
 pub(crate) const CHUNK_PARAMS: usize = 4_000;
 
+/// Statements built at run time (multi-row inserts, `IN` lists) longer than this are prepared
+/// for the one call and not kept in the connection's statement cache.
+pub(crate) const CACHED_SQL_MAX: usize = 1_024;
+
 /// How many rows of `cols` columns fit in one statement.
 pub(crate) fn rows_per_chunk(cols: usize) -> usize {
     CHUNK_PARAMS / cols

@@ -201,7 +201,7 @@ macro_rules! impl_people {
             };
             let teams = side("t", $crate::model::Side::Teams)?;
             let contact_center = side("c", $crate::model::Side::ContactCenter)?;
-            let engine_state: Option<Json<serde_json::Value>> = r.try_get("engine_state")?;
+            let engine_state: Option<Json<JsonText>> = r.try_get("engine_state")?;
             Ok($crate::store::people::Person::User(Box::new(
                 $crate::store::people::PersonUser {
                     user,

@@ -23,7 +23,7 @@ macro_rules! impl_support {
         use sqlx::types::Json;
         use $crate::store::sql::{
             from_row,
-            StatusRow, StatusTable, db_err, last_by_key, ms, rows_per_chunk, side_from_str,
+            CACHED_SQL_MAX, StatusRow, StatusTable, db_err, last_by_key, ms, rows_per_chunk, side_from_str,
         };
         use $crate::store::*;
 
@@ -74,8 +74,8 @@ macro_rules! impl_support {
             ))
         }
 
-        fn state_row(r: &DbRow) -> Result<(String, serde_json::Value), sqlx::Error> {
-            Ok((r.try_get("user_id")?, r.try_get::<Json<serde_json::Value>, _>("state")?.0))
+        fn state_row(r: &DbRow) -> Result<(String, JsonText), sqlx::Error> {
+            Ok((r.try_get("user_id")?, r.try_get::<Json<JsonText>, _>("state")?.0))
         }
 
         fn collect<T>(rows: Vec<DbRow>, f: fn(&DbRow) -> Result<T, sqlx::Error>) -> StoreResult<Vec<T>> {
@@ -89,8 +89,16 @@ macro_rules! impl_support {
             binds: &[&str],
             f: fn(&DbRow) -> Result<T, sqlx::Error>,
         ) -> StoreResult<Vec<T>> {
+            use futures::TryStreamExt as _;
             let query = binds.iter().fold(sqlx::query(sql), |q, b| q.bind(*b));
-            collect(query.fetch_all(pool).await.map_err(db_err)?, f)
+            // Row by row: `fetch_all` would hold every row's raw values (for SQLite, a copy
+            // of each value: ~1 KB per user row) beside the records made from them.
+            let mut rows = query.fetch(pool);
+            let mut out = Vec::new();
+            while let Some(row) = rows.try_next().await.map_err(db_err)? {
+                out.push(f(&row).map_err(db_err)?);
+            }
+            Ok(out)
         }
 
         /// The one row of a query with text parameters `$1…`; NotFound when there is none.
@@ -153,11 +161,22 @@ macro_rules! impl_support {
             statements
         }
 
+        /// The builder's statement, kept in the connection's prepared-statement cache only when
+        /// it is short. Multi-row statements differ in their row count from one call to the
+        /// next and each prepared one is large (SQLite's program for 1,000 rows is hundreds of
+        /// KB): cached, they filled every connection's cache with one-off programs.
+        fn built<'q, 'a>(
+            qb: &'q mut sqlx::QueryBuilder<'a, $db>,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'a>> {
+            let keep = qb.sql().len() <= CACHED_SQL_MAX;
+            qb.build().persistent(keep)
+        }
+
         /// Runs the statements inside `tx`; returns the rows affected.
         async fn run_in(tx: &mut Tx<'_>, statements: Vec<sqlx::QueryBuilder<'_, $db>>) -> StoreResult<u64> {
             let mut affected = 0;
             for mut qb in statements {
-                affected += qb.build().execute(&mut **tx).await.map_err(db_err)?.rows_affected();
+                affected += built(&mut qb).execute(&mut **tx).await.map_err(db_err)?.rows_affected();
             }
             Ok(affected)
         }
@@ -168,7 +187,7 @@ macro_rules! impl_support {
         async fn run_atomic(pool: &sqlx::Pool<$db>, mut statements: Vec<sqlx::QueryBuilder<'_, $db>>) -> StoreResult<u64> {
             if statements.len() <= 1 {
                 return match statements.pop() {
-                    Some(mut qb) => Ok(qb.build().execute(pool).await.map_err(db_err)?.rows_affected()),
+                    Some(mut qb) => Ok(built(&mut qb).execute(pool).await.map_err(db_err)?.rows_affected()),
                     None => Ok(0),
                 };
             }

@@ -110,8 +110,11 @@ async fn users_carry_the_contact_activity_and_take_a_sort() {
     };
     app.store
         .save_user_states(&[
-            ("t1".into(), serde_json::to_value(&on_call).unwrap()),
-            ("t2".into(), serde_json::to_value(&suspended).unwrap()),
+            ("t1".into(), serde_json::to_value(&on_call).unwrap().into()),
+            (
+                "t2".into(),
+                serde_json::to_value(&suspended).unwrap().into(),
+            ),
         ])
         .await
         .unwrap();

@@ -83,9 +83,15 @@ async fn seed(store: &dyn Store) {
     };
     store
         .save_user_states(&[
-            ("u3".into(), serde_json::to_value(&suspended).unwrap()),
-            ("u2".into(), serde_json::to_value(&holding).unwrap()),
-            ("u6".into(), serde_json::to_value(&was_suspended).unwrap()),
+            (
+                "u3".into(),
+                serde_json::to_value(&suspended).unwrap().into(),
+            ),
+            ("u2".into(), serde_json::to_value(&holding).unwrap().into()),
+            (
+                "u6".into(),
+                serde_json::to_value(&was_suspended).unwrap().into(),
+            ),
         ])
         .await
         .unwrap();

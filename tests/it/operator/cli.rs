@@ -340,7 +340,7 @@ async fn explain_takes_a_upn_an_email_or_a_name_and_refuses_an_ambiguous_name() 
             id: 0,
             user_id: "id-alice".into(),
             at: chrono::Utc::now(),
-            input: serde_json::json!({"not": "a record"}),
+            input: serde_json::json!({"not": "a record"}).into(),
             rule: None,
             action: "ignore".into(),
             reason: "no mapping rule matches".into(),

@@ -64,7 +64,7 @@ async fn a_holder_that_lost_its_lease_is_fenced() {
         metrics.clone(),
     );
     let as_a = FencedStore::wrap(store.clone(), &fence_a);
-    as_a.save_user_states(&[("u1".into(), json!({"by": "a"}))])
+    as_a.save_user_states(&[("u1".into(), json!({"by": "a"}).into())])
         .await
         .expect("a holds the lease");
 
@@ -88,7 +88,7 @@ async fn a_holder_that_lost_its_lease_is_fenced() {
 
     // a wakes and writes: refused, nothing changed.
     let refused = as_a
-        .save_user_states(&[("u1".into(), json!({"by": "a, late"}))])
+        .save_user_states(&[("u1".into(), json!({"by": "a, late"}).into())])
         .await;
     assert!(
         matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("fenced")),
@@ -96,7 +96,7 @@ async fn a_holder_that_lost_its_lease_is_fenced() {
     );
     assert!(as_a.inbox_ack(&[1]).await.is_err(), "acks are fenced too");
     let states = store.load_user_states().await.unwrap();
-    assert_eq!(states, vec![("u1".to_owned(), json!({"by": "a"}))]);
+    assert_eq!(states, vec![("u1".to_owned(), json!({"by": "a"}).into())]);
     assert!(
         metrics
             .render()
@@ -114,7 +114,7 @@ async fn a_holder_that_lost_its_lease_is_fenced() {
         metrics,
     );
     FencedStore::wrap(store.clone(), &fence_b)
-        .save_user_states(&[("u1".into(), json!({"by": "b"}))])
+        .save_user_states(&[("u1".into(), json!({"by": "b"}).into())])
         .await
         .expect("b holds the lease");
     leases.release("engine", "b", b).await.unwrap();

@@ -12,7 +12,7 @@ async fn audit_prune_job_deletes_entries_past_retention() {
             id: 0,
             user_id: "a".into(),
             at,
-            input: json!({}),
+            input: json!({}).into(),
             rule: None,
             action: "ignore".into(),
             reason: "test".into(),

@@ -115,11 +115,11 @@ store_suite! {
 
     async fn user_states_upsert(db: TestDb) {
         let s = db.open().await;
-        s.save_user_states(&[("b".into(), json!({"v": 1})), ("a".into(), json!([1, 2]))]).await.unwrap();
-        s.save_user_states(&[("b".into(), json!({"v": 2, "nested": {"x": null}}))]).await.unwrap();
+        s.save_user_states(&[("b".into(), json!({"v": 1}).into()), ("a".into(), json!([1, 2]).into())]).await.unwrap();
+        s.save_user_states(&[("b".into(), json!({"v": 2, "nested": {"x": null}}).into())]).await.unwrap();
         assert_eq!(
             s.load_user_states().await.unwrap(),
-            [("a".to_string(), json!([1, 2])), ("b".to_string(), json!({"v": 2, "nested": {"x": null}}))]
+            [("a".to_string(), json!([1, 2]).into()), ("b".to_string(), json!({"v": 2, "nested": {"x": null}}).into())]
         );
     }
 
@@ -196,7 +196,7 @@ store_suite! {
             id: 0,
             user_id: user.into(),
             at: t(at),
-            input: json!({"side": "teams", "status": "Busy"}),
+            input: json!({"side": "teams", "status": "Busy"}).into(),
             rule: Some("teams_to_cc[0]".into()),
             action: "write_cc".into(),
             reason: format!("at {at}"),

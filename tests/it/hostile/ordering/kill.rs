@@ -222,6 +222,7 @@ async fn mismatches(
         .await
         .unwrap()
         .into_iter()
+        .map(|(user, state)| (user, state.value()))
         .collect();
     let mut wrong = Vec::new();
     for (i, want) in expected {
