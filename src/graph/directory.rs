@@ -290,7 +290,13 @@ impl DirectorySync {
         {
             tracing::warn!(error = %e, "sync scope: group members not all read");
         }
-        if let Some(changes) = &self.changes {
+        // A delta that changed nothing (most of them) leaves the scope as it was: waking the
+        // poller would make it read every user again for nothing. Group members are not
+        // compared, so a scope with groups is always read again.
+        let changed = report.full || report.upserted > 0 || report.deactivated > 0;
+        if let Some(changes) = &self.changes
+            && (changed || !self.scope.groups().is_empty())
+        {
             changes.notify();
         }
         Ok(report)

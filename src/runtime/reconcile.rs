@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::config::MatchBy;
 use crate::model::contact_center::Activity;
 use crate::model::{CcStatus, InboxPayload, TeamsPresence, UserId};
 use crate::runtime::matching::{self, MatchError};
@@ -27,9 +28,16 @@ const LAST_REPORT_KEY: &str = "engine.reconcile.last";
 /// listings are refreshed by their own jobs, and a minute keeps a new hire's wait short while
 /// a pass costs two list queries.
 const DIRECTORY_REFRESH: Duration = Duration::from_secs(60);
+/// A minute's check reads a fingerprint of the users and agents (and the mapping file's
+/// modification time) and matches again only when it changed; at 100,000 people a pass is two
+/// full reads and a plan, seconds of CPU, and most minutes change nothing. At least this often
+/// the pass runs anyway.
+const DIRECTORY_REFRESH_MAX: Duration = Duration::from_secs(15 * 60);
 /// While no user is matched yet (the directory and agents are still being listed at start),
 /// matching is retried this often.
 const DIRECTORY_REFRESH_EMPTY: Duration = Duration::from_secs(3);
+type DirectoryVersion = ([String; 5], Option<std::time::SystemTime>);
+
 /// At most this many affected users are listed in a report (counts cover all).
 const REPORT_USERS: usize = 200;
 
@@ -100,12 +108,24 @@ impl Reconciler {
         let mut next = tokio::time::Instant::now() + interval;
         let mut next_refresh = tokio::time::Instant::now();
         let mut initial_done = false;
+        // The fingerprint at the last pass that succeeded, and when it ran.
+        let mut matched_at: Option<(DirectoryVersion, tokio::time::Instant)> = None;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep_until(next_refresh) => {
-                    if let Err(e) = self.refresh_directory().await {
-                        tracing::warn!(error = %e, "user matching failed");
+                    let version = self.directory_version().await;
+                    let fresh = matches!(
+                        (&matched_at, &version),
+                        (Some((seen, at)), Some(now)) if seen == now && at.elapsed() < DIRECTORY_REFRESH_MAX
+                    );
+                    if !fresh {
+                        match self.refresh_directory().await {
+                            Ok(()) => {
+                                matched_at = version.map(|v| (v, tokio::time::Instant::now()));
+                            }
+                            Err(e) => tracing::warn!(error = %e, "user matching failed"),
+                        }
                     }
                     let empty = self.shared.directory.read().expect("directory lock").is_empty();
                     if !empty && !initial_done {
@@ -125,6 +145,20 @@ impl Reconciler {
             self.run_once().await;
             next = tokio::time::Instant::now() + interval;
         }
+    }
+
+    /// What matching depends on, cheaply: the store's fingerprint of users and agents and the
+    /// mapping file's modification time. `None` when it cannot be read (match anyway).
+    async fn directory_version(&self) -> Option<DirectoryVersion> {
+        let store = self.shared.store.directory_version().await.ok()?;
+        let csv = match (
+            &self.shared.config.sync.match_by,
+            &self.shared.config.sync.match_csv_file,
+        ) {
+            (MatchBy::Csv, Some(path)) => std::fs::metadata(path).and_then(|m| m.modified()).ok(),
+            _ => None,
+        };
+        Some((store, csv))
     }
 
     /// Matches users to agents and reloads the engine's user → agent map.

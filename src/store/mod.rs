@@ -296,6 +296,10 @@ pub trait Store: Send + Sync + 'static {
     async fn get_user(&self, teams_id: &str) -> StoreResult<UserRecord>;
     /// All users, active or not, ordered by `teams_id`.
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
+    /// A cheap fingerprint of the users and agents (counts, active users, newest update
+    /// times): equal fingerprints mean no user or agent was added, removed, (de)activated or
+    /// updated in between, so matching and the in-memory directory need no fresh read.
+    async fn directory_version(&self) -> StoreResult<[String; 5]>;
     /// Marks users inactive (lost licence, deleted); returns how many changed.
     async fn deactivate_users(&self, teams_ids: &[String]) -> StoreResult<u64>;
     /// Finds the user matched to an agent.

@@ -483,7 +483,12 @@ async fn reconcile_writes_nothing_when_correct_and_only_the_drift_otherwise() {
     assert_eq!(first.writes, 0, "{first:?}");
     assert!(first.drift.is_empty(), "{first:?}");
     r.advance(Duration::from_secs(60)).await;
-    assert_eq!((r.graph.calls().len(), r.cc.writes().len()), (g0, c0), "{:?}", r.graph.calls());
+    assert_eq!(
+        (r.graph.calls().len(), r.cc.writes().len()),
+        (g0, c0),
+        "{:?}",
+        r.graph.calls()
+    );
     // Drift behind the bridge's back: u2's session expired, u3 took a Teams call unseen.
     r.graph.session.lock().unwrap().remove("u2");
     r.graph
@@ -638,6 +643,11 @@ impl Store for RealTimeStore {
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
         let s = self.inner.clone();
         self.run(async move { s.list_users().await }).await
+    }
+
+    async fn directory_version(&self) -> StoreResult<[String; 5]> {
+        let s = self.inner.clone();
+        self.run(async move { s.directory_version().await }).await
     }
 
     async fn deactivate_users(&self, teams_ids: &[String]) -> StoreResult<u64> {

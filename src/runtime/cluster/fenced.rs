@@ -73,6 +73,9 @@ impl Store for FencedStore {
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
         self.inner.list_users().await
     }
+    async fn directory_version(&self) -> StoreResult<[String; 5]> {
+        self.inner.directory_version().await
+    }
     async fn deactivate_users(&self, teams_ids: &[String]) -> StoreResult<u64> {
         self.check("store: users").await?;
         self.inner.deactivate_users(teams_ids).await

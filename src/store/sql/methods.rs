@@ -81,6 +81,26 @@ macro_rules! impl_store {
                 fetch_all(&self.pool, &format!("{USERS} ORDER BY teams_id"), &[], user_row).await
             }
 
+            async fn directory_version(&self) -> StoreResult<[String; 5]> {
+                // As text: times are integers in one backend's schema and text in the other's.
+                let row = sqlx::query(
+                    "SELECT CAST((SELECT COUNT(*) FROM users) AS TEXT) AS users, \
+                     CAST((SELECT COUNT(*) FROM users WHERE active) AS TEXT) AS active, \
+                     CAST((SELECT MAX(updated_at) FROM users) AS TEXT) AS users_at, \
+                     CAST((SELECT COUNT(*) FROM agents) AS TEXT) AS agents, \
+                     CAST((SELECT MAX(updated_at) FROM agents) AS TEXT) AS agents_at",
+                )
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_err)?;
+                let get = |c: &str| {
+                    row.try_get::<Option<String>, _>(c)
+                        .map(Option::unwrap_or_default)
+                        .map_err(db_err)
+                };
+                Ok([get("users")?, get("active")?, get("users_at")?, get("agents")?, get("agents_at")?])
+            }
+
             async fn deactivate_users(&self, teams_ids: &[String]) -> StoreResult<u64> {
                 let head = "UPDATE users SET active = FALSE WHERE active AND teams_id IN";
                 run_atomic(&self.pool, in_statements(head, teams_ids)).await

@@ -20,6 +20,35 @@ store_suite! {
         assert!(matches!(s.get_user("zz").await, Err(StoreError::NotFound)));
     }
 
+    async fn the_directory_version_moves_with_every_user_or_agent_change_and_only_then(db: TestDb) {
+        let s = db.open().await;
+        let empty = s.directory_version().await.unwrap();
+        s.upsert_users(&[user("a", None), user("b", None)]).await.unwrap();
+        let two = s.directory_version().await.unwrap();
+        assert_ne!(two, empty);
+        assert_eq!(s.directory_version().await.unwrap(), two, "nothing changed");
+        s.upsert_users(&[user("b", None)]).await.unwrap();
+        assert_eq!(s.directory_version().await.unwrap(), two, "the same record again");
+        s.deactivate_users(&["a".to_string()]).await.unwrap();
+        let one_active = s.directory_version().await.unwrap();
+        assert_ne!(one_active, two, "a deactivation");
+        let mut edited = user("b", None);
+        edited.updated_at = t(600);
+        s.upsert_users(&[edited]).await.unwrap();
+        let edited = s.directory_version().await.unwrap();
+        assert_ne!(edited, one_active, "an update");
+        let agent = AgentRecord {
+            connector: "genesys".into(),
+            agent_id: "agent-1".into(),
+            email: None,
+            username: None,
+            display_name: None,
+            updated_at: t(5),
+        };
+        s.replace_agents("genesys", &[agent]).await.unwrap();
+        assert_ne!(s.directory_version().await.unwrap(), edited, "an agent");
+    }
+
     async fn upsert_keeps_the_last_of_duplicates_in_one_batch(db: TestDb) {
         let s = db.open().await;
         let mut second = user("a", None);
