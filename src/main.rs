@@ -11,11 +11,24 @@ use presence_bridge::cli::{self, Cli, EXIT_FAILURE};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Opts the process out of transparent huge pages. mimalloc asks for them on its 1 GiB arena
+/// (`madvise(MADV_HUGEPAGE)`), and a 2 MiB page then stays resident for a few KB in use: with
+/// 1,000 people about 45 of the daemon's 90 MiB were such pages. Memory is the daemon's
+/// budget; the TLB misses saved are not worth it.
+fn no_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes only integers and changes only this process's flag.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 /// How long the runtime waits at exit for blocking tasks: enough for file writes to finish,
 /// short enough that SIGTERM stops the daemon within 2 s whatever its peers do.
 const BLOCKING_WORK_GRACE: Duration = Duration::from_millis(300);
 
 fn main() -> ExitCode {
+    no_transparent_huge_pages();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -33,8 +33,8 @@ const DIRECTORY_REFRESH: Duration = Duration::from_secs(60);
 /// full reads and a plan, seconds of CPU, and most minutes change nothing. At least this often
 /// the pass runs anyway.
 const DIRECTORY_REFRESH_MAX: Duration = Duration::from_secs(15 * 60);
-/// While no user is matched yet (the directory and agents are still being listed at start),
-/// matching is retried this often.
+/// Until the first reconciliation (while the directory and agents are still being listed at
+/// start), the fingerprint is checked and matching redone this often.
 const DIRECTORY_REFRESH_EMPTY: Duration = Duration::from_secs(3);
 type DirectoryVersion = ([String; 5], Option<std::time::SystemTime>);
 
@@ -110,6 +110,8 @@ impl Reconciler {
         let mut initial_done = false;
         // The fingerprint at the last pass that succeeded, and when it ran.
         let mut matched_at: Option<(DirectoryVersion, tokio::time::Instant)> = None;
+        // The fingerprint at the previous check.
+        let mut last_check: Option<DirectoryVersion> = None;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -122,20 +124,26 @@ impl Reconciler {
                     if !fresh {
                         match self.refresh_directory().await {
                             Ok(()) => {
-                                matched_at = version.map(|v| (v, tokio::time::Instant::now()));
+                                matched_at = version.clone().map(|v| (v, tokio::time::Instant::now()));
                             }
                             Err(e) => tracing::warn!(error = %e, "user matching failed"),
                         }
                     }
                     let empty = self.shared.directory.read().expect("directory lock").is_empty();
-                    if !empty && !initial_done {
+                    // The directory is stored a page at a time at start: while its
+                    // fingerprint still moves between two checks, the listing is not done.
+                    let settled = version.is_none() || version == last_check;
+                    last_check = version;
+                    if !empty && !initial_done && settled {
                         // Learn both sides of every matched user once at start, so guards
-                        // such as only_if_cc see real statuses before the first event.
+                        // such as only_if_cc see real statuses before the first event. (Not
+                        // on a half-stored directory: the pass takes long at scale, and the
+                        // rest of the people would wait for it to be matched.)
                         initial_done = true;
                         self.run_once().await;
                         next = tokio::time::Instant::now() + interval;
                     }
-                    let wait = if empty { DIRECTORY_REFRESH_EMPTY } else { DIRECTORY_REFRESH };
+                    let wait = if initial_done { DIRECTORY_REFRESH } else { DIRECTORY_REFRESH_EMPTY };
                     next_refresh = tokio::time::Instant::now() + wait;
                     continue;
                 }
