@@ -7,6 +7,9 @@
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). On a stable toolchain RUSTC_BOOTSTRAP=1 lets
 # it use the unstable compiler flags it needs. Runs at the lowest CPU priority, one job.
+# The fuzzer runs in the script's process (no -jobs: its workers would all log to one
+# fuzz-0.log in this folder), so several targets can run side by side, each logging to its own
+# artifacts/<target>/last-run.log.
 # FUZZ_SANITIZER (default `none`: the code is safe Rust; `address` for ASan) is passed on.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -26,8 +29,7 @@ for t in "${targets[@]}"; do
     echo "== $t: ${secs}s"
     # The seeds (committed) are read; new inputs go to the kept corpus.
     if ! nice -n 19 cargo fuzz run --sanitizer "$sanitizer" --debug-assertions "$t" \
-        "corpus/$t" "seeds/$t" -- -max_total_time="$secs" -jobs=1 -workers=1 \
-        -print_final_stats=1 2>"$log"; then
+        "corpus/$t" "seeds/$t" -- -max_total_time="$secs" -print_final_stats=1 2>"$log"; then
         echo "!! $t found a crash: see artifacts/$t and $log"
         status=1
     fi
