@@ -6,6 +6,7 @@ use std::time::Duration;
 use presence_bridge::graph::GraphClient;
 use presence_bridge::graph::directory::{DELTA_LINK_KEY, DirectorySync};
 use presence_bridge::graph::presence::PresenceWrite;
+use presence_bridge::graph::presence::scope_changes::ScopeChanges;
 use presence_bridge::sim::graph::{FaultKind, FaultRule, SimUser};
 use presence_bridge::store::config::StoreConfig;
 use presence_bridge::store::{self, Store};
@@ -177,4 +178,31 @@ async fn batches_hold_twenty_and_retry_only_the_failed_items() {
         .filter(|w| w.call == "setPresence")
         .count();
     assert_eq!(sets, 45);
+}
+
+#[tokio::test]
+async fn only_a_sync_that_changed_someone_wakes_the_poller() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(&dir).await;
+    let sim = sim_with_users(3).await;
+    let client = GraphClient::new(&client_config(&sim), None).unwrap();
+    let changes = ScopeChanges::default();
+    let mut poller = changes.subscribe();
+    let sync = DirectorySync::new(client, store).with_changes(changes);
+
+    sync.run_once().await.unwrap();
+    assert!(poller.has_changed().unwrap(), "the first (full) sync");
+    poller.mark_unchanged();
+
+    // A delta with nothing in it: the scope is as it was.
+    let r = sync.run_once().await.unwrap();
+    assert_eq!((r.full, r.upserted, r.deactivated), (false, 0, 0));
+    assert!(!poller.has_changed().unwrap(), "an empty delta");
+
+    sim.state.delete_user(&user_id(1));
+    sync.run_once().await.unwrap();
+    assert!(
+        poller.has_changed().unwrap(),
+        "a delta that deactivated someone"
+    );
 }
