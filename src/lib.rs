@@ -168,8 +168,9 @@ pub mod fuzzing {
     }
 
     /// A request template: the input up to the first NUL is the URL template, the rest the
-    /// JSON body template, rendered with the variables of a status write.
-    pub fn template(data: &[u8]) {
+    /// JSON body template, rendered with the variables of a status write. Returns why it was
+    /// refused (`None`: it rendered, or the input is not a template).
+    pub fn template(data: &[u8]) -> Option<String> {
         let text = String::from_utf8_lossy(data);
         let (url, body) = text.split_once('\0').unwrap_or((&text, ""));
         let tpl: crate::connectors::http::config::RequestTemplate =
@@ -178,14 +179,16 @@ pub mod fuzzing {
                 "headers": {"x-agent": "{{ agent_id }}"},
             })) {
                 Ok(t) => t,
-                Err(_) => return,
+                Err(_) => return None,
             };
         let ctx = serde_json::json!({
             "base_url": "https://cc.example/", "agent_id": "a-1", "status_id": "busy",
             "status_name": "Busy (Teams)", "captures": {"etag": "7"},
         });
         let env = template::environment();
-        let _ = template::render_request(&env, &tpl, &minijinja::Value::from_serialize(&ctx));
+        template::render_request(&env, &tpl, &minijinja::Value::from_serialize(&ctx))
+            .err()
+            .map(|e| format!("{}: {}", e.field, e.message))
     }
 
     /// The configuration file: parsed, then (when it parses) validated.

@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    presence_bridge::fuzzing::template(data);
+    let _ = presence_bridge::fuzzing::template(data);
 });

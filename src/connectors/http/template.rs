@@ -1,7 +1,7 @@
 //! Request templates: minijinja with strict undefined variables, so a typo in a variable name
 //! fails at `check-config` (templates are rendered once against sample values at start).
 
-use minijinja::{Environment, UndefinedBehavior, Value};
+use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 
 use super::config::{BodyKind, RequestTemplate};
 use crate::connectors::rest::{component, path_segment};
@@ -41,12 +41,62 @@ pub struct TemplateError {
     pub message: String,
 }
 
+/// Instructions one render of one field may execute. A request template is a few dozen
+/// instructions, a loop over a contact's attributes a few thousand; a loop nested out of all
+/// proportion (`{% for a in range(99) %}{% for b in range(99) %}…`) runs out instead of
+/// running for minutes, and is refused at `check-config`, which renders every template once.
+pub const TEMPLATE_FUEL: u64 = 200_000;
+
+/// Bytes one rendered field may hold: far beyond any request a connector or Dataverse takes,
+/// small enough that a runaway template cannot fill the memory.
+pub const TEMPLATE_OUTPUT_MAX_BYTES: usize = 1 << 20;
+
 /// The environment every connector renders with.
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(TEMPLATE_FUEL));
     env.add_filter("urlencode", urlencode);
     env
+}
+
+/// Renders `src` within [`TEMPLATE_FUEL`] and [`TEMPLATE_OUTPUT_MAX_BYTES`]; either limit
+/// reached is an error that says which.
+pub fn render_bounded(
+    env: &Environment<'_>,
+    src: &str,
+    ctx: &Value,
+) -> Result<String, minijinja::Error> {
+    /// A sink that refuses to grow past the limit.
+    struct Bounded(Vec<u8>);
+    impl std::io::Write for Bounded {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.0.len() + buf.len() > TEMPLATE_OUTPUT_MAX_BYTES {
+                return Err(std::io::Error::other("output limit"));
+            }
+            self.0.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let limit = |message: String| minijinja::Error::new(ErrorKind::InvalidOperation, message);
+    let mut out = Bounded(Vec::new());
+    match env
+        .template_from_str(src)?
+        .render_captured_to(ctx, &mut out)
+    {
+        // minijinja writes whole UTF-8 strings, so a complete output is UTF-8.
+        Ok(_) => Ok(String::from_utf8_lossy(&out.0).into_owned()),
+        Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(limit(format!(
+            "the template runs past {TEMPLATE_FUEL} steps (a loop too long or nested too deep?)"
+        ))),
+        Err(e) if e.kind() == ErrorKind::WriteFailure => Err(limit(format!(
+            "the template renders to more than {TEMPLATE_OUTPUT_MAX_BYTES} bytes"
+        ))),
+        Err(e) => Err(e),
+    }
 }
 
 /// `urlencode`, safe for path segments: minijinja's own keeps `/`, so an agent id such as
@@ -85,18 +135,23 @@ fn render_one(
     src: &str,
     ctx: &Value,
 ) -> Result<String, TemplateError> {
-    env.render_str(src, ctx).map_err(|e| {
+    render_bounded(env, src, ctx).map_err(|e| {
         let known: Vec<String> = ctx
             .try_iter()
             .map(|keys| keys.map(|k| k.to_string()).collect())
             .unwrap_or_default();
-        let unknown: Vec<String> = env
-            .template_from_str(src)
-            .map(|t| t.undeclared_variables(false))
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|v| !known.contains(v))
-            .collect();
+        // Only an undefined value is worth naming the variables for; the template's own
+        // names that are not variables (functions such as `range`) are not unknown.
+        let unknown: Vec<String> = if e.kind() == ErrorKind::UndefinedError {
+            env.template_from_str(src)
+                .map(|t| t.undeclared_variables(false))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|v| !known.contains(v) && env.globals().all(|(g, _)| g != v))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let message = if unknown.is_empty() {
             format!("template error: {e}")
         } else {
@@ -281,6 +336,37 @@ form = { ActivitySid = "{{ status_id }}", Who = "{{ agent_id }}" }"#),
         )
         .unwrap_err();
         assert_eq!(e.field, "url");
+    }
+
+    /// Found by the `template` fuzz target: nested loops ran for millions of steps and filled
+    /// the memory with output. Both are bounded now, and the error names the field and why.
+    #[test]
+    fn a_runaway_template_is_an_error_not_a_hang() {
+        let env = environment();
+        let ctx = minijinja::context! { base_url => "http://cc.test/" };
+        let nested = "{% for a in range(61) %}{% for b in range(61) %}{% for c in range(61) %}\
+                      {% for d in range(61) %}{{ base_url }}{% endfor %}{% endfor %}{% endfor %}{% endfor %}";
+        let e = render_request(&env, &tpl(&format!("url = \"{nested}\"")), &ctx).unwrap_err();
+        assert_eq!(e.field, "url");
+        assert!(e.message.contains("steps"), "{}", e.message);
+        let e = render_request(
+            &env,
+            &tpl(r#"url = "{{ base_url }}"
+body = '{% for a in range(3) %}{{ "x" * 1000000 }}{% endfor %}'"#),
+            &ctx,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "body");
+        assert!(e.message.contains("bytes"), "{}", e.message);
+        // A loop of ordinary size is not refused.
+        let ok = render_request(
+            &env,
+            &tpl(r#"url = "{{ base_url }}"
+body = '[{% for a in range(2000) %}{{ a }}{% if not loop.last %},{% endif %}{% endfor %}]'"#),
+            &ctx,
+        )
+        .unwrap();
+        assert!(ok.body.unwrap().ends_with(",1999]"));
     }
 
     #[test]

@@ -226,7 +226,8 @@ pub fn missing_inputs(step: &Step, captured: &Captured) -> Vec<String> {
 }
 
 fn render_field(field: &str, src: &str, ctx: &Value) -> Result<String, TemplateError> {
-    env().render_str(src, ctx).map_err(|e| TemplateError {
+    let rendered = crate::connectors::http::template::render_bounded(&env(), src, ctx);
+    rendered.map_err(|e| TemplateError {
         field: field.to_owned(),
         message: format!("template error: {e}"),
     })

@@ -8,3 +8,12 @@ fn a_token_with_an_unknown_key_id_is_refused_without_a_panic() {
     let input = include_bytes!("../../../fuzz/seeds/jwt/unknown-kid-refetch");
     presence_bridge::fuzzing::Jwt::default().run(input);
 }
+
+/// Loops nested five deep in a request template ran for hundreds of millions of steps and
+/// ran out of memory: a render is now bounded in steps and in output.
+#[test]
+fn a_template_of_nested_loops_stops_at_its_step_budget() {
+    let input = include_bytes!("../../../fuzz/seeds/template/nested-loops");
+    let refused = presence_bridge::fuzzing::template(input).expect("refused");
+    assert!(refused.contains("the template runs past"), "{refused}");
+}
