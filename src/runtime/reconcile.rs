@@ -173,13 +173,12 @@ impl Reconciler {
     async fn refresh_directory(&self) -> Result<(), DirectoryError> {
         let s = &self.shared;
         matching::apply(&s.config, s.store.as_ref()).await?;
-        let (dir, names) = load_people(s.store.as_ref()).await?;
+        let dir = load_people(s.store.as_ref()).await?;
         s.metrics
             .gauge("engine_matched_users", &[])
             .set(dir.len() as f64);
         let changed = *s.directory.read().expect("directory lock") != dir;
         *s.directory.write().expect("directory lock") = dir;
-        *s.names.write().expect("names lock") = names;
         if changed {
             s.scope_changes.notify();
         }
@@ -204,7 +203,7 @@ impl Reconciler {
             .expect("directory lock")
             .iter()
             .filter(|(k, _)| pilot::includes(&s.pilot, k))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, m)| (k.clone(), (m.connector.to_string(), m.agent.to_string())))
             .collect();
         let ids: Vec<String> = dir.iter().map(|(u, _)| u.clone()).collect();
         let teams: HashMap<String, TeamsPresence> = match s.presence.get_presences(&ids).await {

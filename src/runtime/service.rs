@@ -23,7 +23,7 @@ use crate::runtime::pilot::{self, Pilot};
 use crate::runtime::reconcile::Reconciler;
 use crate::runtime::shards::{Workers, shard};
 use crate::runtime::worker::{Worker, WorkerMsg};
-use crate::runtime::writer::{Directory, Writer};
+use crate::runtime::writer::{Directory, Matched, Writer};
 use crate::store::inbox::{Claimed, Inbox};
 use crate::store::{JsonText, Store, StoreResult};
 use crate::telemetry::Metrics;
@@ -67,8 +67,6 @@ pub struct Shared {
     deps: RuntimeDeps,
     pub writer: Writer,
     pub directory: Directory,
-    /// Matched users' names, for the decision log.
-    pub names: Names,
     /// `sync.only` resolved to user ids (`None`: everyone is synced).
     pub pilot: Pilot,
     pub reconcile_now: Notify,
@@ -90,22 +88,28 @@ pub struct EngineRuntime {
     cancel: CancellationToken,
 }
 
-/// How the engine shows people in its log: matched user → "Name (upn)".
-pub type Names = Arc<RwLock<HashMap<UserId, String>>>;
-
-/// The directory and the names of the matched users, from one read of the users.
-pub async fn load_people(
-    store: &dyn Store,
-) -> StoreResult<(HashMap<UserId, (String, String)>, HashMap<UserId, String>)> {
+/// The matched users, from one read of the users.
+pub async fn load_people(store: &dyn Store) -> StoreResult<HashMap<UserId, Matched>> {
     let mut dir = HashMap::new();
-    let mut names = HashMap::new();
+    let mut connectors: Vec<Arc<str>> = Vec::new();
     for u in store.list_users().await? {
         if let (true, Some(c), Some(a)) = (u.active, &u.cc_connector, &u.cc_agent_id) {
-            dir.insert(u.teams_id.clone(), (c.clone(), a.clone()));
-            names.insert(u.teams_id.clone(), u.label());
+            let connector = match connectors.iter().find(|k| ***k == **c) {
+                Some(k) => k.clone(),
+                None => {
+                    connectors.push(Arc::from(c.as_str()));
+                    connectors[connectors.len() - 1].clone()
+                }
+            };
+            let m = Matched {
+                connector,
+                agent: a.as_str().into(),
+                label: u.label().into(),
+            };
+            dir.insert(u.teams_id, m);
         }
     }
-    Ok((dir, names))
+    Ok(dir)
 }
 
 /// Resolves `sync.only` against the store's users; logs when the group changes.
@@ -142,9 +146,7 @@ impl EngineRuntime {
     /// Loads persisted user state and the directory; nothing runs until [`Self::jobs`].
     pub async fn new(deps: RuntimeDeps, cancel: CancellationToken) -> StoreResult<EngineRuntime> {
         let cfg = deps.config.clone();
-        let (directory, names) = load_people(deps.store.as_ref()).await?;
-        let directory: Directory = Arc::new(RwLock::new(directory));
-        let names: Names = Arc::new(RwLock::new(names));
+        let directory: Directory = Arc::new(RwLock::new(load_people(deps.store.as_ref()).await?));
         let pilot: Pilot = Arc::new(RwLock::new(None));
         let writer = Writer::new(
             deps.presence.clone(),
@@ -160,7 +162,6 @@ impl EngineRuntime {
             deps,
             writer,
             directory,
-            names,
             pilot,
             reconcile_now: Notify::new(),
         });

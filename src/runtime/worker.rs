@@ -19,6 +19,7 @@ use crate::model::{AuditInput, CcStatus, Observation, TeamsPresence, UserId};
 use crate::runtime::audit::{self, to_utc};
 use crate::runtime::pilot;
 use crate::runtime::service::Shared;
+use crate::runtime::writer::Matched;
 use crate::store::{AuditEntry, JsonText, ObservedStatus, WriteRecord};
 
 /// How long clearing sessions on shutdown may take in total.
@@ -59,7 +60,9 @@ const FLUSH_AT: usize = 1_000;
 
 pub struct Worker {
     pub engine: Engine,
-    pub users: HashMap<UserId, UserState>,
+    /// Boxed: a state is ~600 bytes, and a table of them inline keeps that much again empty
+    /// (hash tables run up to 1/8 to 1/2 free); boxed, an empty slot costs a pointer.
+    pub users: HashMap<UserId, Box<UserState>>,
     pub shared: Arc<Shared>,
     pub rx: mpsc::Receiver<WorkerMsg>,
     timers: BinaryHeap<Reverse<(Millis, UserId)>>,
@@ -100,7 +103,7 @@ impl Worker {
         };
         for (user, st) in users {
             w.schedule(&user, &st);
-            w.users.insert(user, st);
+            w.users.insert(user, Box::new(st));
         }
         w
     }
@@ -266,11 +269,13 @@ impl Worker {
             .expect("directory lock")
             .get(user)
             .cloned();
-        let connector = agent.as_ref().map(|(c, _)| c.clone());
+        let connector = agent.as_ref().map(|m| &*m.connector);
         let matched = connector.is_some();
         let shadow = self.shared.config.sync.shadow();
         let st = self.users.entry(user.to_owned()).or_default();
-        st.connector = connector;
+        if st.connector.as_deref() != connector {
+            st.connector = connector.map(str::to_owned);
+        }
         let mut out = Vec::new();
         f(&self.engine, st, &mut out);
         let st = st.clone();
@@ -329,8 +334,8 @@ impl Worker {
         .increment(1);
         if d.reason == Reason::FlapSuspended {
             m.counter("engine_flap_suspensions_total", &[]).increment(1);
-            let names = self.shared.names.read().expect("names lock");
-            let who = names.get(user).map_or(user, String::as_str);
+            let dir = self.shared.directory.read().expect("directory lock");
+            let who = dir.get(user).map_or(user, |m| &*m.label);
             tracing::warn!(
                 user,
                 "{who}: too many changes in a short time: sync suspended for the cooldown"
@@ -351,8 +356,8 @@ impl Worker {
             // change nothing): counted, and summarised once per batch at flush.
             self.no_rule += 1;
         } else if tracing::enabled!(tracing::Level::DEBUG) {
-            let names = self.shared.names.read().expect("names lock");
-            let who = names.get(user).map_or(user, String::as_str);
+            let dir = self.shared.directory.read().expect("directory lock");
+            let who = dir.get(user).map_or(user, |m| &*m.label);
             let sentence = audit::describe(&entry);
             // The sentence starts with its time, which the log line has already.
             let sentence = sentence.split_once("  ").map_or(sentence.as_str(), |s| s.1);
@@ -500,7 +505,7 @@ impl Worker {
 fn shadow_write(
     metrics: &crate::telemetry::Metrics,
     user: &str,
-    agent: Option<&(String, String)>,
+    agent: Option<&Matched>,
     action: &Action,
     rule: Option<&str>,
     why: &str,
@@ -510,8 +515,8 @@ fn shadow_write(
         .counter("engine_shadow_writes_total", &[("side", side.to_owned())])
         .increment(1);
     let whom = match (action, agent) {
-        (Action::SetCc { .. }, Some((connector, agent))) => {
-            format!("user {user} (agent {agent} on {connector})")
+        (Action::SetCc { .. }, Some(m)) => {
+            format!("user {user} (agent {} on {})", m.agent, m.connector)
         }
         _ => format!("user {user}"),
     };

@@ -21,8 +21,20 @@ use crate::telemetry::Metrics;
 /// First retry delay; doubled per attempt up to `sync.write_retry_max_secs`.
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 
-/// Where a user's contact-center status lives: connector name and agent id.
-pub type Directory = Arc<RwLock<HashMap<UserId, (String, String)>>>;
+/// A matched user as the engine uses them: where their contact-center status lives, and how
+/// the log names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched {
+    /// The connector's name: one allocation shared by everyone on that connector.
+    pub connector: Arc<str>,
+    pub agent: Box<str>,
+    /// "Name (upn)".
+    pub label: Box<str>,
+}
+
+/// The matched users by Teams id: one map (with compact strings) rather than an agent map and
+/// a name map, which at 100,000 people held every id twice.
+pub type Directory = Arc<RwLock<HashMap<UserId, Matched>>>;
 
 struct Slot {
     generation: u64,
@@ -250,15 +262,18 @@ impl Inner {
                     .expect("directory lock")
                     .get(user)
                     .cloned();
-                let Some((connector, agent)) = entry else {
+                let Some(Matched {
+                    connector, agent, ..
+                }) = entry
+                else {
                     return Err(Failure::Permanent("user has no matched agent".into()));
                 };
-                let Some(cc) = self.connectors.get(&connector) else {
+                let Some(cc) = self.connectors.get(&*connector) else {
                     return Err(Failure::Permanent(format!(
                         "connector {connector:?} is not configured"
                     )));
                 };
-                let status = match self.catalogs.read().expect("catalog lock").get(&connector) {
+                let status = match self.catalogs.read().expect("catalog lock").get(&*connector) {
                     Some(cat) if !cat.iter().any(|c| c.id == status.id) => {
                         resolve(cat, &status.name)
                     }
