@@ -25,9 +25,10 @@ pub struct TeamsToCcState {
     /// Rule whose status the bridge put in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<u16>,
-    /// The agent's status before the override (what restore puts back).
+    /// The agent's status before the override (what restore puts back). Boxed, like the
+    /// other parts most users have none of, so that a user without them costs a pointer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub before: Option<CcStatus>,
+    pub before: Option<Box<CcStatus>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<Pending>,
     /// After a login with `on_cc_login = keep_cc`: wait for the next Teams change.
@@ -57,7 +58,7 @@ pub struct CcToTeamsState {
     pub applied: Option<u16>,
     /// The presence the bridge holds (a session or a preferred presence).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub held: Option<HeldPresence>,
+    pub held: Option<Box<HeldPresence>>,
     /// The user's own Teams presence: the last one that was not the echo of the bridge's.
     /// Rules and `only_if_teams` guards look at this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,7 +137,7 @@ pub struct UserState {
     #[serde(default)]
     pub c2t: CcToTeamsState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wrote_cc: Option<WrittenCc>,
+    pub wrote_cc: Option<Box<WrittenCc>>,
     /// When the bridge last wrote to Teams.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wrote_teams_at: Option<Millis>,

@@ -50,7 +50,7 @@ impl Engine {
             .is_some_and(|c| self.rules.is_offline(c, conn));
         let overridden = st.t2c.applied.is_some() && st.wrote_cc.as_ref().is_some_and(|w| w.live);
         let guard = if overridden {
-            st.t2c.before.as_ref()
+            st.t2c.before.as_deref()
         } else {
             st.cc.as_ref()
         };
@@ -80,7 +80,11 @@ impl Engine {
                 let rule = Some((Table::TeamsToCc, r));
                 let already = st.cc.as_ref().is_some_and(|c| same_cc(c, &target));
                 if st.t2c.applied.is_none() {
-                    st.t2c.before = if already { None } else { st.cc.clone() };
+                    st.t2c.before = if already {
+                        None
+                    } else {
+                        st.cc.clone().map(Box::new)
+                    };
                 }
                 if already {
                     st.t2c.applied = Some(r);
@@ -106,7 +110,7 @@ impl Engine {
                         cx.push(rule, None, Reason::OverrideEnded)
                     }
                     Some(b) if intact => {
-                        let action = Action::SetCc { status: b };
+                        let action = Action::SetCc { status: *b };
                         if !self.write(st, cx, rule, action, Reason::Restored) {
                             return;
                         }
@@ -172,7 +176,7 @@ impl Engine {
                         return;
                     }
                 }
-                if st.c2t.held.as_ref() == Some(&t) {
+                if st.c2t.held.as_deref() == Some(&t) {
                     st.c2t.applied = desired;
                     return cx.push(rule, None, Reason::AlreadySet);
                 }
@@ -219,11 +223,11 @@ impl Engine {
         st.recent_writes.push(cx.now);
         match &action {
             Action::SetCc { status } => {
-                st.wrote_cc = Some(WrittenCc {
+                st.wrote_cc = Some(Box::new(WrittenCc {
                     status: status.clone(),
                     at: cx.now,
                     live: true,
-                });
+                }));
             }
             Action::SetTeams {
                 availability,
@@ -233,11 +237,11 @@ impl Engine {
                 st.wrote_teams_at = Some(cx.now);
                 st.c2t.keepalive_due =
                     (*mode == WriteMode::Session).then_some(cx.now + self.p.keepalive_ms);
-                st.c2t.held = Some(HeldPresence {
+                st.c2t.held = Some(Box::new(HeldPresence {
                     availability: availability.clone(),
                     activity: activity.clone(),
                     mode: *mode,
-                });
+                }));
             }
             Action::ClearTeams { .. } => {
                 st.wrote_teams_at = Some(cx.now);
