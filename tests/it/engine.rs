@@ -1076,11 +1076,11 @@ mod api {
             suspended_until: Some(Utc::now().timestamp_millis() + 600_000),
             ..Default::default()
         };
-        suspended.c2t.held = Some(HeldPresence {
+        suspended.c2t.held = Some(Box::new(HeldPresence {
             availability: "Busy".into(),
             activity: "InACall".into(),
             mode: presence_bridge::engine::config::WriteMode::Session,
-        });
+        }));
         store
             .save_user_states(&[("u3".into(), JsonText::of(&suspended).unwrap())])
             .await
