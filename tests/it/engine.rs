@@ -591,15 +591,24 @@ async fn restart_keeps_echo_memory() {
 }
 
 /// Runs every store call on a runtime with real time on its own thread, so the pool's
-/// timeouts do not fire when the test's paused clock jumps ahead.
-struct RealTimeStore {
+/// timeouts do not fire when the test's paused clock jumps ahead. Counts full reads of the
+/// users (`list_users`).
+pub(crate) struct RealTimeStore {
     inner: Arc<dyn Store>,
     handle: tokio::runtime::Handle,
     _stop: tokio::sync::oneshot::Sender<()>,
+    list_users_calls: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl RealTimeStore {
     fn open(cfg: presence_bridge::store::config::StoreConfig) -> Arc<dyn Store> {
+        Self::open_counted(cfg).0
+    }
+
+    /// The store and the count of its `list_users` calls.
+    pub(crate) fn open_counted(
+        cfg: presence_bridge::store::config::StoreConfig,
+    ) -> (Arc<dyn Store>, Arc<std::sync::atomic::AtomicUsize>) {
         let (tx, rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         std::thread::spawn(move || {
@@ -612,11 +621,14 @@ impl RealTimeStore {
             let _ = rt.block_on(stopped);
         });
         let (inner, handle) = rx.recv().unwrap();
-        Arc::new(RealTimeStore {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let store = Arc::new(RealTimeStore {
             inner,
             handle,
             _stop: stop,
-        })
+            list_users_calls: calls.clone(),
+        });
+        (store, calls)
     }
 
     async fn run<T: Send + 'static>(
@@ -650,6 +662,8 @@ impl Store for RealTimeStore {
     }
 
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
+        self.list_users_calls
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let s = self.inner.clone();
         self.run(async move { s.list_users().await }).await
     }
