@@ -9,7 +9,7 @@ use presence_bridge::cli::{self, Cli, EXIT_FAILURE};
 /// gave back 365), and its free-list upkeep (`malloc_consolidate`, `_int_malloc`) was over
 /// half of the CPU at rest. mimalloc's version 2 rather than its version 3 (the crate's
 /// default): at 100,000 people version 3 held 376–400 MiB two minutes after everyone was
-/// matched where version 2 held 231 MiB, with the same heap in use.
+/// matched where version 2 held 231 MiB, with about the same heap in use.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
