@@ -94,11 +94,12 @@ pub async fn load_people(store: &dyn Store) -> StoreResult<HashMap<UserId, Match
     let mut connectors: Vec<Arc<str>> = Vec::new();
     for u in store.list_users().await? {
         if let (true, Some(c), Some(a)) = (u.active, &u.cc_connector, &u.cc_agent_id) {
-            let connector = match connectors.iter().find(|k| ***k == **c) {
+            let connector = match connectors.iter().find(|k| &***k == c.as_str()) {
                 Some(k) => k.clone(),
                 None => {
-                    connectors.push(Arc::from(c.as_str()));
-                    connectors[connectors.len() - 1].clone()
+                    let k: Arc<str> = Arc::from(c.as_str());
+                    connectors.push(k.clone());
+                    k
                 }
             };
             let m = Matched {

@@ -262,14 +262,16 @@ impl Worker {
             tracing::debug!(user, "not in sync.only: no decision made");
             return 0;
         }
-        let agent = self
+        // Only the connector's shared name on this path (run for every observation); the
+        // agent is looked up again for the rare shadow-mode line.
+        let connector: Option<Arc<str>> = self
             .shared
             .directory
             .read()
             .expect("directory lock")
             .get(user)
-            .cloned();
-        let connector = agent.as_ref().map(|m| &*m.connector);
+            .map(|m| m.connector.clone());
+        let connector = connector.as_deref();
         let matched = connector.is_some();
         let shadow = self.shared.config.sync.shadow();
         let st = self.users.entry(user.to_owned()).or_default();
@@ -299,10 +301,11 @@ impl Worker {
                 }
                 writes += 1;
                 if shadow {
+                    let agent = self.shared.directory.read().expect("directory lock");
                     shadow_write(
                         &self.shared.metrics,
                         user,
-                        agent.as_ref(),
+                        agent.get(user),
                         a,
                         d.rule_label().as_deref(),
                         d.reason.words(),

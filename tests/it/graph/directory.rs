@@ -14,12 +14,15 @@ use secrecy::SecretString;
 
 use super::{client_config, sim_with_users, user_id};
 
-async fn sqlite(dir: &tempfile::TempDir) -> Arc<dyn Store> {
-    let cfg = StoreConfig {
+fn sqlite_config(dir: &tempfile::TempDir) -> StoreConfig {
+    StoreConfig {
         url: SecretString::from(format!("sqlite://{}/graph.db", dir.path().display())),
         ..StoreConfig::default()
-    };
-    store::open(&cfg).await.expect("store opens")
+    }
+}
+
+async fn sqlite(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+    store::open(&sqlite_config(dir)).await.expect("store opens")
 }
 
 #[tokio::test]
@@ -185,11 +188,7 @@ async fn batches_hold_twenty_and_retry_only_the_failed_items() {
 #[tokio::test]
 async fn a_delta_sync_reads_only_the_users_it_names() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = StoreConfig {
-        url: SecretString::from(format!("sqlite://{}/graph.db", dir.path().display())),
-        ..StoreConfig::default()
-    };
-    let (store, full_reads) = crate::engine::RealTimeStore::open_counted(cfg);
+    let (store, full_reads) = crate::engine::RealTimeStore::open_counted(sqlite_config(&dir));
     let reads = || full_reads.load(std::sync::atomic::Ordering::SeqCst);
     let sim = sim_with_users(3).await;
     let client = GraphClient::new(&client_config(&sim), None).unwrap();
