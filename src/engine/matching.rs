@@ -90,83 +90,129 @@ pub fn plan(
     by: MatchBy,
     csv: &[(String, String)],
 ) -> MatchReport {
-    let mut report = MatchReport::default();
-    let mut agent_by_key: HashMap<String, Vec<&AgentRecord>> = HashMap::new();
-    for a in agents {
-        for k in agent_keys(a, by) {
-            agent_by_key.entry(k).or_default().push(a);
+    let mut planner = Planner::new(agents, by, csv);
+    users.iter().for_each(|u| planner.user(u));
+    planner.finish()
+}
+
+/// The matching computed one user at a time, so that the users can be read a page at a time:
+/// [`Planner::user`] for each user, then [`Planner::finish`]. Holds the agents' keys and, per
+/// agent, the users that name it (id and UPN), not the users' records.
+pub struct Planner<'a> {
+    by: MatchBy,
+    agents: &'a [AgentRecord],
+    /// Normalised key → indexes into `agents`.
+    agent_by_key: HashMap<String, Vec<usize>>,
+    /// For `csv`: Teams id or UPN → agent ids.
+    wanted: HashMap<&'a str, Vec<&'a str>>,
+    /// Agent index → the users whose key names only that agent.
+    taken: HashMap<usize, Vec<Claim>>,
+    report: MatchReport,
+}
+
+/// A user's claim on an agent: Teams id and UPN.
+type Claim = (Box<str>, Box<str>);
+
+impl<'a> Planner<'a> {
+    pub fn new(agents: &'a [AgentRecord], by: MatchBy, csv: &'a [(String, String)]) -> Self {
+        let mut agent_by_key: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, a) in agents.iter().enumerate() {
+            for k in agent_keys(a, by) {
+                agent_by_key.entry(k).or_default().push(i);
+            }
+        }
+        let wanted = csv.iter().fold(HashMap::new(), |mut m, (t, a)| {
+            m.entry(t.as_str())
+                .or_insert_with(Vec::new)
+                .push(a.as_str());
+            m
+        });
+        Self {
+            by,
+            agents,
+            agent_by_key,
+            wanted,
+            taken: HashMap::new(),
+            report: MatchReport::default(),
         }
     }
-    let wanted: HashMap<&str, Vec<&str>> = csv.iter().fold(HashMap::new(), |mut m, (t, a)| {
-        m.entry(t.as_str()).or_default().push(a.as_str());
-        m
-    });
-    let mut taken: HashMap<(String, String), Vec<&UserRecord>> = HashMap::new();
-    for u in users.iter().filter(|u| u.active) {
-        let keys = teams_keys(u, by);
-        let candidates: Vec<&AgentRecord> = if by == MatchBy::Csv {
+
+    /// Takes one user into the matching (inactive users match nothing).
+    pub fn user(&mut self, u: &UserRecord) {
+        if !u.active {
+            return;
+        }
+        let keys = teams_keys(u, self.by);
+        let candidates: Vec<usize> = if self.by == MatchBy::Csv {
             let ids: Vec<&str> = keys
                 .iter()
-                .filter_map(|k| wanted.get(k.as_str()))
+                .filter_map(|k| self.wanted.get(k.as_str()))
                 .flatten()
                 .copied()
                 .collect();
             if ids.len() > 1 {
-                report
-                    .conflicts
-                    .push(format!("{}: listed {} times in the CSV", u.upn, ids.len()));
-                continue;
+                self.report.conflicts.push(format!(
+                    "{}: listed {} times in the CSV",
+                    u.upn,
+                    ids.len()
+                ));
+                return;
             }
             ids.iter()
-                .flat_map(|id| agent_by_key.get(*id).into_iter().flatten().copied())
+                .flat_map(|id| self.agent_by_key.get(*id).into_iter().flatten().copied())
                 .collect()
         } else {
             keys.iter()
-                .flat_map(|k| agent_by_key.get(k).into_iter().flatten().copied())
+                .flat_map(|k| self.agent_by_key.get(k).into_iter().flatten().copied())
                 .collect()
         };
         match candidates.as_slice() {
-            [] => report.unmatched_teams.push(u.upn.clone()),
-            [a] => taken
-                .entry((a.connector.clone(), a.agent_id.clone()))
+            [] => self.report.unmatched_teams.push(u.upn.clone()),
+            [a] => self
+                .taken
+                .entry(*a)
                 .or_default()
-                .push(u),
-            many => report.conflicts.push(format!(
+                .push((u.teams_id.as_str().into(), u.upn.as_str().into())),
+            many => self.report.conflicts.push(format!(
                 "{}: {} agents match ({})",
                 u.upn,
                 many.len(),
                 many.iter()
-                    .map(|a| format!("{}/{}", a.connector, a.agent_id))
+                    .map(|&i| format!("{}/{}", self.agents[i].connector, self.agents[i].agent_id))
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
         }
     }
-    for a in agents {
-        let key = (a.connector.clone(), a.agent_id.clone());
-        match taken.get(&key).map(Vec::as_slice) {
-            None | Some([]) => report
-                .unmatched_agents
-                .push(format!("{}/{}", a.connector, a.agent_id)),
-            Some([u]) => report.matched.push(Pair {
-                teams_id: u.teams_id.clone(),
-                upn: u.upn.clone(),
-                connector: a.connector.clone(),
-                agent_id: a.agent_id.clone(),
-            }),
-            Some(us) => report.conflicts.push(format!(
-                "{}/{}: matches {} Teams users ({})",
-                a.connector,
-                a.agent_id,
-                us.len(),
-                us.iter()
-                    .map(|u| u.upn.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+
+    /// The matching of the users taken so far.
+    pub fn finish(mut self) -> MatchReport {
+        let mut report = std::mem::take(&mut self.report);
+        for (i, a) in self.agents.iter().enumerate() {
+            match self.taken.remove(&i).as_deref() {
+                None | Some([]) => report
+                    .unmatched_agents
+                    .push(format!("{}/{}", a.connector, a.agent_id)),
+                Some([(teams_id, upn)]) => report.matched.push(Pair {
+                    teams_id: teams_id.to_string(),
+                    upn: upn.to_string(),
+                    connector: a.connector.clone(),
+                    agent_id: a.agent_id.clone(),
+                }),
+                Some(us) => report.conflicts.push(format!(
+                    "{}/{}: matches {} Teams users ({})",
+                    a.connector,
+                    a.agent_id,
+                    us.len(),
+                    us.iter()
+                        .map(|(_, upn)| &**upn)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            }
         }
+        report
     }
-    report
 }
 
 #[cfg(test)]

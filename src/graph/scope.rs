@@ -26,39 +26,61 @@ pub type GroupMembers = BTreeMap<String, Vec<String>>;
 /// The ids of the users in scope, sorted: active users that are matched (or all of them with
 /// `sync.scope = "all"`) or included, and not excluded.
 pub fn select(users: &[UserRecord], scope: &PresenceScope, groups: &GroupMembers) -> Vec<String> {
-    let members = |ids: &[String]| -> HashSet<&str> {
-        ids.iter()
-            .filter_map(|g| groups.get(g.trim()))
-            .flatten()
-            .map(String::as_str)
-            .collect()
-    };
-    let upns = |list: &[String]| -> HashSet<String> {
-        list.iter().map(|u| u.trim().to_lowercase()).collect()
-    };
-    let (in_groups, out_groups) = (
-        members(&scope.include.groups),
-        members(&scope.exclude.groups),
-    );
-    let (in_upns, out_upns) = (upns(&scope.include.upns), upns(&scope.exclude.upns));
+    let test = InScope::new(scope, groups);
     let mut ids: Vec<String> = users
         .iter()
-        .filter(|u| u.active)
-        .filter(|u| {
-            let upn = u.upn.to_lowercase();
-            let base = match scope.mode {
-                ScopeMode::All => true,
-                ScopeMode::Matched => u.cc_agent_id.is_some(),
-            };
-            let included =
-                base || in_upns.contains(&upn) || in_groups.contains(u.teams_id.as_str());
-            let excluded = out_upns.contains(&upn) || out_groups.contains(u.teams_id.as_str());
-            included && !excluded
-        })
+        .filter(|u| test.includes(u))
         .map(|u| u.teams_id.clone())
         .collect();
     ids.sort();
     ids
+}
+
+/// Whether a user is in scope, with the scope's UPNs and group members gathered once.
+struct InScope<'a> {
+    mode: ScopeMode,
+    in_groups: HashSet<&'a str>,
+    out_groups: HashSet<&'a str>,
+    in_upns: HashSet<String>,
+    out_upns: HashSet<String>,
+}
+
+impl<'a> InScope<'a> {
+    fn new(scope: &'a PresenceScope, groups: &'a GroupMembers) -> Self {
+        let members = |ids: &[String]| -> HashSet<&'a str> {
+            ids.iter()
+                .filter_map(|g| groups.get(g.trim()))
+                .flatten()
+                .map(String::as_str)
+                .collect()
+        };
+        let upns = |list: &[String]| -> HashSet<String> {
+            list.iter().map(|u| u.trim().to_lowercase()).collect()
+        };
+        Self {
+            mode: scope.mode,
+            in_groups: members(&scope.include.groups),
+            out_groups: members(&scope.exclude.groups),
+            in_upns: upns(&scope.include.upns),
+            out_upns: upns(&scope.exclude.upns),
+        }
+    }
+
+    fn includes(&self, u: &UserRecord) -> bool {
+        if !u.active {
+            return false;
+        }
+        let upn = u.upn.to_lowercase();
+        let base = match self.mode {
+            ScopeMode::All => true,
+            ScopeMode::Matched => u.cc_agent_id.is_some(),
+        };
+        let included =
+            base || self.in_upns.contains(&upn) || self.in_groups.contains(u.teams_id.as_str());
+        let excluded =
+            self.out_upns.contains(&upn) || self.out_groups.contains(u.teams_id.as_str());
+        included && !excluded
+    }
 }
 
 /// The last known group members from the store (empty when never read or unreadable).
@@ -77,14 +99,24 @@ pub async fn stored_group_members(store: &dyn Store) -> StoreResult<GroupMembers
 }
 
 /// The ids of the users in scope, read from the store.
+/// The users are read a page at a time (only the ids in scope are kept).
 pub async fn scoped_user_ids(store: &dyn Store, scope: &PresenceScope) -> StoreResult<Vec<String>> {
-    let users = store.list_users().await?;
     let groups = if scope.groups().is_empty() {
         GroupMembers::new()
     } else {
         stored_group_members(store).await?
     };
-    Ok(select(&users, scope, &groups))
+    let test = InScope::new(scope, &groups);
+    let mut ids = Vec::new();
+    crate::store::each_user(store, |u| {
+        if test.includes(&u) {
+            ids.push(u.teams_id);
+        }
+    })
+    .await?;
+    // In id order already (pages are); sorted all the same, as `select` is.
+    ids.sort();
+    Ok(ids)
 }
 
 #[derive(Deserialize)]

@@ -32,6 +32,14 @@ impl UserRecord {
     }
 }
 
+/// The agent matching gives a user: connector and agent id, or neither (unmatched).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserMatch {
+    pub teams_id: String,
+    pub connector: Option<String>,
+    pub agent_id: Option<String>,
+}
+
 /// A contact-center agent as its connector lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentRecord {

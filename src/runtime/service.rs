@@ -88,11 +88,11 @@ pub struct EngineRuntime {
     cancel: CancellationToken,
 }
 
-/// The matched users, from one read of the users.
+/// The matched users, from one pass over the users (a page at a time).
 pub async fn load_people(store: &dyn Store) -> StoreResult<HashMap<UserId, Matched>> {
     let mut dir = HashMap::new();
     let mut connectors: Vec<Arc<str>> = Vec::new();
-    for u in store.list_users().await? {
+    crate::store::each_user(store, |u| {
         if let (true, Some(c), Some(a)) = (u.active, &u.cc_connector, &u.cc_agent_id) {
             let connector = match connectors.iter().find(|k| &***k == c.as_str()) {
                 Some(k) => k.clone(),
@@ -109,7 +109,8 @@ pub async fn load_people(store: &dyn Store) -> StoreResult<HashMap<UserId, Match
             };
             dir.insert(u.teams_id, m);
         }
-    }
+    })
+    .await?;
     Ok(dir)
 }
 

@@ -39,7 +39,7 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-pub use crate::model::directory::{AgentRecord, UserRecord};
+pub use crate::model::directory::{AgentRecord, UserMatch, UserRecord};
 
 /// The latest status seen on one side for one user.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -296,6 +296,16 @@ pub trait Store: Send + Sync + 'static {
     async fn get_user(&self, teams_id: &str) -> StoreResult<UserRecord>;
     /// All users, active or not, ordered by `teams_id`.
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
+    /// Up to `limit` users whose ids sort after `after` (from the first when `None`), in id
+    /// order: a pass over the whole directory a page at a time (see [`each_user`]).
+    async fn list_users_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserRecord>>;
+    /// Records matches (connector and agent; both `None` unmatches) on existing users,
+    /// stamped `at`; touches no other column. Returns the users changed.
+    async fn set_user_matches(&self, matches: &[UserMatch], at: DateTime<Utc>) -> StoreResult<u64>;
     /// A cheap fingerprint of the users and agents (counts, active users, newest update
     /// times): equal fingerprints mean no user or agent was added, removed, (de)activated or
     /// updated in between, so matching and the in-memory directory need no fresh read.
@@ -448,6 +458,25 @@ pub trait Store: Send + Sync + 'static {
     /// One page of the active users (by name, then id), then the agents matched to no active
     /// user (by name, then connector and id), searched and filtered, with the total.
     async fn list_people(&self, query: &people::PeopleQuery) -> StoreResult<people::PeoplePage>;
+}
+
+/// Users per page of [`each_user`]: a few MB of records at a time, however large the directory.
+pub const USER_PAGE: u32 = 2_000;
+
+/// Calls `f` with every user, in id order, reading [`USER_PAGE`] at a time: a pass over the
+/// whole directory that holds one page of records, not all of them. Users written during the
+/// pass may or may not be seen (it is not one snapshot).
+pub async fn each_user(store: &dyn Store, mut f: impl FnMut(UserRecord) + Send) -> StoreResult<()> {
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list_users_page(after.as_deref(), USER_PAGE).await?;
+        let full = page.len() >= USER_PAGE as usize;
+        after = page.last().map(|u| u.teams_id.clone());
+        page.into_iter().for_each(&mut f);
+        if !full {
+            return Ok(());
+        }
+    }
 }
 
 /// Opens the store named by the URL (`sqlite://…` or `postgres://…`) and applies migrations.

@@ -592,7 +592,7 @@ async fn restart_keeps_echo_memory() {
 
 /// Runs every store call on a runtime with real time on its own thread, so the pool's
 /// timeouts do not fire when the test's paused clock jumps ahead. Counts full reads of the
-/// users (`list_users`).
+/// users (`list_users`, or a first `list_users_page`).
 pub(crate) struct RealTimeStore {
     inner: Arc<dyn Store>,
     handle: tokio::runtime::Handle,
@@ -605,7 +605,7 @@ impl RealTimeStore {
         Self::open_counted(cfg).0
     }
 
-    /// The store and the count of its `list_users` calls.
+    /// The store and the count of its full reads of the users.
     pub(crate) fn open_counted(
         cfg: presence_bridge::store::config::StoreConfig,
     ) -> (Arc<dyn Store>, Arc<std::sync::atomic::AtomicUsize>) {
@@ -666,6 +666,33 @@ impl Store for RealTimeStore {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let s = self.inner.clone();
         self.run(async move { s.list_users().await }).await
+    }
+
+    async fn list_users_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserRecord>> {
+        // A pass over every user starts with the first page.
+        if after.is_none() {
+            self.list_users_calls
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        let after = after.map(str::to_owned);
+        let s = self.inner.clone();
+        self.run(async move { s.list_users_page(after.as_deref(), limit).await })
+            .await
+    }
+
+    async fn set_user_matches(
+        &self,
+        matches: &[presence_bridge::store::UserMatch],
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<u64> {
+        let matches = matches.to_vec();
+        let s = self.inner.clone();
+        self.run(async move { s.set_user_matches(&matches, at).await })
+            .await
     }
 
     async fn directory_version(&self) -> StoreResult<[String; 5]> {

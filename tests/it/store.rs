@@ -11,7 +11,7 @@ use presence_bridge::model::Side;
 use presence_bridge::store::config::StoreConfig;
 use presence_bridge::store::{
     self, AgentRecord, AuditEntry, NewInboxItem, ObservedStatus, Store, StoreError,
-    SubscriptionRecord, SyncAccountRecord, UserRecord, WriteRecord,
+    SubscriptionRecord, SyncAccountRecord, UserMatch, UserRecord, WriteRecord,
 };
 use secrecy::SecretString;
 use serde_json::json;

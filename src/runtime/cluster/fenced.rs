@@ -73,6 +73,17 @@ impl Store for FencedStore {
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
         self.inner.list_users().await
     }
+    async fn list_users_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserRecord>> {
+        self.inner.list_users_page(after, limit).await
+    }
+    async fn set_user_matches(&self, matches: &[UserMatch], at: DateTime<Utc>) -> StoreResult<u64> {
+        self.check("store: users").await?;
+        self.inner.set_user_matches(matches, at).await
+    }
     async fn directory_version(&self) -> StoreResult<[String; 5]> {
         self.inner.directory_version().await
     }

@@ -81,6 +81,36 @@ macro_rules! impl_store {
                 fetch_all(&self.pool, &format!("{USERS} ORDER BY teams_id"), &[], user_row).await
             }
 
+            async fn list_users_page(
+                &self,
+                after: Option<&str>,
+                limit: u32,
+            ) -> StoreResult<Vec<UserRecord>> {
+                let sql = format!("{USERS} WHERE teams_id > $1 ORDER BY teams_id LIMIT {limit}");
+                fetch_all(&self.pool, &sql, &[after.unwrap_or("")], user_row).await
+            }
+
+            async fn set_user_matches(&self, matches: &[UserMatch], at: DateTime<Utc>) -> StoreResult<u64> {
+                // One multi-row statement per chunk; `column1…` are the VALUES columns' names in
+                // both backends.
+                let matches = last_by_key(matches, |m| m.teams_id.as_str());
+                let at = ms(at);
+                run_atomic(&self.pool, values_statements(
+                    "UPDATE users SET cc_connector = v.column2, cc_agent_id = v.column3, \
+                     updated_at = v.column4 FROM (",
+                    4,
+                    ") AS v WHERE users.teams_id = v.column1",
+                    matches,
+                    |mut b, m| {
+                        b.push_bind(&m.teams_id)
+                            .push_bind(&m.connector)
+                            .push_bind(&m.agent_id)
+                            .push_bind(at);
+                    },
+                ))
+                .await
+            }
+
             async fn directory_version(&self) -> StoreResult<[String; 5]> {
                 // As text: times are integers in one backend's schema and text in the other's.
                 let row = sqlx::query(
@@ -146,8 +176,14 @@ macro_rules! impl_store {
                 let sql = format!(
                     "{AGENTS} WHERE $1 IS NULL OR connector = $1 ORDER BY connector, agent_id"
                 );
-                let rows = sqlx::query(&sql).bind(connector).fetch_all(&self.pool).await;
-                collect(rows.map_err(db_err)?, agent_row)
+                // Row by row, as `fetch_all` (the helper) does.
+                use futures::TryStreamExt as _;
+                let mut rows = sqlx::query(&sql).bind(connector).fetch(&self.pool);
+                let mut out = Vec::new();
+                while let Some(row) = rows.try_next().await.map_err(db_err)? {
+                    out.push(agent_row(&row).map_err(db_err)?);
+                }
+                Ok(out)
             }
 
             async fn put_observed(&self, observed: &[ObservedStatus]) -> StoreResult<()> {

@@ -57,6 +57,84 @@ store_suite! {
         assert_eq!(s.get_user("a").await.unwrap(), second);
     }
 
+    async fn users_are_read_in_id_order_a_page_at_a_time(db: TestDb) {
+        let s = db.open().await;
+        let ids: Vec<String> = (0..7).map(|i| format!("u{i}")).collect();
+        let users: Vec<_> = ids.iter().rev().map(|id| user(id, None)).collect();
+        s.upsert_users(&users).await.unwrap();
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = s.list_users_page(after.as_deref(), 3).await.unwrap();
+            assert!(page.len() <= 3);
+            after = page.last().map(|u| u.teams_id.clone());
+            let last = page.len() < 3;
+            seen.extend(page);
+            if last {
+                break;
+            }
+        }
+        assert_eq!(seen, s.list_users().await.unwrap(), "whole records, in id order");
+        assert_eq!(seen.iter().map(|u| &u.teams_id).collect::<Vec<_>>(), ids.iter().collect::<Vec<_>>());
+        assert!(s.list_users_page(Some("u6"), 3).await.unwrap().is_empty());
+
+        let mut each = Vec::new();
+        presence_bridge::store::each_user(s.as_ref(), |u| each.push(u.teams_id)).await.unwrap();
+        assert_eq!(each, ids);
+    }
+
+    async fn matches_are_written_without_touching_the_rest_of_the_user(db: TestDb) {
+        let s = db.open().await;
+        let mut b = user("b", None);
+        b.cc_connector = Some("genesys".into());
+        s.upsert_users(&[user("a", None), b.clone(), user("c", Some("agent-9"))]).await.unwrap();
+        // A directory change lands between matching's read and its write: it is kept.
+        b.display_name = Some("Renamed".into());
+        s.upsert_users(&[b.clone()]).await.unwrap();
+        let set = |id: &str, m: Option<(&str, &str)>| UserMatch {
+            teams_id: id.into(),
+            connector: m.map(|m| m.0.into()),
+            agent_id: m.map(|m| m.1.into()),
+        };
+        let changed = s
+            .set_user_matches(
+                &[
+                    set("a", Some(("innovaphone", "x"))),
+                    set("b", None),
+                    set("c", Some(("genesys", "agent-1"))),
+                    set("nobody", Some(("genesys", "agent-2"))),
+                    set("c", Some(("genesys", "agent-3"))),
+                ],
+                t(90),
+            )
+            .await
+            .unwrap();
+        assert_eq!(changed, 3, "a user missing from the store is not created");
+        let a = s.get_user("a").await.unwrap();
+        assert_eq!((a.cc_connector.as_deref(), a.cc_agent_id.as_deref()), (Some("innovaphone"), Some("x")));
+        assert_eq!(a.updated_at, t(90));
+        assert_eq!(a.business_phones, user("a", None).business_phones);
+        let mut want_b = b;
+        (want_b.cc_connector, want_b.updated_at) = (None, t(90));
+        assert_eq!(s.get_user("b").await.unwrap(), want_b);
+        let c = s.get_user("c").await.unwrap();
+        assert_eq!(c.cc_agent_id.as_deref(), Some("agent-3"), "the last of duplicates wins");
+        assert!(matches!(s.get_user("nobody").await, Err(StoreError::NotFound)));
+
+        // Enough to span several statements.
+        let many: Vec<_> = (0..5_000).map(|i| user(&format!("m{i:05}"), None)).collect();
+        s.upsert_users(&many).await.unwrap();
+        let matches: Vec<_> = many.iter().map(|u| set(&u.teams_id, Some(("genesys", &u.teams_id)))).collect();
+        assert_eq!(s.set_user_matches(&matches, t(91)).await.unwrap(), 5_000);
+        let u = s.get_user("m04999").await.unwrap();
+        assert_eq!(u.cc_agent_id.as_deref(), Some("m04999"));
+        // More than one page of `each_user`, each user once.
+        let mut each = Vec::new();
+        presence_bridge::store::each_user(s.as_ref(), |u| each.push(u.teams_id)).await.unwrap();
+        assert_eq!(each.len(), 5_003);
+        assert!(each.windows(2).all(|w| w[0] < w[1]));
+    }
+
     async fn many_users_span_several_statements(db: TestDb) {
         let s = db.open().await;
         let users: Vec<_> = (0..1_234).map(|i| user(&format!("u{i:05}"), None)).collect();
