@@ -193,11 +193,12 @@ impl HttpConnector {
     }
 
     /// Every item of every page.
-    async fn fetch_pages(
+    async fn fetch_pages<T>(
         &self,
         what: &str,
         p: Paging<'_>,
-    ) -> Result<Vec<serde_json::Value>, ConnectorError> {
+        mut read: impl FnMut(&serde_json::Value) -> Option<T> + Send,
+    ) -> Result<Vec<T>, ConnectorError> {
         let mut out = Vec::new();
         let mut cursor = String::new();
         for page in 0..p.max_pages {
@@ -214,7 +215,9 @@ impl HttpConnector {
             let list = items(&doc, p.items_pointer).ok_or_else(|| {
                 ConnectorError::Decode(format!("{what}: no array at {:?}", p.items_pointer))
             })?;
-            out.extend(list.iter().cloned());
+            // Read as each page arrives: a page's JSON is dropped before the next is fetched
+            // (holding every page's rows took ~500 bytes per agent at 100,000 agents).
+            out.extend(list.iter().filter_map(&mut read));
             match p.next_pointer.and_then(|np| pointer_str(&doc, np)) {
                 Some(next) if next != cursor => cursor = next,
                 _ => return Ok(out),
@@ -254,22 +257,19 @@ impl HttpConnector {
                     self.cfg.name
                 ),
             })?;
-        let rows = self.fetch_pages("poll", p.paging()).await?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| {
-                Some(AgentStatus {
-                    agent_id: pointer_str(row, &p.agent_id_pointer)?,
-                    status: self.resolve(&pointer_str(row, &p.status_pointer)?, p.status_is),
-                    since: p
-                        .timestamp_pointer
-                        .as_ref()
-                        .and_then(|tp| row.pointer(tp))
-                        .and_then(parse_timestamp),
-                    activity: p.activity.as_ref().and_then(|a| a.extract(row)),
-                })
+        self.fetch_pages("poll", p.paging(), |row| {
+            Some(AgentStatus {
+                agent_id: pointer_str(row, &p.agent_id_pointer)?,
+                status: self.resolve(&pointer_str(row, &p.status_pointer)?, p.status_is),
+                since: p
+                    .timestamp_pointer
+                    .as_ref()
+                    .and_then(|tp| row.pointer(tp))
+                    .and_then(parse_timestamp),
+                activity: p.activity.as_ref().and_then(|a| a.extract(row)),
             })
-            .collect())
+        })
+        .await
     }
 }
 
@@ -293,31 +293,26 @@ impl ContactCenter for HttpConnector {
                 })
                 .collect());
         };
-        let rows = self.fetch_pages("list_agents", l.paging()).await?;
         let field = |row: &serde_json::Value, p: &Option<String>| {
             p.as_ref().and_then(|p| pointer_str(row, p))
         };
-        Ok(rows
-            .iter()
-            .filter_map(|row| {
-                Some(Agent {
-                    id: pointer_str(row, &l.id_pointer)?,
-                    email: field(row, &l.email_pointer),
-                    username: field(row, &l.username_pointer),
-                    display_name: field(row, &l.display_name_pointer),
-                })
+        self.fetch_pages("list_agents", l.paging(), |row| {
+            Some(Agent {
+                id: pointer_str(row, &l.id_pointer)?,
+                email: field(row, &l.email_pointer),
+                username: field(row, &l.username_pointer),
+                display_name: field(row, &l.display_name_pointer),
             })
-            .collect())
+        })
+        .await
     }
 
     async fn status_catalog(&self) -> Result<Vec<CatalogStatus>, ConnectorError> {
         let Some(l) = &self.cfg.list_statuses else {
             return Ok(self.catalog.read().expect("catalog lock").clone());
         };
-        let rows = self.fetch_pages("list_statuses", l.paging()).await?;
-        let catalog: Vec<CatalogStatus> = rows
-            .iter()
-            .filter_map(|row| {
+        let catalog: Vec<CatalogStatus> = self
+            .fetch_pages("list_statuses", l.paging(), |row| {
                 let kind = l
                     .kind_pointer
                     .as_ref()
@@ -336,7 +331,7 @@ impl ContactCenter for HttpConnector {
                     settable: kind != StatusKind::OnContact,
                 })
             })
-            .collect();
+            .await?;
         *self.catalog.write().expect("catalog lock") = catalog.clone();
         Ok(catalog)
     }
