@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::Drift;
 use crate::engine::config::MatchBy;
 use crate::model::contact_center::Activity;
 use crate::model::{CcStatus, InboxPayload, TeamsPresence, UserId};
@@ -22,6 +23,9 @@ use crate::runtime::worker::WorkerMsg;
 use crate::store::inbox::Inbox;
 use crate::store::{Store, StoreError, StoreResult};
 
+/// Users read from Teams and handed to the engine at a time in a pass: ten full
+/// `getPresencesByUserId` calls, so chunking adds no call.
+const RECONCILE_CHUNK: usize = 10 * crate::graph::presence::MAX_IDS_PER_READ;
 /// Store key of the last report.
 const LAST_REPORT_KEY: &str = "engine.reconcile.last";
 /// Users are matched to agents again this often (and at start): the directory and agent
@@ -197,66 +201,97 @@ impl Reconciler {
         if let Err(e) = self.refresh_directory().await {
             report.errors.push(e.to_string());
         }
-        let dir: Vec<(UserId, (String, String))> = s
+        let dir: Vec<(UserId, Arc<str>, Box<str>)> = s
             .directory
             .read()
             .expect("directory lock")
             .iter()
             .filter(|(k, _)| pilot::includes(&s.pilot, k))
-            .map(|(k, m)| (k.clone(), (m.connector.to_string(), m.agent.to_string())))
+            .map(|(k, m)| (k.clone(), m.connector.clone(), m.agent.clone()))
             .collect();
-        let ids: Vec<String> = dir.iter().map(|(u, _)| u.clone()).collect();
-        let teams: HashMap<String, TeamsPresence> = match s.presence.get_presences(&ids).await {
-            Ok(v) => v.into_iter().collect(),
-            Err(e) => {
-                report.errors.push(format!("teams: {e}"));
-                HashMap::new()
-            }
-        };
+        // The contact center's side in one bulk read per connector (that is what its API
+        // offers), then Teams and the engine a chunk of users at a time: what the pass holds
+        // beyond that read is one chunk's presences and reads, not everyone's.
         let mut by_connector: HashMap<&str, Vec<String>> = HashMap::new();
-        for (_, (conn, agent)) in &dir {
-            by_connector.entry(conn).or_default().push(agent.clone());
+        for (_, conn, agent) in &dir {
+            by_connector
+                .entry(&**conn)
+                .or_default()
+                .push(agent.to_string());
         }
-        let mut cc: HashMap<(String, String), (CcStatus, Option<Activity>)> = HashMap::new();
+        let mut cc: HashMap<&str, HashMap<String, (CcStatus, Option<Activity>)>> = HashMap::new();
         for (conn, agents) in by_connector {
             let Some(c) = s.connectors.get(conn) else {
                 continue;
             };
             match c.current_statuses(&agents).await {
-                Ok(list) => cc.extend(
-                    list.into_iter()
-                        .map(|a| ((conn.to_owned(), a.agent_id), (a.status, a.activity))),
-                ),
+                Ok(list) => {
+                    cc.insert(
+                        conn,
+                        list.into_iter()
+                            .map(|a| (a.agent_id, (a.status, a.activity)))
+                            .collect(),
+                    );
+                }
                 Err(e) => report.errors.push(format!("{conn}: {e}")),
             }
         }
-        let mut reads = Vec::new();
-        for (user, key) in dir {
-            let t = teams.get(&user).cloned();
-            let (c, activity) = match cc.get(&key).cloned() {
-                Some((c, a)) => (Some(c), a),
-                None => (None, None),
+        let mut teams_failed = false;
+        for chunk in dir.chunks(RECONCILE_CHUNK) {
+            let ids: Vec<String> = chunk.iter().map(|(u, ..)| u.clone()).collect();
+            // Once Teams cannot be read, the rest of the pass goes without it (as one read).
+            let mut teams: HashMap<String, TeamsPresence> = if teams_failed {
+                HashMap::new()
+            } else {
+                match s.presence.get_presences(&ids).await {
+                    Ok(v) => v.into_iter().collect(),
+                    Err(e) => {
+                        report.errors.push(format!("teams: {e}"));
+                        teams_failed = true;
+                        HashMap::new()
+                    }
+                }
             };
-            if t.is_none() && c.is_none() {
-                continue;
+            let mut reads = Vec::new();
+            for (user, conn, agent) in chunk {
+                let t = teams.remove(user);
+                let (c, activity) = match cc.get(&**conn).and_then(|m| m.get(&**agent)).cloned() {
+                    Some((c, a)) => (Some(c), a),
+                    None => (None, None),
+                };
+                if t.is_none() && c.is_none() {
+                    continue;
+                }
+                report.users_checked += 1;
+                reads.push((user.clone(), t, c, activity));
             }
-            report.users_checked += 1;
-            reads.push((user, t, c, activity));
-        }
-        let answers = self
-            .workers
-            .scatter(
-                reads,
-                |r| &r.0,
-                |reads, done| WorkerMsg::Reconcile {
+            let answers = self
+                .workers
+                .scatter(
                     reads,
-                    read_at: started_at.timestamp_millis(),
-                    done,
-                },
-            )
-            .await;
-        let shadow = s.config.sync.shadow();
-        for (user, drift, writes) in answers.into_iter().flatten() {
+                    |r| &r.0,
+                    |reads, done| WorkerMsg::Reconcile {
+                        reads,
+                        read_at: started_at.timestamp_millis(),
+                        done,
+                    },
+                )
+                .await;
+            self.tally(&mut report, answers.into_iter().flatten());
+        }
+        report.finished_at = Utc::now();
+        self.publish(&report).await;
+        report
+    }
+
+    /// Adds the engine's answers for a chunk of users to the report.
+    fn tally(
+        &self,
+        report: &mut ReconcileReport,
+        answers: impl Iterator<Item = (UserId, Drift, usize)>,
+    ) {
+        let shadow = self.shared.config.sync.shadow();
+        for (user, drift, writes) in answers {
             if shadow {
                 report.shadow_writes += writes;
             } else {
@@ -276,9 +311,6 @@ impl Reconciler {
                 report.users.push(user);
             }
         }
-        report.finished_at = Utc::now();
-        self.publish(&report).await;
-        report
     }
 
     async fn publish(&self, r: &ReconcileReport) {

@@ -35,6 +35,8 @@ struct FakeGraph {
     own: Mutex<HashMap<String, TeamsPresence>>,
     session: Mutex<HashMap<String, TeamsPresence>>,
     calls: Mutex<Vec<String>>,
+    /// The number of ids of each `get_presences` call.
+    reads: Mutex<Vec<usize>>,
 }
 
 impl FakeGraph {
@@ -59,6 +61,7 @@ impl PresenceApi for FakeGraph {
         &self,
         ids: &[String],
     ) -> Result<Vec<(String, TeamsPresence)>, GraphError> {
+        self.reads.lock().unwrap().push(ids.len());
         Ok(ids
             .iter()
             .filter_map(|u| Some((u.clone(), self.shown(u)?)))
@@ -549,6 +552,54 @@ async fn a_first_reconciliation_is_news_not_drift_and_shows_who_never_changed() 
         sides.contains(&("contact_center", "reconcile")) && sides.contains(&("teams", "reconcile")),
         "{observed:?}"
     );
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_reconciliation_reads_teams_a_chunk_of_users_at_a_time() {
+    // Holding every user's presence and reads at once was the pass's cost in memory (tens of
+    // MB at 100,000 people); a chunk is ten full Graph reads of 650.
+    const MORE: usize = 13_500;
+    let r = rig("").await;
+    let users: Vec<UserRecord> = (0..MORE)
+        .map(|i| UserRecord {
+            teams_id: format!("x{i:05}"),
+            upn: format!("x{i:05}@example.com"),
+            mail: None,
+            display_name: None,
+            business_phones: vec![],
+            mobile_phone: None,
+            cc_connector: Some("cc".into()),
+            cc_agent_id: Some(format!("b{i:05}")),
+            active: true,
+            updated_at: Utc::now(),
+        })
+        .collect();
+    r.store.upsert_users(&users).await.unwrap();
+    {
+        let mut own = r.graph.own.lock().unwrap();
+        let mut statuses = r.cc.statuses.lock().unwrap();
+        for (i, u) in users.iter().enumerate() {
+            own.insert(
+                u.teams_id.clone(),
+                TeamsPresence::new("Available", "Available"),
+            );
+            // Some agents have no status the contact center reports: Teams alone is read.
+            if i % 3 != 0 {
+                statuses.insert(format!("b{i:05}"), cc("Available"));
+            }
+        }
+    }
+    let report = r.reconcile().await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        report.users_checked, MORE,
+        "everyone with a side read, once"
+    );
+    let reads = r.graph.reads.lock().unwrap().clone();
+    assert_eq!(reads.iter().sum::<usize>(), MORE + 3, "{reads:?}");
+    assert!(reads.iter().all(|&n| n <= 6_500), "{reads:?}");
+    assert_eq!(reads.len(), 3, "{reads:?}");
     r.stop().await;
 }
 
