@@ -85,7 +85,7 @@ pub struct WrittenCc {
 pub struct Seen {
     pub at: Millis,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sequence: Option<String>,
+    pub sequence: Option<compact_str::CompactString>,
 }
 
 impl Seen {
@@ -105,7 +105,7 @@ impl Seen {
         Seen {
             at: old.map_or(at, |o| o.at.max(at)),
             sequence: sequence
-                .map(str::to_owned)
+                .map(Into::into)
                 .or_else(|| old.and_then(|o| o.sequence.clone())),
         }
     }

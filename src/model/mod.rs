@@ -11,6 +11,7 @@ pub mod inbox;
 pub mod presence_pairs;
 
 use chrono::{DateTime, Utc};
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 pub use audit::{AuditInput, AuditRecord};
@@ -39,17 +40,23 @@ impl Side {
 
 /// A Teams presence as Graph reports it. Availability and activity are open sets (Graph
 /// documents them as plain strings), compared case-insensitively.
+///
+/// The strings are `CompactString`s, which keep up to 24 bytes inline: every availability and
+/// activity Graph documents fits, so those cost no allocation (a longer sequence number
+/// allocates, as a `String` would). The engine keeps two presences per person (what Teams
+/// shows and the person's own) plus the last sequence seen: at 100,000 people, hundreds of
+/// thousands of small allocations.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TeamsPresence {
-    pub availability: String,
-    pub activity: String,
+    pub availability: CompactString,
+    pub activity: CompactString,
     /// Graph's lexicographically sortable version stamp, when the source carries one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sequence: Option<String>,
+    pub sequence: Option<CompactString>,
 }
 
 impl TeamsPresence {
-    pub fn new(availability: impl Into<String>, activity: impl Into<String>) -> Self {
+    pub fn new(availability: impl Into<CompactString>, activity: impl Into<CompactString>) -> Self {
         Self {
             availability: availability.into(),
             activity: activity.into(),

@@ -44,10 +44,10 @@ pub struct ResourceData {
 #[serde(rename_all = "camelCase")]
 pub(super) struct DecryptedPresence {
     pub(super) id: String,
-    pub(super) availability: String,
-    pub(super) activity: String,
+    pub(super) availability: compact_str::CompactString,
+    pub(super) activity: compact_str::CompactString,
     #[serde(default)]
-    pub(super) sequence_number: Option<String>,
+    pub(super) sequence_number: Option<compact_str::CompactString>,
 }
 
 /// A lifecycle event for the subscription manager.

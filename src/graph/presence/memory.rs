@@ -79,7 +79,7 @@ mod tests {
         TeamsPresence {
             availability: a.into(),
             activity: a.into(),
-            sequence: seq.map(str::to_owned),
+            sequence: seq.map(Into::into),
         }
     }
 

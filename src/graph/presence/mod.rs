@@ -198,11 +198,11 @@ impl PresenceWrite {
 pub struct PresenceDto {
     pub id: String,
     #[serde(default)]
-    pub availability: String,
+    pub availability: compact_str::CompactString,
     #[serde(default)]
-    pub activity: String,
+    pub activity: compact_str::CompactString,
     #[serde(default)]
-    pub sequence_number: Option<String>,
+    pub sequence_number: Option<compact_str::CompactString>,
 }
 
 impl From<PresenceDto> for (String, TeamsPresence) {
