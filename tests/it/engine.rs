@@ -230,6 +230,22 @@ fn config(dir: &tempfile::TempDir, extra: &str) -> Config {
     cfg
 }
 
+/// An active user already matched to `agent` of the fake contact center.
+fn matched_user(id: &str, agent: &str) -> UserRecord {
+    UserRecord {
+        teams_id: id.into(),
+        upn: format!("{id}@example.com"),
+        mail: None,
+        display_name: None,
+        business_phones: vec![],
+        mobile_phone: None,
+        cc_connector: Some("cc".into()),
+        cc_agent_id: Some(agent.into()),
+        active: true,
+        updated_at: Utc::now(),
+    }
+}
+
 async fn start(
     cfg: Config,
     dir: Arc<tempfile::TempDir>,
@@ -246,18 +262,7 @@ async fn start(
         }
     });
     let users: Vec<UserRecord> = (1..=3)
-        .map(|i| UserRecord {
-            teams_id: format!("u{i}"),
-            upn: format!("u{i}@example.com"),
-            mail: None,
-            display_name: None,
-            business_phones: vec![],
-            mobile_phone: None,
-            cc_connector: Some("cc".into()),
-            cc_agent_id: Some(format!("a{i}")),
-            active: true,
-            updated_at: Utc::now(),
-        })
+        .map(|i| matched_user(&format!("u{i}"), &format!("a{i}")))
         .collect();
     store.upsert_users(&users).await.unwrap();
     let cfg = Arc::new(cfg);
@@ -562,18 +567,7 @@ async fn a_reconciliation_reads_teams_a_chunk_of_users_at_a_time() {
     const MORE: usize = 13_500;
     let r = rig("").await;
     let users: Vec<UserRecord> = (0..MORE)
-        .map(|i| UserRecord {
-            teams_id: format!("x{i:05}"),
-            upn: format!("x{i:05}@example.com"),
-            mail: None,
-            display_name: None,
-            business_phones: vec![],
-            mobile_phone: None,
-            cc_connector: Some("cc".into()),
-            cc_agent_id: Some(format!("b{i:05}")),
-            active: true,
-            updated_at: Utc::now(),
-        })
+        .map(|i| matched_user(&format!("x{i:05}"), &format!("b{i:05}")))
         .collect();
     r.store.upsert_users(&users).await.unwrap();
     {
