@@ -18,7 +18,7 @@ use crate::engine::config::PresenceScope;
 use crate::graph::client::ApiFamily;
 use crate::graph::presence::scope_changes::ScopeChanges;
 use crate::graph::scope;
-use crate::store::{Store, StoreError, UserRecord};
+use crate::store::{self, Store, StoreError, UserRecord};
 
 /// Store key of the users delta link.
 pub const DELTA_LINK_KEY: &str = "graph.users.delta_link";
@@ -30,10 +30,6 @@ const PAGE_SIZE: u32 = 999;
 /// After a failed sync, the next try comes this soon rather than a full interval later: long
 /// enough not to hammer a throttled tenant, short enough that new agents appear quickly.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
-
-/// Most users a delta names whose stored records are read one by one; past it, one read of
-/// all. A thousand point reads on SQLite take about as long as one read of 100,000 rows.
-const DELTA_READ_ONE_BY_ONE_MAX: usize = 1_000;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -320,62 +316,45 @@ impl DirectorySync {
         self.full().await
     }
 
-    async fn known(&self) -> Result<HashMap<String, UserRecord>, StoreError> {
+    /// The stored records of `ids` (those that exist), read [`store::USERS_PER_READ`] at a
+    /// time: a delta or a page of the listing names a few hundred users, never the directory.
+    async fn known_of(&self, ids: Vec<String>) -> Result<HashMap<String, UserRecord>, StoreError> {
         Ok(self
             .store
-            .list_users()
+            .get_users(&ids)
             .await?
             .into_iter()
             .map(|u| (u.teams_id.clone(), u))
             .collect())
     }
 
-    /// The stored records of the users a delta names. A delta every minute usually names
-    /// none or a few: reading those one by one, rather than every user (a 1 s read and ~70 MB
-    /// of garbage a minute at 100,000 people), keeps the daemon at rest. A delta naming more
-    /// than [`DELTA_READ_ONE_BY_ONE_MAX`] users reads them all at once.
-    async fn known_of(
-        &self,
-        changes: &[DirectoryUser],
-    ) -> Result<HashMap<String, UserRecord>, StoreError> {
-        if changes.len() > DELTA_READ_ONE_BY_ONE_MAX {
-            return self.known().await;
-        }
-        let mut known = HashMap::new();
-        for u in changes {
-            match self.store.get_user(&u.id).await {
-                Ok(r) => {
-                    known.insert(u.id.clone(), r);
-                }
-                Err(StoreError::NotFound) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(known)
-    }
-
     async fn full(&self) -> Result<SyncReport, DirectoryError> {
         // Take the link first so that changes made during the listing come with the next delta.
         let (_, link) = self.client.users_delta(None).await?;
         let plans = &self.client.config().teams_service_plan_ids;
-        let known = self.known().await?;
-        // A page at a time: each page's users are stored before the next is read, so only
-        // the ids seen are kept for the whole listing (not every user with its plans).
+        // A page at a time: each page's users are merged with their stored records and stored
+        // before the next is read, so only the ids seen are kept for the whole listing (not
+        // every user with its plans, nor every stored record).
         let mut pages = self.client.teams_users_pages(plans)?;
         let mut seen: HashSet<String> = HashSet::new();
         let mut upserted = 0;
         while let Some(page) = pages.next_page().await? {
+            let known = self
+                .known_of(page.iter().map(|u| u.id.clone()).collect())
+                .await?;
             let records: Vec<UserRecord> =
                 page.iter().map(|u| u.to_record(known.get(&u.id))).collect();
             self.store.upsert_users(&records).await?;
             upserted += records.len();
             seen.extend(page.into_iter().map(|u| u.id));
         }
-        let gone: Vec<String> = known
-            .values()
-            .filter(|u| u.active && !seen.contains(u.teams_id.as_str()))
-            .map(|u| u.teams_id.clone())
-            .collect();
+        let mut gone: Vec<String> = Vec::new();
+        store::each_user(self.store.as_ref(), |u| {
+            if u.active && !seen.contains(u.teams_id.as_str()) {
+                gone.push(u.teams_id);
+            }
+        })
+        .await?;
         let deactivated = self.store.deactivate_users(&gone).await?;
         self.store.put_kv(DELTA_LINK_KEY, &link).await?;
         Ok(SyncReport {
@@ -391,7 +370,9 @@ impl DirectorySync {
         next: String,
     ) -> Result<SyncReport, DirectoryError> {
         let plans = &self.client.config().teams_service_plan_ids;
-        let known = self.known_of(&changes).await?;
+        let known = self
+            .known_of(changes.iter().map(|u| u.id.clone()).collect())
+            .await?;
         let mut upserts = Vec::new();
         let mut gone = Vec::new();
         for u in &changes {

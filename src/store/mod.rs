@@ -294,6 +294,9 @@ pub trait Store: Send + Sync + 'static {
     /// Insert or update users by `teams_id`, in one transaction.
     async fn upsert_users(&self, users: &[UserRecord]) -> StoreResult<()>;
     async fn get_user(&self, teams_id: &str) -> StoreResult<UserRecord>;
+    /// The stored records of those of `teams_ids` that exist, in no particular order (read
+    /// [`USERS_PER_READ`] ids per statement).
+    async fn get_users(&self, teams_ids: &[String]) -> StoreResult<Vec<UserRecord>>;
     /// All users, active or not, ordered by `teams_id`.
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
     /// Up to `limit` users whose ids sort after `after` (from the first when `None`), in id
@@ -459,6 +462,9 @@ pub trait Store: Send + Sync + 'static {
     /// user (by name, then connector and id), searched and filtered, with the total.
     async fn list_people(&self, query: &people::PeopleQuery) -> StoreResult<people::PeoplePage>;
 }
+
+/// Ids per statement of [`Store::get_users`]: well under either backend's parameter limit.
+pub const USERS_PER_READ: usize = 1_000;
 
 /// Users per page of [`each_user`]: a few MB of records at a time, however large the directory.
 pub const USER_PAGE: u32 = 2_000;

@@ -636,13 +636,31 @@ async fn restart_keeps_echo_memory() {
 }
 
 /// Runs every store call on a runtime with real time on its own thread, so the pool's
-/// timeouts do not fire when the test's paused clock jumps ahead. Counts full reads of the
-/// users (`list_users`, or a first `list_users_page`).
+/// timeouts do not fire when the test's paused clock jumps ahead. Counts its reads of users.
 pub(crate) struct RealTimeStore {
     inner: Arc<dyn Store>,
     handle: tokio::runtime::Handle,
     _stop: tokio::sync::oneshot::Sender<()>,
-    list_users_calls: Arc<std::sync::atomic::AtomicUsize>,
+    reads: Arc<UserReads>,
+}
+
+/// What a [`RealTimeStore`] counted of its reads of users.
+#[derive(Default)]
+pub(crate) struct UserReads {
+    /// Passes over every user: `list_users`, or a first `list_users_page`.
+    pub full: std::sync::atomic::AtomicUsize,
+    /// The most user records one call returned.
+    pub largest: std::sync::atomic::AtomicUsize,
+}
+
+impl UserReads {
+    fn returned<T>(&self, users: StoreResult<Vec<T>>) -> StoreResult<Vec<T>> {
+        if let Ok(u) = &users {
+            self.largest
+                .fetch_max(u.len(), std::sync::atomic::Ordering::SeqCst);
+        }
+        users
+    }
 }
 
 impl RealTimeStore {
@@ -650,10 +668,10 @@ impl RealTimeStore {
         Self::open_counted(cfg).0
     }
 
-    /// The store and the count of its full reads of the users.
+    /// The store and what it counts of its reads of users.
     pub(crate) fn open_counted(
         cfg: presence_bridge::store::config::StoreConfig,
-    ) -> (Arc<dyn Store>, Arc<std::sync::atomic::AtomicUsize>) {
+    ) -> (Arc<dyn Store>, Arc<UserReads>) {
         let (tx, rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         std::thread::spawn(move || {
@@ -666,14 +684,14 @@ impl RealTimeStore {
             let _ = rt.block_on(stopped);
         });
         let (inner, handle) = rx.recv().unwrap();
-        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let reads = Arc::new(UserReads::default());
         let store = Arc::new(RealTimeStore {
             inner,
             handle,
             _stop: stop,
-            list_users_calls: calls.clone(),
+            reads: reads.clone(),
         });
-        (store, calls)
+        (store, reads)
     }
 
     async fn run<T: Send + 'static>(
@@ -706,11 +724,20 @@ impl Store for RealTimeStore {
         self.run(async move { s.get_user(&teams_id).await }).await
     }
 
+    async fn get_users(&self, teams_ids: &[String]) -> StoreResult<Vec<UserRecord>> {
+        let teams_ids = teams_ids.to_vec();
+        let s = self.inner.clone();
+        let users = self.run(async move { s.get_users(&teams_ids).await }).await;
+        self.reads.returned(users)
+    }
+
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
-        self.list_users_calls
+        self.reads
+            .full
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let s = self.inner.clone();
-        self.run(async move { s.list_users().await }).await
+        let users = self.run(async move { s.list_users().await }).await;
+        self.reads.returned(users)
     }
 
     async fn list_users_page(
@@ -720,13 +747,16 @@ impl Store for RealTimeStore {
     ) -> StoreResult<Vec<UserRecord>> {
         // A pass over every user starts with the first page.
         if after.is_none() {
-            self.list_users_calls
+            self.reads
+                .full
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         let after = after.map(str::to_owned);
         let s = self.inner.clone();
-        self.run(async move { s.list_users_page(after.as_deref(), limit).await })
-            .await
+        let users = self
+            .run(async move { s.list_users_page(after.as_deref(), limit).await })
+            .await;
+        self.reads.returned(users)
     }
 
     async fn set_user_matches(

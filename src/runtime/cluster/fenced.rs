@@ -70,6 +70,9 @@ impl Store for FencedStore {
     async fn get_user(&self, teams_id: &str) -> StoreResult<UserRecord> {
         self.inner.get_user(teams_id).await
     }
+    async fn get_users(&self, teams_ids: &[String]) -> StoreResult<Vec<UserRecord>> {
+        self.inner.get_users(teams_ids).await
+    }
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
         self.inner.list_users().await
     }

@@ -77,6 +77,17 @@ macro_rules! impl_store {
                 fetch_one(&self.pool, &format!("{USERS} WHERE teams_id = $1"), &[teams_id], user_row).await
             }
 
+            async fn get_users(&self, teams_ids: &[String]) -> StoreResult<Vec<UserRecord>> {
+                let mut out = Vec::with_capacity(teams_ids.len());
+                for chunk in teams_ids.chunks(crate::store::USERS_PER_READ) {
+                    let marks = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+                    let binds: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                    let sql = format!("{USERS} WHERE teams_id IN ({marks})");
+                    out.extend(fetch_all(&self.pool, &sql, &binds, user_row).await?);
+                }
+                Ok(out)
+            }
+
             async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
                 fetch_all(&self.pool, &format!("{USERS} ORDER BY teams_id"), &[], user_row).await
             }

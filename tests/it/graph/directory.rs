@@ -1,15 +1,17 @@
 //! Directory sync and `$batch` writes against the simulated tenant, with a real SQLite store.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use chrono::Utc;
 use presence_bridge::graph::GraphClient;
 use presence_bridge::graph::directory::{DELTA_LINK_KEY, DirectorySync};
 use presence_bridge::graph::presence::PresenceWrite;
 use presence_bridge::graph::presence::scope_changes::ScopeChanges;
 use presence_bridge::sim::graph::{FaultKind, FaultRule, SimUser};
 use presence_bridge::store::config::StoreConfig;
-use presence_bridge::store::{self, Store};
+use presence_bridge::store::{self, Store, UserMatch};
 use secrecy::SecretString;
 
 use super::{client_config, sim_with_users, user_id};
@@ -188,8 +190,8 @@ async fn batches_hold_twenty_and_retry_only_the_failed_items() {
 #[tokio::test]
 async fn a_delta_sync_reads_only_the_users_it_names() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, full_reads) = crate::engine::RealTimeStore::open_counted(sqlite_config(&dir));
-    let reads = || full_reads.load(std::sync::atomic::Ordering::SeqCst);
+    let (store, counts) = crate::engine::RealTimeStore::open_counted(sqlite_config(&dir));
+    let reads = || counts.full.load(std::sync::atomic::Ordering::SeqCst);
     let sim = sim_with_users(3).await;
     let client = GraphClient::new(&client_config(&sim), None).unwrap();
     let sync = DirectorySync::new(client, store.clone());
@@ -207,6 +209,53 @@ async fn a_delta_sync_reads_only_the_users_it_names() {
     assert_eq!(reads(), after_full, "a delta of one user read every user");
     let u = store.get_user(&user_id(2)).await.unwrap();
     assert_eq!(u.upn, "renamed2@contoso.example");
+}
+
+/// A full resync (a restart without a delta link, or an expired one) reads the stored users a
+/// page at a time: it read every stored record at once and held them through the whole
+/// listing (at 100,000 people, tens of MB on top of the listing itself). Matches made since
+/// the last sync are kept; a user the listing no longer shows is deactivated.
+#[tokio::test]
+async fn a_full_resync_holds_a_page_of_stored_users_not_all_of_them() {
+    // More than one page of stored users and of Graph's listing.
+    const N: usize = 2_500;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, counts) = crate::engine::RealTimeStore::open_counted(sqlite_config(&dir));
+    let sim = sim_with_users(N).await;
+    let client = GraphClient::new(&client_config(&sim), None).unwrap();
+    let sync = DirectorySync::new(client, store.clone());
+    assert!(sync.run_once().await.unwrap().full);
+    let matched = UserMatch {
+        teams_id: user_id(7),
+        connector: Some("cc".into()),
+        agent_id: Some("agent-7".into()),
+    };
+    assert_eq!(
+        store
+            .set_user_matches(&[matched], Utc::now())
+            .await
+            .unwrap(),
+        1
+    );
+
+    sim.state.delete_user(&user_id(3));
+    sim.state
+        .update_user(&user_id(7), |u| u.mobile_phone = Some("+1 555 0107".into()));
+    sim.state.expire_delta_links();
+    counts.largest.store(0, Ordering::SeqCst);
+    let r = sync.run_once().await.unwrap();
+    assert_eq!((r.full, r.upserted, r.deactivated), (true, N - 1, 1));
+    let largest = counts.largest.load(Ordering::SeqCst);
+    assert!(
+        largest <= store::USER_PAGE as usize,
+        "one read returned {largest} stored users"
+    );
+    let u7 = store.get_user(&user_id(7)).await.unwrap();
+    assert_eq!(
+        (u7.cc_agent_id.as_deref(), u7.mobile_phone.as_deref()),
+        (Some("agent-7"), Some("+1 555 0107"))
+    );
+    assert!(!store.get_user(&user_id(3)).await.unwrap().active);
 }
 
 #[tokio::test]

@@ -83,6 +83,22 @@ store_suite! {
         assert_eq!(each, ids);
     }
 
+    async fn users_are_read_by_id_in_more_than_one_statement(db: TestDb) {
+        let s = db.open().await;
+        let n = presence_bridge::store::USERS_PER_READ + 5;
+        let users: Vec<_> = (0..n).map(|i| user(&format!("u{i:05}"), None)).collect();
+        s.upsert_users(&users).await.unwrap();
+        // Every stored one but the first, an unknown id, and one id twice.
+        let mut ids: Vec<String> = users[1..].iter().map(|u| u.teams_id.clone()).collect();
+        ids.push("nobody".into());
+        ids.push(users[2].teams_id.clone());
+        let mut got = s.get_users(&ids).await.unwrap();
+        got.sort_by(|a, b| a.teams_id.cmp(&b.teams_id));
+        got.dedup_by(|a, b| a.teams_id == b.teams_id);
+        assert_eq!(got, users[1..], "whole records of the stored ones");
+        assert!(s.get_users(&[]).await.unwrap().is_empty());
+    }
+
     async fn matches_are_written_without_touching_the_rest_of_the_user(db: TestDb) {
         let s = db.open().await;
         let mut b = user("b", None);
