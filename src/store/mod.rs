@@ -295,7 +295,7 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_users(&self, users: &[UserRecord]) -> StoreResult<()>;
     async fn get_user(&self, teams_id: &str) -> StoreResult<UserRecord>;
     /// The stored records of those of `teams_ids` that exist, in no particular order (read
-    /// [`USERS_PER_READ`] ids per statement).
+    /// [`USERS_PER_READ`] ids per statement, so an id given twice may come back twice).
     async fn get_users(&self, teams_ids: &[String]) -> StoreResult<Vec<UserRecord>>;
     /// All users, active or not, ordered by `teams_id`.
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
